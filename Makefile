@@ -1,0 +1,37 @@
+# CAM Lens: `make run` starts the dashboard (building the demo on first use), `make test` runs
+# the whole test suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8501
+export CAM_LENS_HOME ?= $(HOME)/.cache/cam-lens
+
+.PHONY: run test lint demo bench clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(CAM_LENS_HOME)/demo/artifacts/manifest.json: | $(VENV)/.installed
+	$(PY) -m cam_core demo
+
+demo: $(CAM_LENS_HOME)/demo/artifacts/manifest.json
+
+run: $(VENV)/.installed demo
+	$(PY) -m streamlit run dashboard/app.py --server.port $(PORT)
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check cam_core dashboard tests benchmarks
+	$(PY) -m mypy cam_core
+
+bench: $(VENV)/.installed
+	$(PY) -m pip install --quiet -r benchmarks/requirements.txt
+	$(PY) benchmarks/bench_cam.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,240 @@
+"""Command-line interface: a thin layer mapping flags onto cam_core's config dataclasses."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from cam_core import __version__
+from cam_core.errors import CamLensError
+from cam_core.locations import demo_run_dir
+
+__all__ = ["build_parser", "main"]
+
+log = logging.getLogger("cam_core")
+
+EXIT_ERROR = 2
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m cam_core`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="python -m cam_core",
+        description="Train CAM-ready classifiers and explain them with class activation maps.",
+    )
+    parser.add_argument("--version", action="version", version=f"cam_core {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="generate demo data, train, analyse (offline)")
+    demo.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="run folder (default: %(default)s = $CAM_LENS_HOME/demo)",
+    )
+    demo.add_argument("--quick", action="store_true", help="tiny version that runs in seconds")
+
+    data_help = "pets, demo, or a folder (Pets naming or one sub-folder per class)"
+    train = sub.add_parser("train", help="two-stage training, saves a model folder")
+    train.add_argument("--data", required=True, help=data_help)
+    train.add_argument(
+        "--arch",
+        default="resnet34",
+        help="resnet18, resnet34, resnet50 or democnn (default: %(default)s)",
+    )
+    train.add_argument("--size", type=_positive, default=512, help="input size (default: 512)")
+    train.add_argument("--bs", type=_positive, default=32, help="batch size (default: 32)")
+    train.add_argument("--epochs1", type=int, default=1, help="stage-1 epochs (default: 1)")
+    train.add_argument("--epochs2", type=_positive, default=5, help="stage-2 epochs (default: 5)")
+    train.add_argument("--lr", type=float, default=None, help="learning rate")
+    train.add_argument(
+        "--no-pretrained",
+        action="store_true",
+        help="train from scratch instead of ImageNet weights",
+    )
+    train.add_argument("--valid-pct", type=_fraction, default=0.2, help="default: 0.2")
+    train.add_argument("--seed", type=int, default=42, help="default: 42")
+    train.add_argument("--workers", type=int, default=None, help="DataLoader workers")
+    train.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
+    train.add_argument("--out", type=Path, required=True, help="model folder to write")
+
+    analyze = sub.add_parser(
+        "analyze", help="batched predictions + class maps of the validation set"
+    )
+    analyze.add_argument("--model", type=Path, required=True, help="model folder")
+    analyze.add_argument(
+        "--data", default=None, help=f"{data_help} (default: the model's own training data)"
+    )
+    analyze.add_argument("--valid-pct", type=_fraction, default=0.2, help="with --data")
+    analyze.add_argument("--seed", type=int, default=42, help="with --data")
+    analyze.add_argument("--bs", type=_positive, default=64, help="batch size (default: 64)")
+    analyze.add_argument("--workers", type=int, default=None, help="image-decoding workers")
+    analyze.add_argument("--device", default=None, help="cuda or cpu")
+    analyze.add_argument("--out", type=Path, required=True, help="artifact folder to write")
+
+    predict = sub.add_parser("predict", help="predict images or URLs, one JSON line each")
+    predict.add_argument("--model", type=Path, required=True, help="model folder")
+    predict.add_argument(
+        "--out-dir", type=Path, default=None, help="write an overlay PNG per input and class here"
+    )
+    predict.add_argument("--colorscale", default="Jet", help="overlay colour scale")
+    predict.add_argument("--opacity", type=float, default=0.5, help="overlay opacity 0..1")
+    predict.add_argument(
+        "--allow-private-urls",
+        action="store_true",
+        help="allow URLs on private/loopback addresses (trusted intranets only)",
+    )
+    predict.add_argument("--device", default=None, help="cuda or cpu")
+    predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_URL")
+
+    report = sub.add_parser("report", help="self-contained HTML report of an artifact folder")
+    report.add_argument("--artifacts", type=Path, required=True, help="artifact folder")
+    report.add_argument("--out", type=Path, required=True, help="HTML file to write")
+    report.add_argument("--top", type=_positive, default=12, help="errors shown (default: 12)")
+    report.add_argument("--colorscale", default="Jet", help="overlay colour scale")
+    return parser
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from cam_core.pipeline import run_demo
+
+    out = args.out or demo_run_dir()
+    manifest = run_demo(out, quick=args.quick)
+    print(
+        json.dumps(
+            {"model": str(out / "model"), "artifacts": str(out / "artifacts"), **manifest.metrics}
+        )
+    )
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from cam_core.data import DataConfig, load_dataset
+    from cam_core.training import TrainConfig, train_model
+
+    cfg = TrainConfig(
+        arch=args.arch,
+        image_size=args.size,
+        batch_size=args.bs,
+        epochs1=args.epochs1,
+        epochs2=args.epochs2,
+        pretrained=not args.no_pretrained and args.data != "demo",
+        lr=args.lr,
+        seed=args.seed,
+        num_workers=args.workers,
+        device=args.device,
+    )
+    dataset = load_dataset(DataConfig(source=args.data, valid_pct=args.valid_pct, seed=args.seed))
+    card = train_model(dataset, cfg, args.out)
+    print(json.dumps({"model": str(args.out), **card.metrics}))
+    return 0
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from cam_core.data import DataConfig
+    from cam_core.pipeline import AnalyzeConfig, analyze
+
+    data_cfg = (
+        DataConfig(source=args.data, valid_pct=args.valid_pct, seed=args.seed)
+        if args.data
+        else None
+    )
+    manifest = analyze(
+        args.model,
+        args.out,
+        data_cfg,
+        AnalyzeConfig(batch_size=args.bs, num_workers=args.workers, device=args.device),
+    )
+    print(json.dumps({"artifacts": str(args.out), **manifest.metrics}))
+    return 0
+
+
+def _safe_stem(source: str, index: int) -> str:
+    tail = source.rstrip("/").rsplit("/", 1)[-1]
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(tail).stem)[:60] or "image"
+    return f"{index:03d}_{stem}"
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from cam_core.fetch import FetchConfig
+    from cam_core.model_files import load_model
+    from cam_core.overlay import encode_png, overlay
+    from cam_core.predict import load_input, predict_images
+    from cam_core.storage import atomic_write_bytes
+
+    model = load_model(args.model, args.device)
+    fetch_cfg = FetchConfig(allow_private=args.allow_private_urls)
+    failed = 0
+    if args.out_dir is not None:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+    for index, source in enumerate(args.inputs):
+        try:
+            image = load_input(source, fetch_cfg)
+        except CamLensError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        (prediction,) = predict_images(model, [(source, image)])
+        print(json.dumps(prediction.to_json()), flush=True)
+        if args.out_dir is not None:
+            for k, name in enumerate(prediction.classes):
+                png = encode_png(
+                    overlay(prediction.view, prediction.maps[k], args.colorscale, args.opacity)
+                )
+                atomic_write_bytes(args.out_dir / f"{_safe_stem(source, index)}_{name}.png", png)
+    return EXIT_ERROR if failed else 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from cam_core.report import write_report
+
+    write_report(args.artifacts, args.out, top_n=args.top, colorscale=args.colorscale)
+    print(json.dumps({"report": str(args.out)}))
+    return 0
+
+
+_COMMANDS = {
+    "demo": _cmd_demo,
+    "train": _cmd_train,
+    "analyze": _cmd_analyze,
+    "predict": _cmd_predict,
+    "report": _cmd_report,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the process exit status (0 ok, 2 error)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return _COMMANDS[args.command](args)
+    except (CamLensError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,246 @@
+"""Data sources: Oxford-IIIT Pet (the tutorial's data), local folders, and the generated demo.
+
+Every source becomes a :class:`Dataset`: labelled samples plus a seeded validation split, so
+training and analysis always agree on which images are validation images.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import urllib.error
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from cam_core.demo_data import DemoConfig, generate_demo
+from cam_core.errors import DataSourceError, DownloadError, ImageRejectedError
+from cam_core.images import sniff_format, square_resize
+from cam_core.locations import home
+
+__all__ = [
+    "DataConfig",
+    "Dataset",
+    "Sample",
+    "load_dataset",
+    "pets_label",
+    "read_mask",
+    "scan_folder",
+    "split_valid",
+]
+
+log = logging.getLogger(__name__)
+
+_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+_BREED_SUFFIX = re.compile(r"_\d+$")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled picture.
+
+    Attributes:
+        path: the image file.
+        label: class name.
+        breed: finer label when known (Pets: file name without ``_<n>``).
+        mask_path: ground-truth mask (Pets trimap or demo part mask) when one exists.
+    """
+
+    path: Path
+    label: str
+    breed: str | None = None
+    mask_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Samples, class order and the validation split of one data source."""
+
+    source: str
+    root: Path
+    samples: tuple[Sample, ...]
+    classes: tuple[str, ...]
+    valid_idx: tuple[int, ...]
+    valid_pct: float = 0.2
+    seed: int = 42
+
+    @property
+    def valid_samples(self) -> tuple[Sample, ...]:
+        """The validation samples, in split order."""
+        return tuple(self.samples[i] for i in self.valid_idx)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data to use and how to split it.
+
+    Attributes:
+        source: ``"pets"``, ``"demo"`` or a folder path.
+        valid_pct: share of images held out for validation.
+        seed: seed of the split (and of the demo generator).
+        cache_root: where generated demo data is written once and reused.
+        demo: generator settings for the ``demo`` source.
+    """
+
+    source: str = "demo"
+    valid_pct: float = 0.2
+    seed: int = 42
+    cache_root: Path = field(default_factory=home)
+    demo: DemoConfig = field(default_factory=DemoConfig)
+
+
+def pets_label(file_name: str) -> tuple[str, str]:
+    """Label a file by the Oxford-IIIT Pet convention.
+
+    Returns:
+        ``(label, breed)``: ``"cat"`` when the name starts with an upper-case letter, else
+        ``"dog"``; the breed is the stem without its trailing ``_<number>``.
+    """
+    stem = Path(file_name).stem
+    label = "cat" if stem[:1].isupper() else "dog"
+    return label, _BREED_SUFFIX.sub("", stem)
+
+
+def split_valid(n: int, valid_pct: float, seed: int) -> tuple[int, ...]:
+    """Seeded random validation indices (sorted), like fastai's ``RandomSplitter``.
+
+    Raises:
+        DataSourceError: a split that leaves no training or no validation image.
+    """
+    n_valid = round(n * valid_pct)
+    if not 0 < n_valid < n:
+        raise DataSourceError(
+            f"{n} images with valid_pct={valid_pct} leaves no training or validation image; "
+            "add images or change the split"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    return tuple(sorted(int(i) for i in order[:n_valid]))
+
+
+def _is_image(path: Path, counts: Counter[str]) -> bool:
+    """Cheap check (magic bytes and header) that a file is a readable image; counts skips."""
+    if path.name.startswith("."):
+        counts["hidden"] += 1
+        return False
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64)
+        sniff_format(head)
+        with Image.open(path) as img:
+            img.size  # noqa: B018 - parsing the header is the check
+    except ImageRejectedError:
+        counts["not an image"] += 1
+        return False
+    except Exception:  # noqa: BLE001 - any header failure means the file is unreadable
+        counts["unreadable"] += 1
+        return False
+    return True
+
+
+def _image_files(folder: Path, counts: Counter[str]) -> list[Path]:
+    return [p for p in sorted(folder.iterdir()) if p.is_file() and _is_image(p, counts)]
+
+
+def _find_mask(root: Path, image: Path) -> Path | None:
+    for candidate in (
+        root / "annotations" / "trimaps" / f"{image.stem}.png",
+        root / "annotations" / "masks" / image.name,
+    ):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def scan_folder(root: Path) -> tuple[list[Sample], tuple[str, ...]]:
+    """Find labelled images in a local folder.
+
+    Accepted layouts: the Pets layout (``images/`` plus optional ``annotations/trimaps``), a
+    flat folder in the Pets naming convention, or one sub-folder per class (two or more).
+    Hidden files, non-images and unreadable images are skipped and counted in the log.
+
+    Returns:
+        ``(samples, classes)`` with classes sorted by name.
+
+    Raises:
+        DataSourceError: missing folder, no images, or fewer than two classes.
+    """
+    if not root.is_dir():
+        raise DataSourceError(f"data folder {root} does not exist or is not a folder")
+    counts: Counter[str] = Counter()
+    images_dir = root / "images" if (root / "images").is_dir() else root
+    subdirs = sorted(p for p in images_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    class_dirs = [(d, files) for d in subdirs if (files := _image_files(d, counts))]
+    samples: list[Sample]
+    if len(class_dirs) >= 2:
+        samples = [Sample(path=f, label=d.name) for d, files in class_dirs for f in files]
+    else:
+        samples = []
+        for file in _image_files(images_dir, counts):
+            label, breed = pets_label(file.name)
+            samples.append(Sample(file, label, breed, _find_mask(root, file)))
+    for reason, count in sorted(counts.items()):
+        log.warning("skipped %d file(s) in %s: %s", count, root, reason)
+    if not samples:
+        raise DataSourceError(
+            f"no images found in {root}; expected Pets-named files or one sub-folder per class"
+        )
+    classes = tuple(sorted({s.label for s in samples}))
+    if len(classes) < 2:
+        raise DataSourceError(
+            f"{root} has only the class {classes[0]!r}; a classifier needs at least two "
+            "(Pets naming: upper-case first letter = cat, or one sub-folder per class)"
+        )
+    return samples, classes
+
+
+def _download_pets() -> Path:
+    from fastai.data.external import URLs, untar_data
+
+    try:
+        return Path(untar_data(URLs.PETS))
+    except (urllib.error.URLError, OSError, ConnectionError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DownloadError(
+            f"downloading Oxford-IIIT Pet from {URLs.PETS} failed ({reason}); "
+            "pass --data with a local folder (Pets naming or one sub-folder per class), "
+            "or run the offline demo: python -m cam_core demo"
+        ) from None
+
+
+def load_dataset(cfg: DataConfig) -> Dataset:
+    """Resolve a data source into a labelled, split :class:`Dataset`.
+
+    Raises:
+        DownloadError: ``pets`` could not be downloaded.
+        DataSourceError: the folder is missing, empty or has fewer than two classes.
+    """
+    if cfg.source == "pets":
+        root = _download_pets()
+    elif cfg.source == "demo":
+        root = generate_demo(cfg.cache_root, cfg.demo)
+    else:
+        root = Path(cfg.source).expanduser().resolve()
+    samples, classes = scan_folder(root)
+    log.info("%s: %d images, classes %s", cfg.source, len(samples), ", ".join(classes))
+    valid_idx = split_valid(len(samples), cfg.valid_pct, cfg.seed)
+    return Dataset(cfg.source, root, tuple(samples), classes, valid_idx, cfg.valid_pct, cfg.seed)
+
+
+def read_mask(path: Path, size: int) -> np.ndarray:
+    """Read a ground-truth mask as the model sees it (square crop, resized).
+
+    Pets trimaps (values 1 = pet, 2 = background, 3 = border) keep 1 and 3; other masks keep
+    pixels brighter than 127.
+
+    Returns:
+        bool array of shape ``(size, size)``.
+    """
+    with Image.open(path) as img:
+        gray = square_resize(img.convert("L"), size, Image.Resampling.NEAREST)
+    arr = np.asarray(gray)
+    if arr.size and arr.max() <= 3:
+        return (arr == 1) | (arr == 3)
+    return arr > 127

@@ -1,0 +1,50 @@
+"""Every error that ``cam_core`` raises on purpose.
+
+Each class names one kind of problem; messages name the input and the fix, so the CLI and the
+dashboard can show ``str(error)`` to a person as it is.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyRunningError",
+    "ArtifactError",
+    "CamLensError",
+    "DataSourceError",
+    "DownloadError",
+    "ImageRejectedError",
+    "ModelFileError",
+    "UrlRejectedError",
+]
+
+
+class CamLensError(Exception):
+    """Base class: a problem the user can fix, with a one-line message."""
+
+
+class DataSourceError(CamLensError):
+    """A dataset could not be found, read or labelled."""
+
+
+class DownloadError(CamLensError):
+    """A dataset or weights download failed (usually: no internet)."""
+
+
+class ImageRejectedError(CamLensError):
+    """Bytes that are not an acceptable image (wrong format, too large, corrupt)."""
+
+
+class UrlRejectedError(CamLensError):
+    """A URL that may not be fetched, or whose fetch failed."""
+
+
+class ModelFileError(CamLensError):
+    """A saved model folder that is missing, damaged, or from an unknown format."""
+
+
+class ArtifactError(CamLensError):
+    """An analysis artifact folder that is missing, damaged, or inconsistent."""
+
+
+class AlreadyRunningError(CamLensError):
+    """Another training or analysis is writing the same folder right now."""

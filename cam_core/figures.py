@@ -1,0 +1,225 @@
+"""Pure Plotly figure builders: arrays/tables in, ``plotly.graph_objects.Figure`` out.
+
+Shared by the dashboard and the HTML report; nothing here reads files or knows Streamlit.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from PIL import Image
+
+from cam_core.overlay import encode_png
+
+__all__ = [
+    "class_map_figure",
+    "confidence_histogram",
+    "confusion_figure",
+    "difference_figure",
+    "figure_html",
+    "probability_figure",
+]
+
+_MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+
+
+def _png_data_uri(image: Image.Image) -> str:
+    return "data:image/png;base64," + base64.b64encode(encode_png(image)).decode("ascii")
+
+
+def confusion_figure(matrix: pd.DataFrame) -> go.Figure:
+    """Confusion matrix; each cell is also a clickable point carrying ``(true, predicted)``.
+
+    Args:
+        matrix: ``K×K`` counts, index = true class, columns = predicted class.
+    """
+    true_names = [str(c) for c in matrix.index]
+    pred_names = [str(c) for c in matrix.columns]
+    counts = matrix.to_numpy()
+    row_totals = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, row_totals, out=np.zeros(counts.shape, float), where=row_totals > 0)
+    figure = go.Figure(
+        go.Heatmap(
+            z=share,
+            x=pred_names,
+            y=true_names,
+            colorscale="Blues",
+            zmin=0,
+            zmax=1,
+            text=[
+                [f"{n}<br>{p:.0%}" for n, p in zip(row, prow, strict=True)]
+                for row, prow in zip(counts, share, strict=True)
+            ],
+            texttemplate="%{text}",
+            hoverinfo="skip",
+            colorbar={"title": "share of row", "tickformat": ".0%"},
+        )
+    )
+    xs, ys, custom = [], [], []
+    for t in true_names:
+        for p in pred_names:
+            xs.append(p)
+            ys.append(t)
+            custom.append([t, p, int(matrix.loc[t, p])])
+    figure.add_trace(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            mode="markers",
+            customdata=custom,
+            marker={"size": 40, "opacity": 0.01, "symbol": "square"},
+            hovertemplate="true %{customdata[0]} → predicted %{customdata[1]}: "
+            "%{customdata[2]} images<extra>click to open in the gallery</extra>",
+            showlegend=False,
+        )
+    )
+    figure.update_layout(
+        title="Confusion matrix (rows: true class)",
+        xaxis={"title": "predicted", "side": "bottom", "type": "category"},
+        yaxis={"title": "true", "autorange": "reversed", "type": "category"},
+        margin=_MARGIN,
+        clickmode="event+select",
+    )
+    return figure
+
+
+def class_map_figure(
+    cam: np.ndarray,
+    view: Image.Image,
+    title: str,
+    colorscale: str = "Jet",
+    opacity: float = 0.5,
+    zmin: float | None = None,
+    zmax: float | None = None,
+    diverging: bool = False,
+) -> go.Figure:
+    """One class map over its image; hover shows the cell value and its logit contribution.
+
+    Args:
+        cam: ``(h, w)`` map at feature resolution (each cell contributes ``value / (h*w)`` to
+            the logit, because the logit is the map's mean).
+        view: the model-input image ``(S, S)`` the map belongs to.
+        title: figure title.
+        colorscale: Plotly colour scale.
+        opacity: heatmap opacity over the image.
+        zmin, zmax: colour range (default: the map's own range).
+        diverging: centre the colour scale on 0 (for difference maps).
+    """
+    cam = np.asarray(cam, dtype=np.float32)
+    h, w = cam.shape
+    size = view.width
+    cell = size / w
+    contribution = cam / float(h * w)
+    figure = go.Figure()
+    figure.add_trace(go.Image(source=_png_data_uri(view), x0=0, y0=0, dx=1, dy=1, hoverinfo="skip"))
+    heat: dict[str, object] = {
+        "z": cam,
+        "x0": cell / 2,
+        "dx": cell,
+        "y0": cell / 2,
+        "dy": size / h,
+        "colorscale": colorscale,
+        "opacity": opacity,
+        "customdata": np.stack(
+            [contribution, np.indices((h, w))[0], np.indices((h, w))[1]], axis=-1
+        ),
+        "hovertemplate": "cell row %{customdata[1]}, col %{customdata[2]}<br>"
+        "map value %{z:.3f}<br>logit contribution %{customdata[0]:+.4f}"
+        "<extra></extra>",
+        "colorbar": {"title": "value"},
+    }
+    if diverging:
+        bound = float(np.abs(cam).max()) or 1.0
+        heat.update({"zmid": 0.0, "zmin": -bound, "zmax": bound})
+    else:
+        if zmin is not None:
+            heat["zmin"] = zmin
+        if zmax is not None:
+            heat["zmax"] = zmax
+    figure.add_trace(go.Heatmap(**heat))
+    figure.update_layout(
+        title=title,
+        xaxis={"visible": False, "range": [0, size], "constrain": "domain"},
+        yaxis={"visible": False, "range": [size, 0], "scaleanchor": "x"},
+        margin=_MARGIN,
+        height=420,
+    )
+    return figure
+
+
+def difference_figure(
+    cam_a: np.ndarray,
+    cam_b: np.ndarray,
+    view: Image.Image,
+    name_a: str,
+    name_b: str,
+    opacity: float = 0.5,
+) -> go.Figure:
+    """Signed map ``A − B``; its mean is the logit margin ``logit_A − logit_B``."""
+    diff = np.asarray(cam_a, np.float32) - np.asarray(cam_b, np.float32)
+    margin = float(diff.mean())
+    return class_map_figure(
+        diff,
+        view,
+        f"{name_a} − {name_b} (mean = logit margin {margin:+.3f})",
+        colorscale="RdBu_r",
+        opacity=opacity,
+        diverging=True,
+    )
+
+
+def probability_figure(classes: Sequence[str], probs: np.ndarray) -> go.Figure:
+    """Horizontal bars of class probabilities, highest first."""
+    order = np.argsort(-np.asarray(probs))
+    figure = go.Figure(
+        go.Bar(
+            x=[float(probs[i]) for i in order],
+            y=[str(classes[i]) for i in order],
+            orientation="h",
+            text=[f"{probs[i]:.1%}" for i in order],
+            textposition="auto",
+            marker={"color": ["#1f77b4" if k == 0 else "#aab4c0" for k in range(len(order))]},
+        )
+    )
+    figure.update_layout(
+        xaxis={"range": [0, 1], "tickformat": ".0%", "title": "probability"},
+        yaxis={"autorange": "reversed"},
+        margin=_MARGIN,
+        height=80 + 30 * len(classes),
+        title="Probabilities",
+    )
+    return figure
+
+
+def confidence_histogram(table: pd.DataFrame) -> go.Figure:
+    """Confidence of correct vs wrong predictions."""
+    figure = go.Figure()
+    for correct, name, colour in ((True, "correct", "#2ca02c"), (False, "wrong", "#d62728")):
+        values = table.loc[table["correct"] == correct, "confidence"]
+        figure.add_trace(
+            go.Histogram(
+                x=values,
+                name=f"{name} ({len(values)})",
+                marker_color=colour,
+                xbins={"start": 0, "end": 1.0001, "size": 0.05},
+                opacity=0.75,
+            )
+        )
+    figure.update_layout(
+        barmode="overlay",
+        title="Confidence of predictions",
+        xaxis={"title": "confidence", "tickformat": ".0%"},
+        yaxis={"title": "images"},
+        margin=_MARGIN,
+        height=320,
+    )
+    return figure
+
+
+def figure_html(figure: go.Figure, include_plotlyjs: bool | str = True) -> str:
+    """Standalone HTML of a figure (Plotly's JavaScript inlined by default: works offline)."""
+    return figure.to_html(include_plotlyjs=include_plotlyjs, full_html=include_plotlyjs is True)

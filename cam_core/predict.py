@@ -1,0 +1,97 @@
+"""Predictions with every class map for user images (files or URLs), batched."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cam_core.cams import cams_for_batch
+from cam_core.fetch import FetchConfig, fetch_image, is_url
+from cam_core.images import load_image_file, square_resize, to_model_tensor
+from cam_core.model_files import LoadedModel
+
+__all__ = ["Prediction", "load_input", "predict_images"]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's answer for one image.
+
+    Attributes:
+        source: file path, URL or upload name.
+        classes: class names in output order.
+        logits: ``(K,)``.
+        probs: ``(K,)`` softmax of the logits.
+        maps: ``(K, h, w)`` float32, one map per class; ``maps.mean((1, 2)) == logits``.
+        view: the model-input view of the image (square crop at the model's size), which the
+            maps line up with.
+    """
+
+    source: str
+    classes: tuple[str, ...]
+    logits: np.ndarray
+    probs: np.ndarray
+    maps: np.ndarray
+    view: Image.Image
+
+    @property
+    def pred(self) -> str:
+        """The predicted class."""
+        return self.classes[int(np.argmax(self.probs))]
+
+    def to_json(self) -> dict[str, object]:
+        """``{"source", "pred", "probs"}`` for printing."""
+        return {
+            "source": self.source,
+            "pred": self.pred,
+            "probs": {c: round(float(p), 6) for c, p in zip(self.classes, self.probs, strict=True)},
+        }
+
+
+def load_input(source: str, fetch_cfg: FetchConfig | None = None) -> Image.Image:
+    """Read one input given on the command line: an http(s) URL or a file path.
+
+    Raises:
+        UrlRejectedError, ImageRejectedError.
+    """
+    if is_url(source):
+        return fetch_image(source, fetch_cfg or FetchConfig())
+    return load_image_file(Path(source))
+
+
+def predict_images(
+    model: LoadedModel,
+    images: Sequence[tuple[str, Image.Image]],
+    batch_size: int = 32,
+) -> list[Prediction]:
+    """Predict a list of ``(source, RGB image)`` pairs in batches.
+
+    Returns:
+        One :class:`Prediction` per input, in order.
+    """
+    card = model.card
+    results: list[Prediction] = []
+    for start in range(0, len(images), batch_size):
+        chunk = images[start : start + batch_size]
+        batch = torch.stack(
+            [to_model_tensor(img, card.image_size, card.mean, card.std) for _, img in chunk]
+        )
+        logits, maps = cams_for_batch(model, batch)
+        probs = torch.softmax(logits, dim=1).numpy()
+        for row, (source, img) in enumerate(chunk):
+            results.append(
+                Prediction(
+                    source=source,
+                    classes=tuple(card.classes),
+                    logits=logits[row].numpy(),
+                    probs=probs[row],
+                    maps=maps[row].numpy(),
+                    view=square_resize(img, card.image_size),
+                )
+            )
+    return results

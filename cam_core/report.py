@@ -1,0 +1,184 @@
+"""A single self-contained HTML report (no external files, no JavaScript) for stakeholders."""
+
+from __future__ import annotations
+
+import base64
+import html
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cam_core.artifacts import Artifacts, read_artifacts
+from cam_core.errors import CamLensError
+from cam_core.images import load_image_file, square_resize
+from cam_core.metrics import confusion_matrix, per_class_scores, summary
+from cam_core.model_files import ModelCard, read_card
+from cam_core.overlay import encode_png, overlay
+from cam_core.storage import atomic_write_text
+
+__all__ = ["build_report", "write_report"]
+
+log = logging.getLogger(__name__)
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
+max-width:1100px;color:#1d2433;padding:0 1rem}
+h1{margin-bottom:.2rem}h2{border-bottom:2px solid #e3e8ef;padding-bottom:.3rem;margin-top:2rem}
+.muted{color:#5b6577}table{border-collapse:collapse;margin:.5rem 0}
+td,th{border:1px solid #d9dee7;padding:.35rem .7rem;text-align:left}
+th{background:#f3f5f9}.num{text-align:right;font-variant-numeric:tabular-nums}
+.cards{display:flex;gap:1rem;flex-wrap:wrap}.card{background:#f3f5f9;border-radius:8px;
+padding:.8rem 1.2rem;min-width:140px}.card b{display:block;font-size:1.6rem}
+.errors{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:1rem}
+.error{border:1px solid #d9dee7;border-radius:8px;padding:.6rem}
+.error img{width:100px;height:100px;image-rendering:auto;border-radius:4px;margin-right:4px}
+.cm td{text-align:center;min-width:70px}
+"""
+
+
+def _img_tag(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
+def _table(frame: pd.DataFrame, percent: tuple[str, ...] = ()) -> str:
+    head = "".join(
+        f"<th>{html.escape(str(c))}</th>" for c in [frame.index.name or "", *frame.columns]
+    )
+    rows = []
+    for index, row in frame.iterrows():
+        cells = [f"<th>{html.escape(str(index))}</th>"]
+        for column, value in row.items():
+            text = f"{value:.1%}" if column in percent else html.escape(str(value))
+            cells.append(f'<td class="num">{text}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def _confusion_html(matrix: pd.DataFrame) -> str:
+    counts = matrix.to_numpy()
+    totals = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+    head = "".join(f"<th>pred {html.escape(str(c))}</th>" for c in matrix.columns)
+    rows = []
+    for i, name in enumerate(matrix.index):
+        cells = []
+        for j in range(counts.shape[1]):
+            alpha = 0.1 + 0.8 * share[i, j]
+            colour = "#fff" if share[i, j] > 0.55 else "#1d2433"
+            cells.append(
+                f'<td style="background:rgba(31,119,180,{alpha:.2f});color:{colour}">'
+                f"{counts[i, j]}<br><small>{share[i, j]:.0%}</small></td>"
+            )
+        rows.append(f"<tr><th>true {html.escape(str(name))}</th>{''.join(cells)}</tr>")
+    return f'<table class="cm"><tr><th></th>{head}</tr>{"".join(rows)}</table>'
+
+
+def _card_html(card: ModelCard | None, model_dir: str) -> str:
+    if card is None:
+        return f'<p class="muted">Model folder {html.escape(model_dir)} is not available.</p>'
+    rows = {
+        "architecture": card.arch,
+        "classes": ", ".join(card.classes),
+        "image size": f"{card.image_size} px ({card.resize})",
+        "data": f"{card.data.get('source', '?')} — {card.data.get('n_images', '?')} images, "
+        f"{card.data.get('n_valid', '?')} validation",
+        "trained": card.created_at,
+        "training accuracy (valid)": f"{card.metrics.get('valid_accuracy', float('nan')):.2%}",
+        "weights sha256": card.weights_sha256[:16] + "…",
+    }
+    body = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows.items()
+    )
+    return f"<table>{body}</table>"
+
+
+def _error_cards(art: Artifacts, top_n: int, colorscale: str) -> str:
+    classes = list(art.manifest.classes)
+    size = art.manifest.image_size
+    errors = art.table[~art.table["correct"]].sort_values("loss", ascending=False).head(top_n)
+    if errors.empty:
+        return "<p>No validation errors.</p>"
+    cards = []
+    for row_index, row in errors.iterrows():
+        position = art.table.index.get_loc(row_index)
+        caption = (
+            f"true <b>{html.escape(str(row['label']))}</b>, predicted "
+            f"<b>{html.escape(str(row['pred']))}</b> ({row['confidence']:.2f}), "
+            f"loss {row['loss']:.2f}"
+        )
+        try:
+            view = square_resize(load_image_file(Path(str(row["path"]))), size)
+        except CamLensError as exc:
+            cards.append(
+                f'<div class="error"><p>{caption}</p><p class="muted">'
+                f"{html.escape(str(exc))}</p></div>"
+            )
+            continue
+        maps = art.cams[position].astype(np.float32)
+        images = [_img_tag(encode_png(view), "image")]
+        for name in (row["pred"], row["label"]):
+            k = classes.index(name)
+            images.append(_img_tag(encode_png(overlay(view, maps[k], colorscale)), f"map {name}"))
+        cards.append(
+            f'<div class="error">{"".join(images)}<p>{caption}<br><span class="muted">'
+            f"image · map of predicted · map of true class — "
+            f"{html.escape(Path(str(row['path'])).name)}</span></p></div>"
+        )
+    return f'<div class="errors">{"".join(cards)}</div>'
+
+
+def build_report(
+    art: Artifacts, card: ModelCard | None, top_n: int = 12, colorscale: str = "Jet"
+) -> str:
+    """The report as one HTML string (images inlined as base64 PNG)."""
+    stats = summary(art.table)
+    classes = list(art.manifest.classes)
+    metric_cards = [
+        ("validation images", f"{int(stats['n_images'])}"),
+        ("accuracy", f"{stats['accuracy']:.2%}"),
+        ("errors", f"{int(stats['n_errors'])}"),
+        ("mean loss", f"{stats['mean_loss']:.3f}"),
+    ]
+    if "pointing_game" in stats:
+        metric_cards.append(("pointing game", f"{stats['pointing_game']:.1%}"))
+    cards = "".join(f'<div class="card">{html.escape(k)}<b>{v}</b></div>' for k, v in metric_cards)
+    scores = per_class_scores(art.table, classes)
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>CAM Lens report</title>
+<style>{_STYLE}</style></head><body>
+<h1>CAM Lens report</h1>
+<p class="muted">Generated {now} from {html.escape(str(art.folder))}
+(analysis of {html.escape(art.manifest.created_at)}).</p>
+<h2>Model</h2>{_card_html(card, art.manifest.model_dir)}
+<h2>Validation metrics</h2><div class="cards">{cards}</div>
+<h3>Per class</h3>{_table(scores, percent=("precision", "recall", "f1"))}
+<h3>Confusion matrix</h3>{_confusion_html(confusion_matrix(art.table, classes))}
+<h2>Top {top_n} errors by loss</h2>
+<p class="muted">Class activation maps: red is where the evidence for that class is strongest.
+Each map's mean equals the class logit.</p>
+{_error_cards(art, top_n, colorscale)}
+</body></html>
+"""
+
+
+def write_report(artifacts_dir: Path, out: Path, top_n: int = 12, colorscale: str = "Jet") -> Path:
+    """Build the report for an artifact folder and write it atomically to ``out``.
+
+    Raises:
+        ArtifactError: the artifact folder is missing or inconsistent.
+    """
+    art = read_artifacts(artifacts_dir)
+    try:
+        card: ModelCard | None = read_card(Path(art.manifest.model_dir))
+    except CamLensError as exc:
+        log.warning("model card unavailable: %s", exc)
+        card = None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, build_report(art, card, top_n, colorscale))
+    log.info("wrote report %s", out)
+    return out

@@ -1,0 +1,253 @@
+"""The tutorial's two training stages, made general (fastai under the hood).
+
+Stage 1 trains the body with a standard head (``vision_learner`` for ResNets, a small custom
+CNN for the demo). Stage 2 keeps the body, swaps in the bias-free CAM head and trains again.
+Only the stage-2 model is saved, as safetensors, so the app never unpickles a ``Learner``.
+"""
+
+from __future__ import annotations
+
+import logging
+import urllib.error
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cam_core.data import Dataset, Sample
+from cam_core.errors import DownloadError
+from cam_core.images import load_image_file
+from cam_core.model_files import IMAGENET_MEAN, IMAGENET_STD, ModelCard, save_model
+from cam_core.models import ARCHITECTURES, CamNet, build_body, default_device, num_features
+from cam_core.progress import ProgressFn
+from cam_core.storage import folder_lock
+
+__all__ = ["TrainConfig", "train_model"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. Defaults are the tutorial's (ResNet34, 512 px, batch 32, 1 + 5 epochs).
+
+    Attributes:
+        arch: one of :data:`cam_core.models.ARCHITECTURES`.
+        image_size: side of the square model input.
+        batch_size: images per batch.
+        epochs1: stage-1 epochs (standard head).
+        epochs2: stage-2 epochs (CAM head).
+        pretrained: start from ImageNet weights (``fine_tune``); else one-cycle from scratch.
+        lr: learning rate; ``None`` picks 2e-3 for fine-tuning and 3e-3 from scratch.
+        seed: seeds every random number generator.
+        num_workers: DataLoader workers; ``None`` picks one per core, at most 4.
+        device: ``"cuda"``, ``"cpu"`` or ``None`` for CUDA when present.
+    """
+
+    arch: str = "resnet34"
+    image_size: int = 512
+    batch_size: int = 32
+    epochs1: int = 1
+    epochs2: int = 5
+    pretrained: bool = True
+    lr: float | None = None
+    seed: int = 42
+    num_workers: int | None = None
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(
+                f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}"
+            )
+        for name in ("image_size", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.epochs1 < 0 or self.epochs2 < 1:
+            raise ValueError("epochs1 must be >= 0 and epochs2 >= 1")
+
+
+def _sample_image(sample: Sample) -> Any:
+    from fastai.vision.all import PILImage
+
+    return PILImage.create(load_image_file(sample.path))
+
+
+def _sample_label(sample: Sample) -> str:
+    return sample.label
+
+
+def _build_dataloaders(data: Dataset, cfg: TrainConfig, device: torch.device) -> Any:
+    from fastai.vision.all import (
+        CategoryBlock,
+        DataBlock,
+        IndexSplitter,
+        IntToFloatTensor,
+        Normalize,
+        Resize,
+        TransformBlock,
+    )
+
+    block = DataBlock(
+        blocks=(
+            TransformBlock(type_tfms=_sample_image, batch_tfms=IntToFloatTensor),
+            CategoryBlock(vocab=list(data.classes)),
+        ),
+        get_y=_sample_label,
+        splitter=IndexSplitter(list(data.valid_idx)),
+        item_tfms=Resize(cfg.image_size),
+        batch_tfms=Normalize.from_stats(IMAGENET_MEAN, IMAGENET_STD),
+    )
+    workers = cfg.num_workers if cfg.num_workers is not None else min(4, torch.get_num_threads())
+    return block.dataloaders(
+        list(data.samples),
+        bs=cfg.batch_size,
+        num_workers=workers,
+        device=device,
+        pin_memory=device.type == "cuda",
+    )
+
+
+def _cam_splitter(model: CamNet) -> list[list[nn.Parameter]]:
+    return [list(model.body.parameters()), list(model.head.parameters())]
+
+
+def _make_progress_callback(progress: ProgressFn, total_batches: int) -> Any:
+    from fastai.callback.core import Callback
+
+    class _ReportProgress(Callback):
+        order = 90
+
+        def __init__(self) -> None:
+            self.done = 0
+            self.stage = ""
+
+        def after_batch(self) -> None:
+            self.done += 1
+            progress(
+                f"{self.stage}: epoch {self.epoch + 1}/{self.n_epoch}",
+                min(1.0, self.done / total_batches),
+            )
+
+    return _ReportProgress()
+
+
+def _fit(learn: Any, epochs: int, cfg: TrainConfig, lr: float) -> None:
+    if cfg.pretrained:
+        learn.fine_tune(epochs, base_lr=lr)
+    else:
+        learn.fit_one_cycle(epochs, lr)
+
+
+def _stage1_learner(dls: Any, cfg: TrainConfig, n_classes: int, cbs: list[Any]) -> Any:
+    from fastai.vision.all import Learner, accuracy, create_head, vision_learner
+    from torchvision import models as tv_models
+
+    if cfg.arch == "democnn":
+        body = build_body("democnn")
+        model = nn.Sequential(body, create_head(num_features(body), n_classes))
+        return Learner(dls, model, metrics=accuracy, cbs=cbs)
+    try:
+        return vision_learner(
+            dls,
+            getattr(tv_models, cfg.arch),
+            pretrained=cfg.pretrained,
+            metrics=accuracy,
+            normalize=False,
+            cbs=cbs,
+        )
+    except (urllib.error.URLError, ConnectionError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DownloadError(
+            f"downloading ImageNet weights for {cfg.arch} failed ({reason}); "
+            "train from scratch with --no-pretrained"
+        ) from None
+
+
+def train_model(
+    data: Dataset,
+    cfg: TrainConfig,
+    out: Path,
+    progress: ProgressFn | None = None,
+    console: bool = True,
+) -> ModelCard:
+    """Run both stages and save the CAM model to ``out``.
+
+    Args:
+        data: labelled, split dataset.
+        cfg: training settings.
+        out: model folder (``model.safetensors`` + ``model.json``).
+        progress: optional callback for a progress bar outside the console.
+        console: show fastai's progress bars on the console.
+
+    Returns:
+        The saved model's card, with validation loss and accuracy in ``metrics``.
+
+    Raises:
+        AlreadyRunningError: another process is writing ``out``.
+        DownloadError: pretrained weights could not be downloaded.
+    """
+    from fastai.vision.all import Learner, accuracy, set_seed
+
+    with folder_lock(out, "training"):
+        device = default_device(cfg.device)
+        set_seed(cfg.seed, reproducible=True)
+        dls = _build_dataloaders(data, cfg, device)
+        lr = cfg.lr if cfg.lr is not None else (2e-3 if cfg.pretrained else 3e-3)
+        n_classes = len(data.classes)
+        extra = 1 if cfg.pretrained else 0
+        epochs_total = (cfg.epochs1 + extra if cfg.epochs1 else 0) + cfg.epochs2 + extra
+        reporter = (
+            [_make_progress_callback(progress, epochs_total * (len(dls.train) + len(dls.valid)))]
+            if progress is not None
+            else []
+        )
+        learn = _stage1_learner(dls, cfg, n_classes, reporter)
+        if device.type == "cuda":
+            learn.to_fp16()
+        stage1: dict[str, float] = {}
+        if cfg.epochs1:
+            for cb in reporter:
+                cb.stage = "stage 1"
+            with _bars(learn, console):
+                _fit(learn, cfg.epochs1, cfg, lr)
+            stage1_loss, stage1_acc = learn.validate()
+            stage1 = {"stage1_valid_loss": float(stage1_loss), "stage1_accuracy": float(stage1_acc)}
+            log.info("stage 1: valid loss %.4f, accuracy %.4f", stage1_loss, stage1_acc)
+        net = CamNet(learn.model[0], n_classes)
+        set_seed(cfg.seed + 1, reproducible=True)
+        learn2 = Learner(dls, net, metrics=accuracy, splitter=_cam_splitter, cbs=reporter)
+        if device.type == "cuda":
+            learn2.to_fp16()
+        for cb in reporter:
+            cb.stage = "stage 2 (CAM head)"
+        with _bars(learn2, console):
+            _fit(learn2, cfg.epochs2, cfg, lr)
+        valid_loss, valid_acc = learn2.validate()
+        log.info("stage 2: valid loss %.4f, accuracy %.4f", valid_loss, valid_acc)
+        card = ModelCard(
+            arch=cfg.arch,
+            n_features=int(net.weight.shape[1]),
+            classes=tuple(data.classes),
+            image_size=cfg.image_size,
+            data={
+                "source": data.source,
+                "root": str(data.root),
+                "n_images": len(data.samples),
+                "n_valid": len(data.valid_idx),
+                "valid_pct": data.valid_pct,
+                "seed": data.seed,
+            },
+            training={**asdict(cfg), "device": str(device), "lr": lr},
+            metrics={"valid_loss": float(valid_loss), "valid_accuracy": float(valid_acc), **stage1},
+        )
+        return save_model(net.float().cpu(), card, out)
+
+
+def _bars(learn: Any, console: bool) -> Any:
+    """fastai's console bars when wanted, otherwise a context that hides them."""
+    import contextlib
+
+    return contextlib.nullcontext() if console else learn.no_bar()

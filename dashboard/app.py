@@ -1,0 +1,25 @@
+"""CAM Lens dashboard: ``streamlit run dashboard/app.py``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[1]
+if str(_ROOT) not in sys.path:
+    sys.path.insert(0, str(_ROOT))
+
+import streamlit as st  # noqa: E402
+
+st.set_page_config(page_title="CAM Lens", page_icon=":material/search:", layout="wide")
+
+PAGES = [
+    st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+    st.Page("views/misclassified.py", title="Misclassified", icon=":material/error:"),
+    st.Page("views/heatmaps.py", title="Class heatmaps", icon=":material/local_fire_department:"),
+    st.Page("views/gallery.py", title="Gallery", icon=":material/photo_library:"),
+    st.Page("views/try_photos.py", title="Try your photos", icon=":material/add_a_photo:"),
+]
+
+navigation = st.navigation(PAGES)
+navigation.run()

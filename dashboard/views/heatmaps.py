@@ -1,0 +1,75 @@
+"""Class heatmaps: an interactive map for every class of one image, and the difference map."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+import resources
+import sidebar
+import state
+import widgets
+from cam_core.figures import difference_figure, figure_html
+
+ctx = sidebar.require()
+table, cams = ctx.art.table, ctx.art.cams
+classes = list(ctx.art.manifest.classes)
+
+st.title("Class heatmaps")
+names = [
+    f"{i}: {str(p).rsplit('/', 1)[-1]} — {t} → {pr}"
+    for i, (p, t, pr) in enumerate(zip(table["path"], table["label"], table["pred"], strict=True))
+]
+if state.SELECTED_ROW in st.session_state:
+    st.session_state["heat_row"] = min(
+        int(st.session_state.pop(state.SELECTED_ROW)), len(names) - 1
+    )
+row_index = st.selectbox(
+    "Validation image", range(len(names)), format_func=names.__getitem__, key="heat_row"
+)
+row = table.iloc[row_index]
+view = Image.open(io.BytesIO(resources.view_png(str(row["path"]), ctx.art.manifest.image_size)))
+maps = cams[row_index].astype(np.float32)
+
+st.markdown(
+    f"**true:** {row['label']} · **predicted:** {row['pred']} ({row['confidence']:.3f}) · "
+    + " · ".join(f"logit {c} = {row[f'logit_{c}']:+.3f}" for c in classes)
+)
+shared_range = st.toggle(
+    "Same colour range for every class",
+    value=True,
+    key="heat_shared",
+    help="Compare classes on one scale instead of each map's own range.",
+)
+widgets.class_map_grid(maps, view, classes, ctx.colorscale, ctx.opacity, shared_range, "heat")
+
+st.subheader("Difference map")
+pick = st.columns(2)
+class_a = pick[0].selectbox("Class A", classes, index=classes.index(str(row["pred"])), key="heat_a")
+class_b = pick[1].selectbox(
+    "Class B",
+    classes,
+    index=classes.index(str(row["label"]))
+    if row["label"] != row["pred"]
+    else (1 if classes.index(str(row["pred"])) == 0 else 0),
+    key="heat_b",
+)
+a, b = classes.index(class_a), classes.index(class_b)
+diff = difference_figure(maps[a], maps[b], view, class_a, class_b, ctx.opacity)
+st.plotly_chart(diff, key="heat_diff")
+margin = float(row[f"logit_{class_a}"] - row[f"logit_{class_b}"])
+st.caption(
+    f"Red cells push towards **{class_a}**, blue towards **{class_b}**. The mean of this map is "
+    f"{float((maps[a] - maps[b]).mean()):+.3f}, which equals the logit margin "
+    f"logit({class_a}) − logit({class_b}) = {margin:+.3f} (up to float16 storage)."
+)
+st.download_button(
+    "Difference map (HTML)",
+    figure_html(diff),
+    file_name=f"diff_{row_index}.html",
+    mime="text/html",
+    key="heat_diff_dl",
+)

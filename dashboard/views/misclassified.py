@@ -1,0 +1,63 @@
+"""Misclassified: every validation error with the maps of the predicted and the true class."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import resources
+import sidebar
+import state
+import widgets
+from cam_core.selection import errors, page_of
+
+ctx = sidebar.require()
+table = ctx.art.table
+classes = list(ctx.art.manifest.classes)
+
+st.title("Misclassified")
+controls = st.columns([2, 1, 1])
+sort_by = controls[0].radio(
+    "Sort by",
+    ["loss", "confidence"],
+    horizontal=True,
+    key="mis_sort",
+    help="Both put the most confidently wrong images first.",
+)
+per_page = controls[1].selectbox("Per page", [10, 25, 50], key="mis_per_page")
+wrong = errors(table, sort_by)
+st.markdown(f"**{len(wrong)}** of {len(table)} validation images are misclassified.")
+if wrong.empty:
+    st.success("The model gets every validation image right.")
+    st.stop()
+page_number = controls[2].number_input(
+    "Page", 1, max(1, -(-len(wrong) // per_page)), 1, key="mis_page"
+)
+rows, pages = page_of(wrong, int(page_number), per_page)
+st.caption(f"Page {min(int(page_number), pages)} of {pages}")
+widgets.csv_download(wrong, "Error table (CSV)", "errors.csv", "mis_csv")
+
+for index, row in rows.iterrows():
+    position = table.index.get_loc(index)
+    with st.container(border=True, key=f"mis_row_{position}"):
+        cols = st.columns([1, 1, 1, 1.3])
+        cols[0].image(
+            resources.view_png(str(row["path"]), ctx.art.manifest.image_size),
+            caption="image",
+            width="stretch",
+        )
+        for col, name, role in (
+            (cols[1], row["pred"], "predicted"),
+            (cols[2], row["label"], "true"),
+        ):
+            png = resources.overlay_png(
+                ctx.key, ctx.version, position, classes.index(name), ctx.colorscale, ctx.opacity
+            )
+            col.image(png, caption=f"map of {name} ({role})", width="stretch")
+        with cols[3]:
+            st.markdown(f"**true:** {row['label']} · **predicted:** {row['pred']}")
+            st.markdown(f"confidence {row['confidence']:.3f} · loss {row['loss']:.3f}")
+            st.caption(" · ".join(f"{c}: {row[f'prob_{c}']:.3f}" for c in classes))
+            st.caption(str(row["path"]).rsplit("/", 1)[-1])
+            if st.button("Open in class heatmaps", key=f"mis_open_{position}"):
+                st.session_state[state.SELECTED_ROW] = position
+                st.switch_page("views/heatmaps.py")

@@ -1,0 +1,112 @@
+"""Overview: model card, headline metrics, per-class scores, clickable confusion matrix."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import resources
+import sidebar
+import state
+from cam_core.errors import CamLensError
+from cam_core.figures import confidence_histogram, confusion_figure, figure_html
+from cam_core.metrics import confusion_matrix, per_class_scores, summary
+
+ctx = sidebar.require()
+table, manifest = ctx.art.table, ctx.art.manifest
+classes = list(manifest.classes)
+
+st.title("Overview")
+try:
+    card = resources.model_card(manifest.model_dir, ctx.version)
+except CamLensError as exc:
+    card = None
+    st.warning(f"Model card unavailable: {exc}")
+
+stats = summary(table)
+cols = st.columns(5)
+cols[0].metric("Validation images", f"{int(stats['n_images'])}")
+cols[1].metric("Accuracy", f"{stats['accuracy']:.2%}")
+cols[2].metric("Errors", f"{int(stats['n_errors'])}")
+cols[3].metric("Mean loss", f"{stats['mean_loss']:.3f}")
+if "pointing_game" in stats:
+    cols[4].metric(
+        "Pointing game",
+        f"{stats['pointing_game']:.1%}",
+        help="Share of images whose true-class map peaks within 15 px (at 224 px "
+        "scale) of the ground-truth part.",
+    )
+
+left, right = st.columns([1, 1])
+with left:
+    st.subheader("Model card")
+    if card is not None:
+        st.table(
+            {
+                "architecture": card.arch,
+                "data": f"{card.data.get('source', '?')} ({card.data.get('n_images', '?')} images)",
+                "classes": ", ".join(card.classes),
+                "image size": f"{card.image_size} px, {card.resize}",
+                "trained": card.created_at,
+                "training accuracy": f"{card.metrics.get('valid_accuracy', float('nan')):.2%}",
+                "weights sha256": card.weights_sha256[:16] + "…",
+            }
+        )
+    st.subheader("Per class")
+    scores = per_class_scores(table, classes)
+    st.dataframe(scores.style.format({"precision": "{:.1%}", "recall": "{:.1%}", "f1": "{:.3f}"}))
+with right:
+    matrix = confusion_matrix(table, classes)
+    figure = confusion_figure(matrix)
+    event = st.plotly_chart(
+        figure, key="overview_confusion", on_select="rerun", selection_mode="points"
+    )
+    points = event.selection.points if event and event.selection else []
+    cell = next((p.get("customdata") for p in points if p.get("customdata")), None)
+    st.caption("Click a cell to open those images in the gallery.")
+    pick = st.columns([2, 2, 1])
+    true_pick = pick[0].selectbox("True class", classes, key="overview_true")
+    pred_pick = pick[1].selectbox(
+        "Predicted class", classes, key="overview_pred", index=min(1, len(classes) - 1)
+    )
+    if pick[2].button("Open", key="overview_open"):
+        cell = [true_pick, pred_pick]
+    if cell:
+        st.session_state[state.GALLERY_TRUE] = [cell[0]]
+        st.session_state[state.GALLERY_PRED] = [cell[1]]
+        st.session_state[state.GALLERY_CORRECT] = "all"
+        st.session_state[state.GALLERY_PAGE] = 1
+        st.switch_page("views/gallery.py")
+    st.download_button(
+        "Confusion matrix (HTML)",
+        figure_html(figure),
+        file_name="confusion_matrix.html",
+        mime="text/html",
+        key="overview_cm_html",
+    )
+
+histogram = confidence_histogram(table)
+st.plotly_chart(histogram, key="overview_hist")
+dl = st.columns(3)
+dl[0].download_button(
+    "Confidence chart (HTML)",
+    figure_html(histogram),
+    file_name="confidence.html",
+    mime="text/html",
+    key="overview_hist_html",
+)
+dl[1].download_button(
+    "HTML report",
+    resources.report_html(ctx.key, ctx.version, 12, ctx.colorscale),
+    file_name="cam_lens_report.html",
+    mime="text/html",
+    type="primary",
+    key="overview_report",
+    help="One self-contained file: model card, metrics, confusion matrix, top errors.",
+)
+dl[2].download_button(
+    "Predictions (CSV)",
+    table.to_csv(index=False),
+    file_name="predictions.csv",
+    mime="text/csv",
+    key="overview_csv",
+)

@@ -1,0 +1,84 @@
+"""Try your photos: uploads and image URLs, with the prediction and every class map."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+from PIL import Image
+
+import resources
+import sidebar
+import widgets
+from cam_core.errors import CamLensError
+from cam_core.fetch import FetchConfig, fetch_image
+from cam_core.figures import probability_figure
+from cam_core.images import decode_image
+from cam_core.model_files import LoadedModel
+from cam_core.predict import predict_images
+
+ctx = sidebar.require()
+manifest = ctx.art.manifest
+
+st.title("Try your photos")
+try:
+    loaded: LoadedModel = resources.model(manifest.model_dir, manifest.model_sha256)
+except CamLensError as exc:
+    st.error(f"The model of this analysis cannot be loaded: {exc}")
+    st.stop()
+if loaded.card.weights_sha256 != manifest.model_sha256:
+    st.warning(
+        "The model folder changed since this analysis was made; predictions use the "
+        "current weights."
+    )
+
+st.caption(
+    f"Classes: {', '.join(loaded.card.classes)} · images are centre-cropped to a square "
+    f"and resized to {loaded.card.image_size} px, exactly as the model sees them."
+)
+uploads = st.file_uploader(
+    "Upload images (JPEG, PNG, WebP, GIF, BMP)",
+    accept_multiple_files=True,
+    key="try_upload",
+)
+url_cols = st.columns([4, 1], vertical_alignment="bottom")
+url = url_cols[0].text_input(
+    "…or paste an image URL", key="try_url", placeholder="https://example.com/cat.jpg"
+)
+fetch_clicked = url_cols[1].button("Fetch", key="try_fetch", width="stretch")
+
+inputs: list[tuple[str, Image.Image]] = []
+for upload in uploads or []:
+    try:
+        inputs.append((upload.name, decode_image(upload.getvalue(), name=upload.name)))
+    except CamLensError as exc:
+        st.error(str(exc))
+if url and (fetch_clicked or st.session_state.get("try_last_url") == url):
+    st.session_state["try_last_url"] = url
+    try:
+        inputs.append((url, fetch_image(url, FetchConfig())))
+    except CamLensError as exc:
+        st.error(str(exc))
+
+if not inputs:
+    st.info("Nothing to show yet: upload a photo or paste a link.")
+    st.stop()
+
+for n, prediction in enumerate(predict_images(loaded, inputs)):
+    with st.container(border=True):
+        name = Path(prediction.source).name if "://" not in prediction.source else prediction.source
+        st.subheader(f"{name}: {prediction.pred} ({prediction.probs.max():.2f})")
+        top = st.columns([1, 2])
+        top[0].image(prediction.view, caption="model input", width="stretch")
+        top[1].plotly_chart(
+            probability_figure(prediction.classes, prediction.probs), key=f"try_probs_{n}"
+        )
+        widgets.class_map_grid(
+            prediction.maps,
+            prediction.view,
+            prediction.classes,
+            ctx.colorscale,
+            ctx.opacity,
+            shared_range=True,
+            key=f"try_{n}",
+        )

@@ -1,0 +1,54 @@
+"""Widget groups used by more than one page."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from PIL import Image
+
+from cam_core.figures import class_map_figure, figure_html
+
+
+def class_map_grid(
+    maps: np.ndarray,
+    view: Image.Image,
+    classes: Sequence[str],
+    colorscale: str,
+    opacity: float,
+    shared_range: bool,
+    key: str,
+) -> None:
+    """One interactive heatmap per class (up to three per row), each downloadable as HTML.
+
+    Args:
+        maps: ``(K, h, w)`` maps of one image.
+        view: the model-input image.
+        classes: class names in map order.
+        colorscale, opacity: display settings from the sidebar.
+        shared_range: one colour range for all classes (else each map's own).
+        key: unique widget-key prefix.
+    """
+    zmin, zmax = (float(maps.min()), float(maps.max())) if shared_range else (None, None)
+    columns = st.columns(min(3, len(classes)))
+    for k, name in enumerate(classes):
+        title = f"{name}: mean {float(maps[k].mean()):+.3f} = logit"
+        figure = class_map_figure(maps[k], view, title, colorscale, opacity, zmin, zmax)
+        with columns[k % len(columns)]:
+            st.plotly_chart(figure, key=f"{key}_fig_{k}")
+            st.download_button(
+                f"{name} map (HTML)",
+                figure_html(figure),
+                file_name=f"map_{name}.html",
+                mime="text/html",
+                key=f"{key}_dl_{k}",
+            )
+
+
+def csv_download(frame: pd.DataFrame, label: str, file_name: str, key: str) -> None:
+    """A download button for a table as CSV (for spreadsheets and stakeholders)."""
+    st.download_button(
+        label, frame.to_csv(index=False), file_name=file_name, mime="text/csv", key=key
+    )

@@ -1,0 +1,83 @@
+"""Shared fixtures: tiny generated data, a seeded untrained model, and one quick trained run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from cam_core.data import DataConfig, Dataset, load_dataset
+from cam_core.demo_data import DemoConfig
+from cam_core.model_files import ModelCard, save_model
+from cam_core.models import CamNet, build_body
+
+TINY_SIZE = 48
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No test touches the user's real ~/.cache/cam-lens."""
+    home = tmp_path_factory.getbasetemp() / "cam_home"
+    monkeypatch.setenv("CAM_LENS_HOME", str(home))
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    """24 generated pictures (12 per class) at 48 px, with masks, split 20% validation."""
+    cache = tmp_path_factory.mktemp("demo_cache")
+    return load_dataset(
+        DataConfig(source="demo", cache_root=cache, demo=DemoConfig(n_per_class=12, size=TINY_SIZE))
+    )
+
+
+def make_model(
+    folder: Path,
+    classes: tuple[str, ...] = ("cat", "dog"),
+    seed: int = 0,
+    image_size: int = TINY_SIZE,
+    data: dict | None = None,
+) -> ModelCard:
+    """Save a seeded, untrained demo CNN with a CAM head."""
+    torch.manual_seed(seed)
+    net = CamNet(build_body("democnn"), len(classes))
+    # Random BN statistics make the maps differ per class and per image.
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+    card = ModelCard(
+        arch="democnn", n_features=128, classes=classes, image_size=image_size, data=data or {}
+    )
+    return save_model(net, card, folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Dataset) -> Path:
+    folder = tmp_path_factory.mktemp("tiny_model")
+    make_model(
+        folder,
+        data={"source": "demo", "root": str(tiny_dataset.root), "valid_pct": 0.2, "seed": 42},
+    )
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    from cam_core.pipeline import AnalyzeConfig, analyze
+
+    out = tmp_path_factory.mktemp("tiny_artifacts")
+    analyze(tiny_model_dir, out, cfg=AnalyzeConfig(batch_size=4, num_workers=0))
+    return out
+
+
+@pytest.fixture(scope="session")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real ``demo --quick`` run in ``<home>/demo`` (generated data, both stages, analysis)."""
+    from cam_core.pipeline import run_demo
+
+    out = tmp_path_factory.mktemp("quick_home") / "demo"
+    run_demo(out, quick=True, console=False, cache_root=tmp_path_factory.mktemp("quick_cache"))
+    return out

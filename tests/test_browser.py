@@ -1,0 +1,131 @@
+"""Real-browser test: ``streamlit run`` headless, Debian chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = REPO / "tests" / "screenshots"
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
+PAGES = [
+    ("", "Overview", "Validation images"),
+    ("misclassified", "Misclassified", "validation images are misclassified"),
+    ("heatmaps", "Class heatmaps", "Difference map"),
+    ("gallery", "Gallery", "images match the filter"),
+    ("try_photos", "Try your photos", "Upload images"),
+]
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(quick_run: Path) -> Iterator[str]:
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: apt-get install chromium chromium-driver"
+    port = _free_port()
+    env = {**os.environ, "CAM_LENS_HOME": str(quick_run.parent)}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "dashboard/app.py",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                    if reply.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stdout.read().decode() if process.stdout else ""
+                raise AssertionError(f"streamlit did not become healthy:\n{output[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def page(server: str) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        yield context.new_page()
+        browser.close()
+
+
+@pytest.mark.parametrize(("path", "title", "text"), PAGES)
+def test_each_page_in_a_real_browser(
+    server: str, page: object, path: str, title: str, text: str
+) -> None:
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    page.goto(f"{server}/{path}")
+    expect(page.get_by_role("heading", name=title).first).to_be_visible(timeout=60_000)
+    expect(page.get_by_text(text).first).to_be_visible(timeout=60_000)
+    page.wait_for_timeout(1500)
+    assert "Traceback" not in page.content()
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{path or 'overview'}.png"), full_page=True)
+
+
+def test_upload_in_a_real_browser(server: str, page: object, tmp_path: Path) -> None:
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    photo = tmp_path / "my_photo.png"
+    Image.new("RGB", (120, 90), (30, 160, 90)).save(photo)
+    page.goto(f"{server}/try_photos")
+    expect(page.get_by_text("Upload images").first).to_be_visible(timeout=60_000)
+    page.locator('input[type="file"]').set_input_files(str(photo))
+    expect(page.get_by_text("my_photo.png:").first).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Probabilities").first).to_be_visible(timeout=60_000)
+    assert "Traceback" not in page.content()
+    page.screenshot(path=str(SHOTS / "try_photos_upload.png"), full_page=True)

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.error
+from pathlib import Path
+
+import pytest
+
+from cam_core.cli import build_parser, main
+from cam_core.data import Dataset
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("command", ["demo", "train", "analyze", "predict", "report"])
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args([command, "--help"])
+    assert info.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_predict_prints_json_and_keeps_going_after_a_bad_input(
+    tiny_model_dir: Path,
+    tiny_dataset: Dataset,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    good = str(tiny_dataset.samples[0].path)
+    junk = tmp_path / "junk.jpg"
+    junk.write_text("hello")
+    out_dir = tmp_path / "overlays"
+    status = main(
+        [
+            "-q",
+            "predict",
+            "--model",
+            str(tiny_model_dir),
+            "--out-dir",
+            str(out_dir),
+            good,
+            str(junk),
+            str(tmp_path / "missing.png"),
+            good,
+        ]
+    )
+    captured = capsys.readouterr()
+    assert status == 2
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert [line["source"] for line in lines] == [good, good]
+    assert set(lines[0]["probs"]) == {"cat", "dog"}
+    assert abs(sum(lines[0]["probs"].values()) - 1) < 1e-4
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2
+    assert "junk.jpg" in errors[0] and "text file" in errors[0]
+    assert "missing.png" in errors[1]
+    assert "Traceback" not in captured.err
+    assert len(list(out_dir.glob("*.png"))) == 4
+
+
+def test_predict_all_good_exits_zero(
+    tiny_model_dir: Path, tiny_dataset: Dataset, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(["-q", "predict", "--model", str(tiny_model_dir), str(tiny_dataset.samples[1].path)])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["pred"] in ("cat", "dog")
+
+
+def test_bad_model_folder_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["predict", "--model", str(tmp_path / "none"), "x.png"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: model folder") and "Traceback" not in "\n".join(err)
+
+
+def test_train_offline_pets_message(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import fastai.data.external as external
+
+    def offline(*_args: object, **_kwargs: object) -> Path:
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(external, "untar_data", offline)
+    assert main(["train", "--data", "pets", "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "error: downloading Oxford-IIIT Pet" in err and "--data" in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_offline_pretrained_weights_suggest_no_pretrained(
+    tiny_dataset: Dataset,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    status = main(
+        [
+            "train",
+            "--data",
+            str(tiny_dataset.root),
+            "--arch",
+            "resnet18",
+            "--size",
+            "32",
+            "--bs",
+            "4",
+            "--out",
+            str(tmp_path / "m"),
+        ]
+    )
+    assert status == 2
+    assert "--no-pretrained" in capsys.readouterr().err
+
+
+def test_demo_quick_end_to_end_through_the_real_cli(tmp_path: Path) -> None:
+    env = {"CAM_LENS_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-m", "cam_core", "demo", "--quick", "--out", str(tmp_path / "run")],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["n_images"] == 10
+    assert (tmp_path / "run" / "model" / "model.safetensors").exists()
+    from cam_core.artifacts import read_artifacts
+
+    art = read_artifacts(tmp_path / "run" / "artifacts")
+    assert len(art.table) == 10 and art.cams.shape[:2] == (10, 2)

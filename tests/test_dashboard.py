@@ -1,0 +1,131 @@
+"""AppTest runs of every page on a quick trained demo run."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from cam_core.artifacts import read_artifacts
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+PAGES = {
+    "views/overview.py": "Overview",
+    "views/misclassified.py": "Misclassified",
+    "views/heatmaps.py": "Class heatmaps",
+    "views/gallery.py": "Gallery",
+    "views/try_photos.py": "Try your photos",
+}
+
+
+@pytest.fixture()
+def app(quick_run: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("CAM_LENS_HOME", str(quick_run.parent))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    return at
+
+
+def _open(at: AppTest, page: str) -> AppTest:
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _matched(at: AppTest) -> int:
+    for md in at.markdown:
+        found = re.match(r"\*\*(\d+)\*\* of \d+ images match", md.value)
+        if found:
+            return int(found.group(1))
+    raise AssertionError("no match count on the page")
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_renders_without_exception(app: AppTest, page: str) -> None:
+    at = _open(app, page)
+    assert [t.value for t in at.title] == [PAGES[page]]
+    assert not at.error
+
+
+def test_overview_shows_metrics_and_report(app: AppTest, quick_run: Path) -> None:
+    at = _open(app, "views/overview.py")
+    labels = {m.label: m.value for m in at.metric}
+    table = read_artifacts(quick_run / "artifacts").table
+    assert labels["Validation images"] == str(len(table))
+    assert labels["Accuracy"] == f"{table['correct'].mean():.2%}"
+    assert labels["Errors"] == str(int((~table["correct"]).sum()))
+
+
+def test_gallery_count_follows_the_confidence_slider(app: AppTest, quick_run: Path) -> None:
+    table = read_artifacts(quick_run / "artifacts").table
+    at = _open(app, "views/gallery.py")
+    assert _matched(at) == len(table)
+    low = float(table["confidence"].median())
+    at.slider(key="gal_conf").set_value((low, 1.0)).run()
+    expected = int(table["confidence"].between(low, 1.0).sum())
+    assert _matched(at) == expected < len(table)
+    at.radio(key="gal_correct").set_value("incorrect").run()
+    assert _matched(at) == int((table["confidence"].between(low, 1.0) & ~table["correct"]).sum())
+
+
+def test_confusion_cell_opens_the_filtered_gallery(app: AppTest, quick_run: Path) -> None:
+    table = read_artifacts(quick_run / "artifacts").table
+    at = _open(app, "views/overview.py")
+    at.selectbox(key="overview_true").set_value("cat")
+    at.selectbox(key="overview_pred").set_value("dog")
+    at.button(key="overview_open").click().run()
+    assert [t.value for t in at.title] == ["Gallery"]
+    assert _matched(at) == int(((table["label"] == "cat") & (table["pred"] == "dog")).sum())
+
+
+def test_misclassified_lists_exactly_the_wrong_rows(app: AppTest, quick_run: Path) -> None:
+    table = read_artifacts(quick_run / "artifacts").table
+    wrong = table[~table["correct"]]
+    at = _open(app, "views/misclassified.py")
+    assert any(f"**{len(wrong)}** of {len(table)}" in m.value for m in at.markdown)
+    shown = {c.value for c in at.caption if c.value.endswith(".png")}
+    assert shown == {p.rsplit("/", 1)[-1] for p in wrong["path"]}
+
+
+def test_heatmap_page_has_a_figure_per_class_and_the_margin_statement(app: AppTest) -> None:
+    at = _open(app, "views/heatmaps.py")
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3  # two classes + the difference map
+    assert any("logit margin" in c.value for c in at.caption)
+
+
+def _png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (80, 60), (200, 120, 40)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_upload_valid_and_junk_files(app: AppTest) -> None:
+    at = _open(app, "views/try_photos.py")
+    at.file_uploader(key="try_upload").set_value(
+        [
+            ("photo.png", _png_bytes(), "image/png"),
+            ("junk.jpg", b"definitely not an image", "image/jpeg"),
+        ]
+    )
+    at.run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and "junk.jpg" in errors[0]
+    headers = [s.value for s in at.subheader]
+    assert len(headers) == 1 and headers[0].startswith("photo.png: ")
+    assert re.search(r"\((0|1)\.\d\d\)$", headers[0])
+
+
+def test_empty_home_offers_demo_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAM_LENS_HOME", str(tmp_path / "empty"))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert any("does not exist" in w.value for w in at.warning)
+    assert at.button(key="setup_train").label == "Train the demo model"

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from cam_core.artifacts import read_artifacts
+from cam_core.cli import main
+
+
+def test_cli_report_is_one_self_contained_file(quick_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    assert (
+        main(
+            [
+                "-q",
+                "report",
+                "--artifacts",
+                str(quick_run / "artifacts"),
+                "--out",
+                str(out),
+                "--top",
+                "3",
+            ]
+        )
+        == 0
+    )
+    html = out.read_text()
+    table = read_artifacts(quick_run / "artifacts").table
+    assert "CAM Lens report" in html and "democnn" in html
+    assert f"{table['correct'].mean():.2%}" in html
+    n_errors = min(3, int((~table["correct"]).sum()))
+    # image + predicted-class map + true-class map per error
+    assert len(re.findall(r'<img src="data:image/png;base64,', html)) == 3 * n_errors
+    assert not re.search(r'(src|href)="(http|/|\.\./)', html)
+    assert "<script" not in html
+
+
+def test_report_of_a_missing_folder_is_an_error_line(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    assert (
+        main(["report", "--artifacts", str(tmp_path / "none"), "--out", str(tmp_path / "r.html")])
+        == 2
+    )
+    assert "error: artifact folder" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()

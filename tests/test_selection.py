@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from cam_core.selection import GalleryFilter, errors, filter_predictions, page_of
+
+
+def _table() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "path": [f"/d/{n}.png" for n in "abcdef"],
+            "label": ["cat", "cat", "dog", "dog", "cat", "dog"],
+            "pred": ["cat", "dog", "dog", "cat", "cat", "dog"],
+            "confidence": [0.99, 0.7, 0.55, 0.95, 0.6, 0.8],
+            "loss": [0.01, 1.2, 0.6, 3.0, 0.5, 0.2],
+        }
+    ).assign(correct=lambda t: t["label"] == t["pred"])
+
+
+def test_filters_combine_and_keep_the_original_index() -> None:
+    t = _table()
+    assert len(filter_predictions(t, GalleryFilter())) == 6
+    high = filter_predictions(t, GalleryFilter(confidence=(0.75, 1.0)))
+    assert sorted(high.index) == [0, 3, 5]
+    wrong_cats = filter_predictions(
+        t, GalleryFilter(correctness="incorrect", true_classes=("cat",))
+    )
+    assert list(wrong_cats.index) == [1]
+    as_dog = filter_predictions(
+        t, GalleryFilter(pred_classes=("dog",), sort="confidence (lowest first)")
+    )
+    assert list(as_dog.index) == [2, 1, 5]
+    with pytest.raises(ValueError):
+        filter_predictions(t, GalleryFilter(correctness="maybe"))
+
+
+def test_errors_are_sorted_worst_first() -> None:
+    assert list(errors(_table()).index) == [3, 1]
+    assert list(errors(_table(), "confidence").index) == [3, 1]
+
+
+def test_paging_clamps() -> None:
+    rows = _table()
+    first, pages = page_of(rows, 1, 4)
+    assert pages == 2 and list(first.index) == [0, 1, 2, 3]
+    last, _ = page_of(rows, 99, 4)
+    assert list(last.index) == [4, 5]
+    empty, pages = page_of(rows.iloc[:0], 1, 4)
+    assert pages == 1 and empty.empty

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from cam_core.data import Dataset
+from cam_core.errors import AlreadyRunningError
+from cam_core.model_files import load_model
+from cam_core.storage import folder_lock
+from cam_core.training import TrainConfig, train_model
+
+TINY = TrainConfig(
+    arch="democnn",
+    image_size=48,
+    batch_size=8,
+    epochs1=1,
+    epochs2=1,
+    pretrained=False,
+    num_workers=0,
+)
+
+
+def test_two_stages_save_a_loadable_cam_model_and_report_progress(
+    tiny_dataset: Dataset, tmp_path: Path
+) -> None:
+    seen: list[tuple[str, float]] = []
+    card = train_model(
+        tiny_dataset,
+        TINY,
+        tmp_path / "model",
+        progress=lambda msg, frac: seen.append((msg, frac)),
+        console=False,
+    )
+    assert {"valid_loss", "valid_accuracy", "stage1_accuracy"} <= set(card.metrics)
+    assert card.classes == ("cat", "dog") and card.n_features == 128
+    assert card.data["n_valid"] == len(tiny_dataset.valid_idx)
+    fractions = [f for _, f in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    assert any(m.startswith("stage 1") for m, _ in seen)
+    assert any(m.startswith("stage 2") for m, _ in seen)
+    loaded = load_model(tmp_path / "model", "cpu")
+    assert loaded.net.head[2].bias is None
+    assert not any(p.suffix in (".pkl", ".pth") for p in (tmp_path / "model").iterdir())
+
+
+def test_same_seed_same_weights(tiny_dataset: Dataset, tmp_path: Path) -> None:
+    first = train_model(tiny_dataset, TINY, tmp_path / "a", console=False)
+    second = train_model(tiny_dataset, TINY, tmp_path / "b", console=False)
+    assert first.weights_sha256 == second.weights_sha256
+
+
+def test_a_second_writer_of_the_same_folder_is_refused(
+    tiny_dataset: Dataset, tmp_path: Path
+) -> None:
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with folder_lock(tmp_path / "model", "training"):
+            held.set()
+            release.wait(10)
+
+    worker = threading.Thread(target=hold)
+    worker.start()
+    try:
+        assert held.wait(10)
+        with pytest.raises(AlreadyRunningError, match="already running"):
+            train_model(tiny_dataset, TINY, tmp_path / "model", console=False)
+    finally:
+        release.set()
+        worker.join()
+
+
+def test_bad_configuration_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown architecture"):
+        TrainConfig(arch="alexnet")
+    with pytest.raises(ValueError, match="epochs2"):
+        TrainConfig(epochs2=0)
