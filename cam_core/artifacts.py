@@ -21,7 +21,13 @@ import pandas as pd
 from cam_core.data import Sample
 from cam_core.errors import ArtifactError
 from cam_core.model_files import ModelCard, library_versions
-from cam_core.storage import atomic_write, atomic_write_text, read_json_object, sha256_file
+from cam_core.storage import (
+    commit_files,
+    committed_path,
+    read_json_object,
+    sha256_file,
+    write_temp,
+)
 
 __all__ = [
     "ARTIFACT_FORMAT",
@@ -142,8 +148,8 @@ def write_artifacts(
     def write_cams(handle: Any) -> None:
         np.save(handle, np.ascontiguousarray(cams, dtype=np.float16))
 
-    atomic_write(folder / TABLE_FILE, write_table)
-    atomic_write(folder / CAMS_FILE, write_cams)
+    table_tmp = write_temp(folder / TABLE_FILE, write_table)
+    cams_tmp = write_temp(folder / CAMS_FILE, write_cams)
     manifest = Manifest(
         classes=tuple(card.classes),
         n_images=len(table),
@@ -151,13 +157,20 @@ def write_artifacts(
         model_sha256=card.weights_sha256,
         model_dir=str(model_dir.resolve()),
         image_size=card.image_size,
-        files={name: sha256_file(folder / name) for name in (TABLE_FILE, CAMS_FILE)},
+        files={TABLE_FILE: sha256_file(table_tmp), CAMS_FILE: sha256_file(cams_tmp)},
         metrics=metrics,
         data=data,
         versions=library_versions(),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    atomic_write_text(folder / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2))
+    manifest_bytes = json.dumps(asdict(manifest), indent=2).encode("utf-8")
+
+    def write_manifest(handle: Any) -> None:
+        handle.write(manifest_bytes)
+
+    manifest_tmp = write_temp(folder / MANIFEST_FILE, write_manifest)
+    # Until this commit the previous artifacts stay untouched and readable.
+    commit_files(folder, {TABLE_FILE: table_tmp, CAMS_FILE: cams_tmp, MANIFEST_FILE: manifest_tmp})
     log.info("wrote artifacts for %d images to %s", len(table), folder)
     return manifest
 
@@ -168,9 +181,9 @@ def read_manifest(folder: Path) -> Manifest:
     Raises:
         ArtifactError: missing folder or manifest, bad JSON, missing fields, newer format.
     """
-    path = folder / MANIFEST_FILE
     if not folder.is_dir():
         raise ArtifactError(f"artifact folder {folder} does not exist; run the analysis first")
+    path = committed_path(folder, MANIFEST_FILE)
     raw = read_json_object(
         path, ArtifactError, "the analysis never finished here", "rerun the analysis"
     )
@@ -205,15 +218,15 @@ def read_artifacts(folder: Path, verify: bool = True) -> Artifacts:
         ArtifactError: anything missing, modified, misaligned or of the wrong shape.
     """
     manifest = read_manifest(folder)
-    for name in (TABLE_FILE, CAMS_FILE):
-        path = folder / name
+    paths = {name: committed_path(folder, name) for name in (TABLE_FILE, CAMS_FILE)}
+    for name, path in paths.items():
         if not path.is_file():
             raise ArtifactError(f"{path} is missing; rerun the analysis")
         if verify and name in manifest.files and sha256_file(path) != manifest.files[name]:
             raise ArtifactError(f"{path} does not match its manifest hash; rerun the analysis")
     try:
-        table = pd.read_parquet(folder / TABLE_FILE)
-        cams = np.load(folder / CAMS_FILE, allow_pickle=False)
+        table = pd.read_parquet(paths[TABLE_FILE])
+        cams = np.load(paths[CAMS_FILE], allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise ArtifactError(
             f"cannot read artifacts in {folder} ({exc}); rerun the analysis"

@@ -105,22 +105,17 @@ def _ear_polygons(is_cat: bool, cx: float, cy: float, r: float, rng: random.Rand
             )
             ears.append([base_a, tip, base_b])
         else:
-            # Floppy ears grow from the same place on the head as cat ears and hang outwards,
-            # so the evidence for either class sits where the ears are.
-            anchor = math.radians(rng.uniform(32, 44))
-            droop = math.radians(rng.uniform(15, 40))
-            length, width = r * rng.uniform(0.95, 1.15), r * rng.uniform(0.45, 0.58)
-            ax, ay = cx + side * r * math.sin(anchor), cy - r * math.cos(anchor)
-            dx, dy = side * math.cos(droop), math.sin(droop)
-            centre_x, centre_y = ax + dx * length * 0.4, ay + dy * length * 0.4
+            width, height = r * rng.uniform(0.5, 0.65), r * rng.uniform(1.0, 1.3)
+            ex = cx + side * r * rng.uniform(0.95, 1.08)
+            ey = cy - r * 0.35 + height / 2
             steps = 24
             ears.append(
                 [
                     (
-                        centre_x + math.cos(t) * length / 2 * dx - math.sin(t) * width / 2 * dy,
-                        centre_y + math.cos(t) * length / 2 * dy + math.sin(t) * width / 2 * dx,
+                        ex + width / 2 * math.cos(2 * math.pi * k / steps),
+                        ey + height / 2 * math.sin(2 * math.pi * k / steps),
                     )
-                    for t in (2 * math.pi * k / steps for k in range(steps))
+                    for k in range(steps)
                 ]
             )
     return ears
@@ -140,8 +135,8 @@ def draw_sample(
     draw = ImageDraw.Draw(image)
     for _ in range(rng.randint(0, distractors)):
         _draw_distractor(draw, rng, size)
-    r = size * rng.uniform(0.18, 0.23)
-    margin = 1.95 * r
+    r = size * rng.uniform(0.15, 0.2)
+    margin = 2.0 * r
     cx = rng.uniform(margin, size - margin)
     cy = rng.uniform(margin, size - margin)
     face = _contrasting(rng, background)

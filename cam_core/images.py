@@ -107,10 +107,11 @@ def sniff_format(data: bytes) -> str:
     if refusal is not None:
         raise ImageRejectedError(refusal)
     try:
-        data[:256].decode("utf-8")
-        kind = "a text file"
+        head = data[:256].decode("utf-8")
+        is_text = all(ch.isprintable() or ch in "\r\n\t" for ch in head)
     except UnicodeDecodeError:
-        kind = "not a recognised image format"
+        is_text = False
+    kind = "a text file" if is_text else "not a recognised image format"
     raise ImageRejectedError(f"{kind}; use JPEG, PNG, WebP, GIF or BMP")
 
 
@@ -174,7 +175,7 @@ def decode_image(data: bytes, *, name: str = "image", max_pixels: int = MAX_PIXE
         rgb.load()
     except ImageRejectedError:
         raise
-    except Image.DecompressionBombError as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageRejectedError(f"{name}: refused as a decompression bomb ({exc})") from None
     except Exception as exc:  # noqa: BLE001 - any decoder failure on hostile bytes is a rejection
         raise ImageRejectedError(

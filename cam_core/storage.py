@@ -22,15 +22,39 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "clean_stale_temps",
+    "commit_files",
+    "committed_path",
     "folder_lock",
     "read_json_object",
+    "recover_commit",
     "sha256_file",
+    "write_temp",
 ]
 
 log = logging.getLogger(__name__)
 
 TEMP_PREFIX = ".tmp-"
 LOCK_NAME = ".cam_lens.lock"
+JOURNAL_NAME = ".commit.json"
+
+
+def write_temp(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Write a complete, fsynced temp file beside ``path`` without touching ``path``.
+
+    Returns:
+        The temp file (named ``.tmp-<name>.*``), ready for ``os.replace`` onto ``path``.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + path.name + ".", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    return Path(tmp)
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
@@ -40,17 +64,56 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         path: final file path; its folder must exist.
         write: called with a binary file object open on a temp file in the same folder.
     """
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + path.name + ".", dir=path.parent)
+    os.replace(write_temp(path, write), path)
+
+
+def commit_files(folder: Path, replacements: dict[str, Path]) -> None:
+    """Move several complete temp files onto their final names as one unit.
+
+    A journal naming every pair is written (atomically) before the first rename and removed
+    after the last, so a crash in between is rolled forward by :func:`recover_commit` and
+    readers can resolve the new set with :func:`committed_path`.
+
+    Args:
+        folder: the folder holding the files.
+        replacements: final file name → temp file in the same folder.
+    """
+    journal = {name: tmp.name for name, tmp in replacements.items()}
+    atomic_write_text(folder / JOURNAL_NAME, json.dumps(journal))
+    for name, tmp in replacements.items():
+        os.replace(tmp, folder / name)
+    os.unlink(folder / JOURNAL_NAME)
+
+
+def _journal(folder: Path) -> dict[str, str]:
     try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+        raw = json.loads((folder / JOURNAL_NAME).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        log.warning("ignoring an unreadable commit journal in %s", folder)
+        return {}
+    return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+
+
+def committed_path(folder: Path, name: str) -> Path:
+    """Where the newest complete version of ``name`` is, even mid-commit (read-only)."""
+    pending = _journal(folder).get(name)
+    if pending and (folder / pending).is_file():
+        return folder / pending
+    return folder / name
+
+
+def recover_commit(folder: Path) -> None:
+    """Finish a commit that a crashed writer started; call only while holding the lock."""
+    journal = _journal(folder)
+    for name, tmp in journal.items():
+        if (folder / tmp).is_file():
+            os.replace(folder / tmp, folder / name)
+    if journal:
+        log.warning("finished an interrupted save in %s", folder)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(folder / JOURNAL_NAME)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -99,6 +162,7 @@ def folder_lock(folder: Path, what: str) -> Iterator[None]:
             f"{what} is already running for {folder}; wait for it to finish"
         ) from None
     try:
+        recover_commit(folder)
         clean_stale_temps(folder)
         yield
     finally:

@@ -129,3 +129,20 @@ def test_empty_home_offers_demo_training(tmp_path: Path, monkeypatch: pytest.Mon
     assert not at.exception
     assert any("does not exist" in w.value for w in at.warning)
     assert at.button(key="setup_train").label == "Train the demo model"
+
+
+def test_a_broken_folder_shows_an_error_and_others_still_work(
+    app: AppTest, quick_run: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text('{"format_version": 99}')
+    at = _open(app, "views/gallery.py")
+    at.selectbox(key="shared_choice").set_value("Another folder…").run()
+    at.text_input(key="shared_custom_dir").input(str(broken)).run()
+    assert not at.exception
+    assert any("upgrade cam_core" in w.value for w in at.warning)
+    assert not at.title  # the page stopped after the message
+    at.selectbox(key="shared_choice").set_value(str(quick_run / "artifacts")).run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Gallery"]

@@ -1,0 +1,290 @@
+"""Benchmark: our batched CAM path against plain inference, the tutorial's loop and Grad-CAM.
+
+Run ``python benchmarks/bench_cam.py`` (``--help`` for options). Writes ``benchmarks/RESULTS.md``
+and, with ``--json``, prints one JSON object with images/second per path and the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import platform
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cam_core.cams import cams_for_batch, cams_for_files
+from cam_core.demo_data import draw_sample
+from cam_core.images import decode_image, to_model_tensor
+from cam_core.model_files import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelCard
+from cam_core.models import CamNet, build_body
+from cam_core.overlay import encode_png, overlay
+from cam_core.predict import predict_images
+
+CLASSES = ("cat", "dog")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=256, help="validation images (default 256)")
+    parser.add_argument("--size", type=int, default=224, help="input size (default 224)")
+    parser.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--reps", type=int, default=5, help="timed repetitions (default 5)")
+    parser.add_argument(
+        "--tutorial-n",
+        type=int,
+        default=64,
+        help="images timed for the one-at-a-time tutorial loop (default 64)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    return parser.parse_args(argv)
+
+
+def median_seconds(run: Callable[[], object], reps: int, device: torch.device) -> float:
+    """Median wall time of ``reps`` runs after one warm-up run."""
+    run()
+    times = []
+    for _ in range(reps):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        run()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def make_images(folder: Path, n: int, size: int) -> list[Path]:
+    rng = random.Random(0)
+    paths = []
+    for i in range(n):
+        image, _ = draw_sample(i % 2 == 0, size, rng)
+        path = folder / f"{'Cat' if i % 2 == 0 else 'dog'}_{i:04d}.png"
+        image.save(path)
+        paths.append(path)
+    return paths
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return (
+        f"{cpu}, {torch.get_num_threads()} torch threads{gpu}; Python "
+        f"{platform.python_version()}, torch {torch.__version__}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    net = CamNet(build_body("resnet34"), len(CLASSES)).to(device).eval()
+    if device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last)
+    card = ModelCard(arch="resnet34", n_features=512, classes=CLASSES, image_size=args.size)
+    model = LoadedModel(card=card, net=net, device=device, folder=Path("."))
+    results: dict[str, dict[str, float]] = {}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = make_images(Path(tmp), args.n, args.size)
+        from PIL import Image
+
+        batch = torch.stack(
+            [
+                to_model_tensor(
+                    Image.open(p).convert("RGB"), args.size, IMAGENET_MEAN, IMAGENET_STD
+                )
+                for p in paths
+            ]
+        )
+        chunks = list(torch.split(batch, args.batch))
+
+        @torch.inference_mode()
+        def plain() -> None:
+            for chunk in chunks:
+                x = chunk.to(device, non_blocking=True)
+                if device.type == "cuda":
+                    with torch.autocast("cuda", dtype=torch.float16):
+                        net(x.contiguous(memory_format=torch.channels_last))
+                else:
+                    net(x)
+
+        def ours() -> None:
+            for chunk in chunks:
+                cams_for_batch(model, chunk)
+
+        def ours_files() -> None:
+            cams_for_files(model, paths, batch_size=args.batch)
+
+        t_plain = median_seconds(plain, args.reps, device)
+        t_ours = median_seconds(ours, args.reps, device)
+        t_files = median_seconds(ours_files, args.reps, device)
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        results["1 plain inference model(x)"] = {"seconds": t_plain, "n": args.n}
+        results["2 cam_core batched (logits + every map)"] = {"seconds": t_ours, "n": args.n}
+        results["2b cam_core from files (decode + maps)"] = {"seconds": t_files, "n": args.n}
+
+        tutorial_paths = paths[: args.tutorial_n]
+        t_tutorial = median_seconds(
+            lambda: tutorial_loop(net, tutorial_paths, args.size, device), args.reps, device
+        )
+        results["3 tutorial: test_dl + einsum per image"] = {
+            "seconds": t_tutorial,
+            "n": len(tutorial_paths),
+        }
+
+        t_gradcam = median_seconds(
+            lambda: gradcam_all_classes(net, chunks, device), args.reps, device
+        )
+        results["4 Grad-CAM (pytorch-grad-cam), every class"] = {"seconds": t_gradcam, "n": args.n}
+
+        upload = io.BytesIO()
+        Image.open(paths[0]).save(upload, format="JPEG", quality=90)
+        data = upload.getvalue()
+
+        def single_upload() -> None:
+            img = decode_image(data, name="upload.jpg")
+            (prediction,) = predict_images(model, [("upload.jpg", img)])
+            for k in range(len(CLASSES)):
+                encode_png(overlay(prediction.view, prediction.maps[k]))
+
+        t_upload = median_seconds(single_upload, max(args.reps, 10), device)
+        results["5 single upload → prediction + maps + overlay PNGs"] = {
+            "seconds": t_upload,
+            "n": 1,
+        }
+
+    for entry in results.values():
+        entry["images_per_s"] = entry["n"] / entry["seconds"]
+    ips = {name: entry["images_per_s"] for name, entry in results.items()}
+    keys = list(results)
+    ratios = {
+        "ours_vs_plain_time (target <= 1.10)": ips[keys[0]] / ips[keys[1]],
+        "tutorial_vs_ours_time (target >= 10)": ips[keys[1]] / ips[keys[3]],
+        "gradcam_vs_ours_time (target >= 3)": ips[keys[1]] / ips[keys[4]],
+    }
+    with torch.inference_mode():
+        h = net.body(batch[:1].to(device)).shape[-1]
+    summary = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "device": str(device),
+        "n": args.n,
+        "size": args.size,
+        "batch": args.batch,
+        "reps": args.reps,
+        "images_per_s": ips,
+        "ratios": ratios,
+        "single_upload_latency_s (target < 1)": t_upload,
+        "cam_bytes_per_image": len(CLASSES) * h * h * 2,
+        "peak_rss_mb_after_analysis": peak_rss_mb,
+    }
+    args.out.write_text(render_markdown(summary, results))
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(render_markdown(summary, results))
+    return 0
+
+
+def tutorial_loop(net: CamNet, paths: list[Path], size: int, device: torch.device) -> None:
+    """The tutorial's way: one image at a time through a fastai ``test_dl``, einsum per image."""
+    dls = _tutorial_dls(paths, size, device)
+    weight = net.weight
+    with torch.no_grad():
+        for path in paths:
+            (x,) = dls.test_dl([path]).one_batch()
+            features = net.body(x)
+            torch.einsum("ocij,kc->okij", features, weight)
+
+
+_DLS_CACHE: dict[tuple[int, str], object] = {}
+
+
+def _tutorial_dls(paths: list[Path], size: int, device: torch.device):  # type: ignore[no-untyped-def]
+    from fastai.vision.all import ImageDataLoaders, Normalize, Resize, imagenet_stats
+
+    key = (size, str(device))
+    if key not in _DLS_CACHE:
+        _DLS_CACHE[key] = ImageDataLoaders.from_name_func(
+            str(paths[0].parent),
+            paths,
+            valid_pct=0.2,
+            seed=42,
+            label_func=lambda name: "cat" if str(name).split("/")[-1][0].isupper() else "dog",
+            item_tfms=Resize(size),
+            batch_tfms=Normalize.from_stats(*imagenet_stats),
+            bs=1,
+            num_workers=0,
+            device=device,
+        )
+    return _DLS_CACHE[key]
+
+
+def gradcam_all_classes(net: CamNet, chunks: list[torch.Tensor], device: torch.device) -> None:
+    """Grad-CAM of pytorch-grad-cam, batched, one backward pass per class."""
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    with GradCAM(model=net, target_layers=[net.body[-1]]) as cam:
+        for chunk in chunks:
+            x = chunk.to(device)
+            for k in range(len(CLASSES)):
+                cam(input_tensor=x, targets=[ClassifierOutputTarget(k)] * len(x))
+
+
+def render_markdown(summary: dict[str, object], results: dict[str, dict[str, float]]) -> str:
+    lines = [
+        "# CAM benchmark results",
+        "",
+        f"- date: {summary['date']}",
+        f"- machine: {summary['machine']}",
+        f"- device: {summary['device']}; {summary['n']} images at {summary['size']} px, "
+        f"batch {summary['batch']}, median of {summary['reps']} runs after a warm-up",
+        f"- command: `python benchmarks/bench_cam.py --n {summary['n']} --size {summary['size']} "
+        f"--batch {summary['batch']} --device {summary['device']}`",
+        "",
+        "| path | images timed | median s | images/s |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, entry in results.items():
+        lines.append(
+            f"| {name} | {int(entry['n'])} | {entry['seconds']:.3f} | {entry['images_per_s']:.1f} |"
+        )
+    lines += ["", "| ratio (time per image) | value |", "| --- | ---: |"]
+    for name, value in summary["ratios"].items():  # type: ignore[union-attr]
+        lines.append(f"| {name} | {value:.2f} |")
+    lines += [
+        "",
+        f"- single upload latency (decode + predict + every map + overlay PNGs): "
+        f"{summary['single_upload_latency_s (target < 1)']:.3f} s (target < 1 s)",
+        f"- CAM storage: {summary['cam_bytes_per_image']} bytes per image (float16)",
+        f"- peak RSS after the analysis paths: {summary['peak_rss_mb_after_analysis']:.0f} MB",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,222 @@
+"""Server-side URL fetching against a real local HTTP server (threads, loopback)."""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from PIL import Image
+
+from cam_core.errors import ImageRejectedError, UrlRejectedError
+from cam_core.fetch import FetchConfig, check_address, fetch_bytes, fetch_image
+
+PNG = io.BytesIO()
+Image.new("RGB", (32, 24), (250, 10, 10)).save(PNG, format="PNG")
+PNG_BYTES = PNG.getvalue()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, *_args: object) -> None:
+        return
+
+    def _send(
+        self, status: int, body: bytes, kind: str, extra: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (extra or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        path = self.path
+        if path == "/cat.png":
+            self._send(200, PNG_BYTES, "image/png")
+        elif path == "/page.html":
+            self._send(200, b"<html><body>a page</body></html>", "text/html; charset=utf-8")
+        elif path == "/octet.html":
+            self._send(200, b"<!doctype html><html></html>", "application/octet-stream")
+        elif path == "/huge-declared":
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(10**10))
+            self.end_headers()
+        elif path == "/huge-streamed":
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+            chunk = b"\x89PNG" + b"\x00" * 65532
+            for _ in range(40):
+                self.wfile.write(chunk)
+        elif path == "/slow":
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            for _ in range(100):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(0.3)
+        elif path.startswith("/redirect/"):
+            hops = int(path.rsplit("/", 1)[1])
+            target = "/cat.png" if hops == 0 else f"/redirect/{hops - 1}"
+            self._send(302, b"", "text/plain", {"Location": target})
+        elif path == "/to-ftp":
+            self._send(302, b"", "text/plain", {"Location": "ftp://example.com/x.png"})
+        elif path == "/500":
+            self._send(500, b"boom", "text/plain")
+        else:
+            self._send(404, b"missing", "text/plain")
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Clients that hang up early (size and time limits) are expected here."""
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    server = _QuietServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+LOCAL = FetchConfig(allow_private=True)
+
+
+def test_good_image(base_url: str) -> None:
+    img = fetch_image(f"{base_url}/cat.png", LOCAL)
+    assert img.size == (32, 24) and img.getpixel((0, 0)) == (250, 10, 10)
+
+
+def test_loopback_is_refused_without_the_option(base_url: str) -> None:
+    with pytest.raises(UrlRejectedError, match="127.0.0.1 is loopback"):
+        fetch_bytes(f"{base_url}/cat.png")
+
+
+def test_html_is_refused_as_a_page_or_as_bytes(base_url: str) -> None:
+    with pytest.raises(UrlRejectedError, match="web page"):
+        fetch_image(f"{base_url}/page.html", LOCAL)
+    with pytest.raises(ImageRejectedError, match="HTML"):
+        fetch_image(f"{base_url}/octet.html", LOCAL)
+
+
+def test_oversized_bodies(base_url: str) -> None:
+    with pytest.raises(UrlRejectedError, match="over the 20 MiB limit"):
+        fetch_bytes(f"{base_url}/huge-declared", LOCAL)
+    small = FetchConfig(allow_private=True, max_bytes=1024 * 1024)
+    with pytest.raises(UrlRejectedError, match="over the 1 MiB limit"):
+        fetch_bytes(f"{base_url}/huge-streamed", small)
+
+
+def test_slow_body_hits_the_total_deadline(base_url: str) -> None:
+    cfg = FetchConfig(allow_private=True, read_timeout=2.0, total_timeout=1.5)
+    started = time.monotonic()
+    with pytest.raises(UrlRejectedError, match="longer than 2 s|did not answer"):
+        fetch_bytes(f"{base_url}/slow", cfg)
+    assert time.monotonic() - started < 6
+
+
+def test_redirects_are_followed_by_hand_and_limited(base_url: str) -> None:
+    assert fetch_bytes(f"{base_url}/redirect/2", LOCAL) == PNG_BYTES  # three redirects
+    with pytest.raises(UrlRejectedError, match="more than 3 redirects"):
+        fetch_bytes(f"{base_url}/redirect/3", LOCAL)
+    with pytest.raises(UrlRejectedError, match="only http and https"):
+        fetch_bytes(f"{base_url}/to-ftp", LOCAL)
+
+
+def test_http_errors(base_url: str) -> None:
+    with pytest.raises(UrlRejectedError, match="HTTP 404"):
+        fetch_bytes(f"{base_url}/nothing", LOCAL)
+    with pytest.raises(UrlRejectedError, match="HTTP 500"):
+        fetch_bytes(f"{base_url}/500", LOCAL)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("file:///etc/passwd", "only http and https"),
+        ("ftp://example.com/a.png", "only http and https"),
+        ("http://user:secret@example.com/a.png", "credentials"),
+        ("http:///nohost.png", "no host"),
+        ("http://example.com:99999/a.png", "not a valid URL"),
+    ],
+)
+def test_url_form_is_checked_before_any_lookup(url: str, message: str) -> None:
+    with pytest.raises(UrlRejectedError, match=message):
+        fetch_bytes(url)
+
+
+@pytest.mark.parametrize(
+    ("address", "kind"),
+    [
+        ("127.0.0.1", "loopback"),
+        ("10.1.2.3", "private"),
+        ("192.168.0.10", "private"),
+        ("172.16.5.4", "private"),
+        ("169.254.169.254", "link-local"),
+        ("224.0.0.1", "multicast"),
+        ("0.0.0.0", "unspecified"),
+        ("240.0.0.1", "reserved"),
+        ("::1", "loopback"),
+        ("fe80::1", "link-local"),
+        ("fc00::1", "private"),
+        ("::ffff:127.0.0.1", "loopback"),
+        ("::ffff:169.254.169.254", "link-local"),
+        ("100.64.0.1", "non-public"),
+    ],
+)
+def test_non_public_addresses_are_refused(address: str, kind: str) -> None:
+    with pytest.raises(UrlRejectedError, match=kind):
+        check_address(ipaddress.ip_address(address))
+
+
+def test_public_addresses_pass() -> None:
+    check_address(ipaddress.ip_address("93.184.216.34"))
+    check_address(ipaddress.ip_address("2606:4700::1111"))
+
+
+def test_host_names_resolving_to_private_addresses_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def fake(host: str, port: int, *args: object, **kwargs: object) -> list[tuple]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.5", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    with pytest.raises(UrlRejectedError, match="10.0.0.5 is private"):
+        fetch_bytes("http://intranet.example/cat.png")
+
+
+def test_the_validated_address_is_the_one_connected_to(
+    base_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One DNS answer per hop; a rebinding second answer would never be asked for."""
+    port = int(base_url.rsplit(":", 1)[1])
+    calls: list[str] = []
+    real = socket.getaddrinfo
+
+    def counting(host: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        calls.append(host)
+        if host == "pets.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", counting)
+    data = fetch_bytes(f"http://pets.example:{port}/cat.png", LOCAL)
+    assert data == PNG_BYTES
+    assert calls.count("pets.example") == 1

@@ -1,0 +1,200 @@
+"""The image-intake path against hostile and unusual files."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from cam_core.errors import ImageRejectedError
+from cam_core.images import (
+    BACKGROUND_RGB,
+    MAX_PIXELS,
+    decode_image,
+    load_image_file,
+    sniff_format,
+    square_resize,
+)
+
+
+def _encode(img: Image.Image, fmt: str, **kwargs: object) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A valid PNG signature + IHDR claiming huge dimensions, with a tiny IDAT."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\x00"))
+        + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "named"),
+    [
+        (b"%PDF-1.7\n1 0 obj", "PDF"),
+        (b"%!PS-Adobe-3.0 EPSF-3.0\n", "EPS"),
+        (b"SIMPLE  =                    T", "FITS"),
+        (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"></svg>', "SVG"),
+        (b"<!DOCTYPE html><html><body>hi</body></html>", "HTML"),
+        (b"\x00\x00\x00\x1cftypheic\x00\x00\x00\x00mif1heic", "HEIC"),
+        (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1", "AVIF"),
+        (b"just some words in a text file", "text file"),
+        (b"\x01\x02\x03\x04\x05garbage", "not a recognised image format"),
+    ],
+)
+def test_refused_formats_are_named(data: bytes, named: str) -> None:
+    with pytest.raises(ImageRejectedError, match=named):
+        decode_image(data, name="upload.jpg")
+
+
+def test_heic_message_says_how_to_fix() -> None:
+    with pytest.raises(ImageRejectedError, match="convert to JPEG or PNG"):
+        decode_image(b"\x00\x00\x00\x1cftypheic\x00\x00\x00\x00", name="x.heic")
+
+
+def test_format_comes_from_bytes_not_name(tmp_path: Path) -> None:
+    png = _encode(Image.new("RGB", (8, 8), (1, 2, 3)), "PNG")
+    disguised = tmp_path / "photo.jpg"
+    disguised.write_bytes(png)
+    assert sniff_format(png) == "PNG"
+    assert load_image_file(disguised).getpixel((0, 0)) == (1, 2, 3)
+
+
+def test_empty_truncated_and_corrupt_files_are_refused() -> None:
+    with pytest.raises(ImageRejectedError, match="empty"):
+        decode_image(b"")
+    jpeg = _encode(Image.new("RGB", (64, 64), (200, 100, 50)), "JPEG")
+    with pytest.raises(ImageRejectedError, match="corrupt or truncated"):
+        decode_image(jpeg[: len(jpeg) // 2])
+    png = _encode(
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)),
+        "PNG",
+    )
+    with pytest.raises(ImageRejectedError, match="corrupt or truncated"):
+        decode_image(png[: len(png) - 200])
+
+
+def test_pixel_cap_is_enforced_before_decoding() -> None:
+    large = _png_header_only(7_100, 7_100)  # 50 MP claimed by a ~70-byte file
+    with pytest.raises(ImageRejectedError, match="50.4 MP, over the 40 MP limit"):
+        decode_image(large)
+    for side in (10_000, 30_000):  # Pillow's own bomb warning/error zones
+        with pytest.raises(ImageRejectedError, match="(decompression bomb|over the 40 MP)"):
+            decode_image(_png_header_only(side, side))
+    with pytest.raises(ImageRejectedError, match="over the 0 MP limit"):
+        decode_image(_encode(Image.new("RGB", (20, 20)), "PNG"), max_pixels=100)
+    assert MAX_PIXELS == 40_000_000
+
+
+def test_exif_orientation_is_applied() -> None:
+    img = Image.new("RGB", (40, 20), (255, 0, 0))
+    img.paste((0, 0, 255), (0, 0, 10, 20))  # blue strip on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise when displayed
+    out = decode_image(_encode(img, "JPEG", exif=exif.tobytes(), quality=95))
+    assert out.size == (20, 40)
+    top = np.asarray(out)[2, 10]
+    assert top[2] > 150 and top[0] < 100  # the blue strip is now on top
+
+
+@pytest.mark.parametrize(
+    ("img", "fmt", "expected"),
+    [
+        (Image.new("CMYK", (8, 8), (0, 255, 255, 0)), "JPEG", (255, 0, 0)),
+        (Image.new("P", (8, 8), 0), "PNG", (0, 0, 0)),
+        (Image.new("L", (8, 8), 128), "PNG", (128, 128, 128)),
+        (Image.new("1", (8, 8), 1), "BMP", (255, 255, 255)),
+        (Image.new("RGBA", (8, 8), (0, 0, 0, 0)), "PNG", BACKGROUND_RGB),
+        (Image.new("RGBA", (8, 8), (0, 0, 255, 255)), "WEBP", (0, 0, 255)),
+        (Image.new("LA", (8, 8), (0, 0)), "PNG", BACKGROUND_RGB),
+    ],
+)
+def test_modes_become_8_bit_rgb(img: Image.Image, fmt: str, expected: tuple[int, int, int]) -> None:
+    kwargs = {"lossless": True} if fmt == "WEBP" else {}
+    out = decode_image(_encode(img, fmt, **kwargs))
+    assert out.mode == "RGB"
+    assert np.abs(np.asarray(out)[4, 4].astype(int) - np.array(expected)).max() <= 3
+
+
+def test_sixteen_bit_is_scaled_not_clipped() -> None:
+    ramp = (np.arange(256, dtype=np.uint16).reshape(16, 16) * 257).astype(np.uint16)
+    img = Image.fromarray(ramp)
+    assert img.mode.startswith("I;16")
+    out = np.asarray(decode_image(_encode(img, "PNG")))[..., 0]
+    assert out.min() == 0 and out.max() == 255
+    assert len(np.unique(out)) > 200
+
+
+def test_animated_gif_gives_the_first_frame() -> None:
+    frames = [Image.new("RGB", (10, 10), colour) for colour in ((255, 0, 0), (0, 255, 0))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=50)
+    out = decode_image(buffer.getvalue())
+    assert out.mode == "RGB" and np.asarray(out)[5, 5, 0] > 200
+
+
+def test_square_resize_centre_crops() -> None:
+    img = Image.new("RGB", (300, 100), (0, 0, 0))
+    img.paste((255, 255, 255), (100, 0, 200, 100))
+    out = square_resize(img, 50)
+    assert out.size == (50, 50) and np.asarray(out).mean() > 250
+
+
+_SEEDS = [
+    _encode(Image.new("RGB", (24, 16), (10, 200, 30)), "PNG"),
+    _encode(Image.new("RGB", (24, 16), (10, 200, 30)), "JPEG"),
+    _encode(Image.new("RGBA", (12, 12), (1, 2, 3, 4)), "WEBP"),
+    _encode(Image.new("P", (12, 12), 3), "GIF"),
+    _encode(Image.new("RGB", (12, 12)), "BMP"),
+    _encode(Image.new("RGB", (12, 12)), "TIFF"),
+]
+
+
+def _check(data: bytes) -> None:
+    try:
+        out = decode_image(data, max_pixels=1_000_000)
+    except ImageRejectedError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert out.mode == "RGB"
+    assert out.width * out.height <= 1_000_000
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=2048))
+def test_random_bytes_give_rgb_or_our_error(data: bytes) -> None:
+    _check(data)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(_SEEDS),
+    st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=8),
+    st.integers(0, 10_000),
+)
+def test_mutated_real_images_give_rgb_or_our_error(
+    seed: bytes, flips: list[tuple[int, int]], cut: int
+) -> None:
+    data = bytearray(seed)
+    for position, value in flips:
+        data[position % len(data)] = value
+    _check(bytes(data[: max(1, len(data) - cut % len(data))]))
