@@ -68,6 +68,26 @@ def median_seconds(run: Callable[[], object], reps: int, device: torch.device) -
     return statistics.median(times)
 
 
+def interleaved_medians(
+    runs: dict[str, Callable[[], object]], reps: int, device: torch.device
+) -> dict[str, float]:
+    """Median wall times of several paths timed in turn (A, B, C, A, B, C, …), so slow drifts
+    of the machine (clock, cache, other load) affect every path alike."""
+    for run in runs.values():
+        run()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(reps):
+        for name, run in runs.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            run()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def make_images(folder: Path, n: int, size: int) -> list[Path]:
     rng = random.Random(0)
     paths = []
@@ -137,9 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         def ours_files() -> None:
             cams_for_files(model, paths, batch_size=args.batch)
 
-        t_plain = median_seconds(plain, args.reps, device)
-        t_ours = median_seconds(ours, args.reps, device)
-        t_files = median_seconds(ours_files, args.reps, device)
+        medians = interleaved_medians(
+            {"plain": plain, "ours": ours, "files": ours_files}, args.reps, device
+        )
+        t_plain, t_ours, t_files = medians["plain"], medians["ours"], medians["files"]
         peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         results["1 plain inference model(x)"] = {"seconds": t_plain, "n": args.n}
         results["2 cam_core batched (logits + every map)"] = {"seconds": t_ours, "n": args.n}

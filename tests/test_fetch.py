@@ -126,10 +126,10 @@ def test_oversized_bodies(base_url: str) -> None:
 
 def test_slow_body_hits_the_total_deadline(base_url: str) -> None:
     cfg = FetchConfig(allow_private=True, read_timeout=2.0, total_timeout=1.5)
-    started = time.monotonic()
-    with pytest.raises(UrlRejectedError, match="longer than 2 s|did not answer"):
+    # Bytes keep arriving every 0.3 s, so no read ever times out: only the deadline can stop it
+    # (the whole body would take 30 s).
+    with pytest.raises(UrlRejectedError, match="took longer than 2 s"):
         fetch_bytes(f"{base_url}/slow", cfg)
-    assert time.monotonic() - started < 6
 
 
 def test_redirects_are_followed_by_hand_and_limited(base_url: str) -> None:

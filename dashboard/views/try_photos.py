@@ -12,7 +12,7 @@ import sidebar
 import widgets
 from cam_core.errors import CamLensError
 from cam_core.fetch import FetchConfig, fetch_image
-from cam_core.figures import probability_figure
+from cam_core.figures import figure_html, probability_figure
 from cam_core.images import decode_image
 from cam_core.model_files import LoadedModel
 from cam_core.predict import predict_images
@@ -70,9 +70,16 @@ for n, prediction in enumerate(predict_images(loaded, inputs)):
         st.subheader(f"{name}: {prediction.pred} ({prediction.probs.max():.2f})")
         top = st.columns([1, 2])
         top[0].image(prediction.view, caption="model input", width="stretch")
-        top[1].plotly_chart(
-            probability_figure(prediction.classes, prediction.probs), key=f"try_probs_{n}"
-        )
+        bars = probability_figure(prediction.classes, prediction.probs)
+        with top[1]:
+            st.plotly_chart(bars, key=f"try_probs_{n}")
+            st.download_button(
+                "Probabilities (HTML)",
+                figure_html(bars),
+                file_name="probabilities.html",
+                mime="text/html",
+                key=f"try_probs_dl_{n}",
+            )
         widgets.class_map_grid(
             prediction.maps,
             prediction.view,
