@@ -3,13 +3,18 @@ images and figures in ``st.cache_data``. Pages never read files or the model dir
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
+from PIL import Image
 
 from cam_core.artifacts import Artifacts, read_artifacts
+from cam_core.figures import class_map_figure, confidence_histogram, confusion_figure
 from cam_core.images import load_image_file, square_resize
+from cam_core.metrics import confusion_matrix
 from cam_core.model_files import LoadedModel, ModelCard, load_model, read_card
 from cam_core.overlay import encode_png, overlay
 from cam_core.report import build_report
@@ -26,8 +31,7 @@ def stamp(folder: Path) -> float:
 @st.cache_resource(max_entries=2, show_spinner="Loading the model…")
 def model(model_dir: str, weights_sha256: str) -> LoadedModel:
     """One shared, read-only model per (folder, weights) for all sessions."""
-    loaded = load_model(Path(model_dir))
-    return loaded
+    return load_model(Path(model_dir))
 
 
 @st.cache_data(max_entries=4, show_spinner="Reading the analysis…")
@@ -69,3 +73,26 @@ def report_html(folder: str, version: float, top_n: int, colorscale: str) -> str
     except Exception:  # noqa: BLE001 - the report still renders without the card
         card = None
     return build_report(art, card, top_n, colorscale)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def overview_figures(folder: str, version: float) -> tuple[go.Figure, go.Figure]:
+    """The confusion matrix and the confidence histogram of an analysis."""
+    art = artifacts(folder, 0.0, version)
+    matrix = confusion_matrix(art.table, list(art.manifest.classes))
+    return confusion_figure(matrix), confidence_histogram(art.table)
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def class_map_fig(
+    cam: np.ndarray,
+    view_png_bytes: bytes,
+    title: str,
+    colorscale: str,
+    opacity: float,
+    zmin: float | None,
+    zmax: float | None,
+) -> go.Figure:
+    """One class-map figure; reruns with the same inputs reuse it."""
+    view = Image.open(io.BytesIO(view_png_bytes))
+    return class_map_figure(cam, view, title, colorscale, opacity, zmin, zmax)

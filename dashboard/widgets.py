@@ -9,7 +9,9 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from cam_core.figures import class_map_figure, figure_html
+import resources
+from cam_core.figures import figure_html
+from cam_core.overlay import encode_png
 
 
 def class_map_grid(
@@ -35,7 +37,9 @@ def class_map_grid(
     columns = st.columns(min(3, len(classes)))
     for k, name in enumerate(classes):
         title = f"{name}: mean {float(maps[k].mean()):+.3f} = logit"
-        figure = class_map_figure(maps[k], view, title, colorscale, opacity, zmin, zmax)
+        figure = resources.class_map_fig(
+            np.ascontiguousarray(maps[k]), encode_png(view), title, colorscale, opacity, zmin, zmax
+        )
         with columns[k % len(columns)]:
             st.plotly_chart(figure, key=f"{key}_fig_{k}")
             st.download_button(

@@ -8,8 +8,8 @@ import resources
 import sidebar
 import state
 from cam_core.errors import CamLensError
-from cam_core.figures import confidence_histogram, confusion_figure, figure_html
-from cam_core.metrics import confusion_matrix, per_class_scores, summary
+from cam_core.figures import figure_html
+from cam_core.metrics import per_class_scores, summary
 
 ctx = sidebar.require()
 table, manifest = ctx.art.table, ctx.art.manifest
@@ -55,8 +55,7 @@ with left:
     scores = per_class_scores(table, classes)
     st.dataframe(scores.style.format({"precision": "{:.1%}", "recall": "{:.1%}", "f1": "{:.3f}"}))
 with right:
-    matrix = confusion_matrix(table, classes)
-    figure = confusion_figure(matrix)
+    figure, histogram = resources.overview_figures(ctx.key, ctx.version)
     event = st.plotly_chart(
         figure, key="overview_confusion", on_select="rerun", selection_mode="points"
     )
@@ -84,7 +83,6 @@ with right:
         key="overview_cm_html",
     )
 
-histogram = confidence_histogram(table)
 st.plotly_chart(histogram, key="overview_hist")
 dl = st.columns(3)
 dl[0].download_button(
