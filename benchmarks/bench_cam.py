@@ -53,21 +53,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def median_seconds(run: Callable[[], object], reps: int, device: torch.device) -> float:
-    """Median wall time of ``reps`` runs after one warm-up run."""
-    run()
-    times = []
-    for _ in range(reps):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        run()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def interleaved_medians(
     runs: dict[str, Callable[[], object]], reps: int, device: torch.device
 ) -> dict[str, float]:
@@ -86,6 +71,11 @@ def interleaved_medians(
                 torch.cuda.synchronize()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def median_seconds(run: Callable[[], object], reps: int, device: torch.device) -> float:
+    """Median wall time of ``reps`` runs after one warm-up run."""
+    return interleaved_medians({"run": run}, reps, device)["run"]
 
 
 def make_images(folder: Path, n: int, size: int) -> list[Path]:
