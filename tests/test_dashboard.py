@@ -146,3 +146,38 @@ def test_a_broken_folder_shows_an_error_and_others_still_work(
     at.selectbox(key="shared_choice").set_value(str(quick_run / "artifacts")).run()
     assert not at.exception
     assert [t.value for t in at.title] == ["Gallery"]
+
+
+@pytest.fixture()
+def quick_preset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Make the dashboard's demo button train the seconds-long preset in an empty home."""
+    from cam_core import pipeline
+
+    quick = pipeline.demo_configs(quick=True)
+    monkeypatch.setattr(pipeline, "demo_configs", lambda quick_flag=False: quick)
+    home = tmp_path / "home"
+    monkeypatch.setenv("CAM_LENS_HOME", str(home))
+    return home
+
+
+def test_train_button_builds_the_demo_and_loads_it(quick_preset: Path) -> None:
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.button(key="setup_train").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert (quick_preset / "demo" / "artifacts" / "manifest.json").exists()
+    at.run()
+    assert [t.value for t in at.title] == ["Overview"]
+    assert {m.label for m in at.metric} >= {"Validation images", "Accuracy"}
+
+
+def test_a_second_training_is_told_one_is_already_running(quick_preset: Path) -> None:
+    from cam_core.storage import folder_lock
+
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    with folder_lock(quick_preset / "demo" / "model", "training"):
+        at.button(key="setup_train").click().run()
+    assert not at.exception
+    assert any("already running" in w.value for w in at.warning)
+    assert not (quick_preset / "demo" / "artifacts" / "manifest.json").exists()
