@@ -1,4 +1,8 @@
-"""The empty state: explain what is missing and offer to train the demo model, live."""
+"""The empty state: explain what is missing and offer to train the demo model, live.
+
+Training runs in a background job shared by every session of this server (a file lock also
+stops other processes), so leaving the page does not stop it.
+"""
 
 from __future__ import annotations
 
@@ -6,50 +10,52 @@ from pathlib import Path
 
 import streamlit as st
 
-from cam_core.errors import AlreadyRunningError, CamLensError
+from cam_core.jobs import demo_job
 from cam_core.locations import demo_run_dir
+from cam_core.progress import ProgressFn
 
 
-def _train_demo() -> None:
-    bar = st.progress(0.0, text="Starting…")
-
-    def report(message: str, fraction: float) -> None:
-        bar.progress(min(1.0, max(0.0, fraction)), text=f"{message} ({fraction:.0%})")
-
+def _train(progress: ProgressFn) -> object:
     from cam_core.pipeline import run_demo
 
-    with st.status(
-        "Training the demo model (about two minutes on a laptop CPU)…", expanded=True
-    ) as status:
-        try:
-            manifest = run_demo(demo_run_dir(), progress=report, console=False)
-        except AlreadyRunningError:
-            status.update(label="Another session is training right now", state="error")
-            st.warning(
-                "A training is already running (maybe in another tab). "
-                "Reload this page in a minute."
-            )
-            return
-        except CamLensError as exc:
-            status.update(label="Training failed", state="error")
-            st.error(str(exc))
-            return
-        status.update(label=f"Done: accuracy {manifest.metrics['accuracy']:.1%}", state="complete")
-    st.rerun()
+    return run_demo(demo_run_dir(), progress=progress, console=False)
+
+
+@st.fragment(run_every=1.0)
+def _live_progress() -> None:
+    status = demo_job().status()
+    if status.state != "running":
+        st.rerun()
+    st.progress(status.fraction, text=f"{status.message} ({status.fraction:.0%})")
 
 
 def render(problem: str, folder: Path) -> None:
     """Show why there is nothing to display, and the demo-training button for the default."""
-    st.warning(problem)
-    if folder == demo_run_dir() / "artifacts":
-        st.markdown(
-            "No demo model has been trained yet. The demo trains a small CNN on generated "
-            "cartoon cats and dogs (whose ears are the only difference) entirely offline."
-        )
-        if st.button("Train the demo model", type="primary", key="setup_train"):
-            _train_demo()
-    else:
+    if folder != demo_run_dir() / "artifacts":
+        st.warning(problem)
         st.info(
             "Pick another folder in the sidebar, or create one with "
             "`python -m cam_core analyze --model MODEL_DIR --out ARTIFACT_DIR`."
         )
+        return
+    status = demo_job().status()
+    if status.state == "running":
+        with st.status(
+            "Training the demo model (about two minutes on a 2-core CPU)…", expanded=True
+        ):
+            st.caption("You can leave this page; the training goes on.")
+            _live_progress()
+        return
+    st.warning(problem)
+    if status.state == "failed":
+        if status.error_kind == "AlreadyRunningError":
+            st.warning(f"A training is already running elsewhere: {status.error}")
+        else:
+            st.error(f"Training failed: {status.error}")
+    st.markdown(
+        "No demo model has been trained yet. The demo trains a small CNN on generated "
+        "cartoon cats and dogs (whose ears are the only difference) entirely offline."
+    )
+    if st.button("Train the demo model", type="primary", key="setup_train"):
+        demo_job().start(_train)
+        st.rerun()

@@ -161,10 +161,13 @@ def quick_preset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 def test_train_button_builds_the_demo_and_loads_it(quick_preset: Path) -> None:
+    from cam_core.jobs import demo_job
+
     at = AppTest.from_file(APP, default_timeout=300)
     at.run()
     at.button(key="setup_train").click().run()
     assert not at.exception, [e.value for e in at.exception]
+    assert demo_job().wait(300).state == "done"
     assert (quick_preset / "demo" / "artifacts" / "manifest.json").exists()
     at.run()
     assert [t.value for t in at.title] == ["Overview"]
@@ -172,12 +175,15 @@ def test_train_button_builds_the_demo_and_loads_it(quick_preset: Path) -> None:
 
 
 def test_a_second_training_is_told_one_is_already_running(quick_preset: Path) -> None:
+    from cam_core.jobs import demo_job
     from cam_core.storage import folder_lock
 
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     with folder_lock(quick_preset / "demo" / "model", "training"):
         at.button(key="setup_train").click().run()
+        assert demo_job().wait(120).error_kind == "AlreadyRunningError"
+    at.run()
     assert not at.exception
     assert any("already running" in w.value for w in at.warning)
     assert not (quick_preset / "demo" / "artifacts" / "manifest.json").exists()
