@@ -129,3 +129,23 @@ def test_upload_in_a_real_browser(server: str, page: object, tmp_path: Path) -> 
     expect(page.get_by_text("Probabilities").first).to_be_visible(timeout=60_000)
     assert "Traceback" not in page.content()
     page.screenshot(path=str(SHOTS / "try_photos_upload.png"), full_page=True)
+
+
+def test_clicking_a_confusion_cell_opens_the_filtered_gallery(
+    server: str, page: object, quick_run: Path
+) -> None:
+    from playwright.sync_api import Page, expect
+
+    from cam_core.artifacts import read_artifacts
+
+    assert isinstance(page, Page)
+    table = read_artifacts(quick_run / "artifacts").table
+    expected = int(((table["label"] == "cat") & (table["pred"] == "dog")).sum())
+    page.goto(server)
+    points = page.locator(".js-plotly-plot .scatterlayer path.point")
+    expect(points.first).to_be_attached(timeout=60_000)
+    points.nth(1).click(force=True)  # cells are (true, predicted): cat→cat, cat→dog, …
+    expect(page.get_by_role("heading", name="Gallery").first).to_be_visible(timeout=60_000)
+    expect(page.get_by_text(f"{expected} of {len(table)} images match").first).to_be_visible(
+        timeout=60_000
+    )
