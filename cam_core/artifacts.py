@@ -27,6 +27,7 @@ from cam_core.storage import (
     read_json_object,
     sha256_file,
     write_temp,
+    write_temp_bytes,
 )
 
 __all__ = [
@@ -140,15 +141,13 @@ def write_artifacts(
         raise ArtifactError(f"{len(table)} table rows but {len(cams)} maps; refusing to write")
     folder.mkdir(parents=True, exist_ok=True)
 
-    def write_table(handle: Any) -> None:
-        buffer = io.BytesIO()
-        table.to_parquet(buffer, index=False)
-        handle.write(buffer.getvalue())
+    buffer = io.BytesIO()
+    table.to_parquet(buffer, index=False)
 
     def write_cams(handle: Any) -> None:
         np.save(handle, np.ascontiguousarray(cams, dtype=np.float16))
 
-    table_tmp = write_temp(folder / TABLE_FILE, write_table)
+    table_tmp = write_temp_bytes(folder / TABLE_FILE, buffer.getvalue())
     cams_tmp = write_temp(folder / CAMS_FILE, write_cams)
     manifest = Manifest(
         classes=tuple(card.classes),
@@ -163,12 +162,9 @@ def write_artifacts(
         versions=library_versions(),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    manifest_bytes = json.dumps(asdict(manifest), indent=2).encode("utf-8")
-
-    def write_manifest(handle: Any) -> None:
-        handle.write(manifest_bytes)
-
-    manifest_tmp = write_temp(folder / MANIFEST_FILE, write_manifest)
+    manifest_tmp = write_temp_bytes(
+        folder / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2).encode("utf-8")
+    )
     # Until this commit the previous artifacts stay untouched and readable.
     commit_files(folder, {TABLE_FILE: table_tmp, CAMS_FILE: cams_tmp, MANIFEST_FILE: manifest_tmp})
     log.info("wrote artifacts for %d images to %s", len(table), folder)

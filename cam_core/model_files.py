@@ -13,7 +13,7 @@ import platform
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -23,7 +23,7 @@ from safetensors.torch import save as save_safetensors
 from cam_core import __version__
 from cam_core.errors import ModelFileError
 from cam_core.models import CamNet, build_body, default_device
-from cam_core.storage import commit_files, read_json_object, write_temp
+from cam_core.storage import commit_files, read_json_object, write_temp_bytes
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -117,19 +117,12 @@ def save_model(net: CamNet, card: ModelCard, folder: Path) -> ModelCard:
         }
     )
     card_bytes = json.dumps(asdict(final), indent=2, sort_keys=True).encode("utf-8")
-
-    def write_weights(handle: IO[bytes]) -> None:
-        handle.write(blob)
-
-    def write_card(handle: IO[bytes]) -> None:
-        handle.write(card_bytes)
-
     # Weights and card are replaced together, so a crash never pairs a card with other weights.
     commit_files(
         folder,
         {
-            WEIGHTS_FILE: write_temp(folder / WEIGHTS_FILE, write_weights),
-            CARD_FILE: write_temp(folder / CARD_FILE, write_card),
+            WEIGHTS_FILE: write_temp_bytes(folder / WEIGHTS_FILE, blob),
+            CARD_FILE: write_temp_bytes(folder / CARD_FILE, card_bytes),
         },
     )
     log.info("saved model to %s (sha256 %s)", folder, final.weights_sha256[:12])

@@ -29,6 +29,7 @@ __all__ = [
     "recover_commit",
     "sha256_file",
     "write_temp",
+    "write_temp_bytes",
 ]
 
 log = logging.getLogger(__name__)
@@ -116,13 +117,18 @@ def recover_commit(folder: Path) -> None:
         os.unlink(folder / JOURNAL_NAME)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Atomically replace ``path`` with ``data``."""
+def write_temp_bytes(path: Path, data: bytes) -> Path:
+    """:func:`write_temp` for data already in memory."""
 
     def write(handle: IO[bytes]) -> None:
         handle.write(data)
 
-    atomic_write(path, write)
+    return write_temp(path, write)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Atomically replace ``path`` with ``data``."""
+    os.replace(write_temp_bytes(path, data), path)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
