@@ -34,11 +34,12 @@ def class_map_grid(
         key: unique widget-key prefix.
     """
     zmin, zmax = (float(maps.min()), float(maps.max())) if shared_range else (None, None)
+    view_png = encode_png(view)
     columns = st.columns(min(3, len(classes)))
     for k, name in enumerate(classes):
         title = f"{name}: mean {float(maps[k].mean()):+.3f} = logit"
         figure = resources.class_map_fig(
-            np.ascontiguousarray(maps[k]), encode_png(view), title, colorscale, opacity, zmin, zmax
+            np.ascontiguousarray(maps[k]), view_png, title, colorscale, opacity, zmin, zmax
         )
         with columns[k % len(columns)]:
             st.plotly_chart(figure, key=f"{key}_fig_{k}")
