@@ -25,15 +25,19 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *_args: object) -> None:
         return
 
+    def _head(self, status: int, kind: str, length: int | None, extra: dict[str, str]) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        if length is not None:
+            self.send_header("Content-Length", str(length))
+        for key, value in extra.items():
+            self.send_header(key, value)
+        self.end_headers()
+
     def _send(
         self, status: int, body: bytes, kind: str, extra: dict[str, str] | None = None
     ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (extra or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
+        self._head(status, kind, len(body), extra or {})
         self.wfile.write(body)
 
     def do_GET(self) -> None:
@@ -45,22 +49,14 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/octet.html":
             self._send(200, b"<!doctype html><html></html>", "application/octet-stream")
         elif path == "/huge-declared":
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(10**10))
-            self.end_headers()
+            self._head(200, "image/png", 10**10, {})
         elif path == "/huge-streamed":
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.end_headers()
+            self._head(200, "image/png", None, {})
             chunk = b"\x89PNG" + b"\x00" * 65532
             for _ in range(40):
                 self.wfile.write(chunk)
         elif path == "/slow":
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", "100000")
-            self.end_headers()
+            self._head(200, "image/png", 100_000, {})
             for _ in range(100):
                 self.wfile.write(b"x")
                 self.wfile.flush()
