@@ -116,11 +116,13 @@ def class_map_figure(
     contribution = cam / float(h * w)
     figure = go.Figure()
     figure.add_trace(go.Image(source=_png_data_uri(view), x0=0, y0=0, dx=1, dy=1, hoverinfo="skip"))
+    # Pixel k is centred on coordinate k; cell (i, j) is centred on the pixel at the centre of
+    # its receptive field, (j * stride, i * stride), as in cam_core.cams.upsample_maps.
     heat: dict[str, object] = {
         "z": cam,
-        "x0": cell / 2,
+        "x0": 0.0,
         "dx": cell,
-        "y0": cell / 2,
+        "y0": 0.0,
         "dy": size / h,
         "colorscale": colorscale,
         "opacity": opacity,
@@ -143,8 +145,8 @@ def class_map_figure(
     figure.add_trace(go.Heatmap(**heat))
     figure.update_layout(
         title=title,
-        xaxis={"visible": False, "range": [0, size], "constrain": "domain"},
-        yaxis={"visible": False, "range": [size, 0], "scaleanchor": "x"},
+        xaxis={"visible": False, "range": [-0.5, size - 0.5], "constrain": "domain"},
+        yaxis={"visible": False, "range": [size - 0.5, -0.5], "scaleanchor": "x"},
         margin=_MARGIN,
         height=420,
     )

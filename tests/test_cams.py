@@ -4,10 +4,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
 from cam_core.cams import cams_for_files, upsample_maps
 from cam_core.data import Dataset
 from cam_core.model_files import load_model
+from cam_core.models import build_body
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +60,46 @@ def test_upsampling_keeps_shape_and_values() -> None:
     big = upsample_maps(ramp, (40, 40))
     assert big.min() >= ramp.min() - 1e-5 and big.max() <= ramp.max() + 1e-5
     assert big[0, 0] < big[-1, -1]
+
+
+def _receptive_field_centre(arch: str, size: int, cell: tuple[int, int]) -> tuple[float, float]:
+    """Centroid ``(y, x)`` of the input pixels that cell ``cell`` of ``arch``'s body depends on.
+
+    With every kernel an average filter the gradient is symmetric about the window's centre.
+    """
+    body = build_body(arch).eval()
+    with torch.no_grad():
+        for module in body.modules():
+            if isinstance(module, nn.Conv2d):
+                module.weight.fill_(1.0 / module.weight[0].numel())
+    generator = torch.Generator().manual_seed(0)
+    image = (torch.rand(1, 3, size, size, generator=generator) + 0.5).requires_grad_(True)
+    body(image)[0, :, cell[0], cell[1]].sum().backward()
+    assert image.grad is not None
+    weight = image.grad[0].abs().sum(0).double()
+    index = torch.arange(size, dtype=torch.float64)
+    total = weight.sum()
+    return (
+        float((weight.sum(1) * index).sum() / total),
+        float((weight.sum(0) * index).sum() / total),
+    )
+
+
+@pytest.mark.parametrize(("arch", "size", "grid"), [("democnn", 96, 12), ("resnet18", 512, 16)])
+def test_upsampling_puts_each_cell_on_its_receptive_field_centre(
+    arch: str, size: int, grid: int
+) -> None:
+    cell = (grid // 2 - 1, grid // 2 - 2)
+    centre_y, centre_x = _receptive_field_centre(arch, size, cell)
+    one_hot = np.zeros((grid, grid), np.float32)
+    one_hot[cell] = 1.0
+    up = upsample_maps(one_hot, (size, size))
+    peak_y, peak_x = np.unravel_index(int(np.argmax(up)), up.shape)
+    assert abs(peak_y - centre_y) < 0.5 and abs(peak_x - centre_x) < 0.5
+    assert up[peak_y, peak_x] == 1.0
+
+
+def test_upsampling_interpolates_between_centres_and_holds_the_edge() -> None:
+    ramp = np.array([[0.0, 4.0, 8.0]], np.float32)
+    up = upsample_maps(ramp, (1, 12))
+    assert np.allclose(up[0], [0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 8, 8])
