@@ -1,8 +1,14 @@
-"""Seeded cartoon "cats" and "dogs" whose only class-defining part is known.
+"""Seeded cartoon "cats" and "dogs" whose class-defining parts are known.
 
-Both classes share the same round face (eyes, nose, random colours, sizes and positions); cats
-have pointed ears on top, dogs floppy ears hanging at the sides. A mask per picture marks the
-ears, so localisation can be scored (pointing game) against ground truth.
+Both classes share the same round face (eyes, random colours, sizes and positions); cats have
+pointed ears on top and a small pink nose, dogs floppy ears hanging at the sides and a broad
+dark nose. A mask per picture marks exactly those parts (ears and nose), so localisation can be
+scored (pointing game) against ground truth.
+
+Format 1 differed in the ears only. Its cat map peaked beside the face, where a dog's ears would
+be: with two classes the cat map is close to the negative of the dog map, so without evidence of
+its own the cat class "points" at missing dog evidence. The nose gives each class something of
+its own in the middle of the face.
 
 Files follow the Oxford-IIIT Pet naming convention (``Cat_0001.png`` is a cat because the name
 starts with an upper-case letter, ``dog_0002.png`` is a dog), so the same labelling code serves
@@ -27,7 +33,7 @@ __all__ = ["DEMO_FORMAT", "DemoConfig", "demo_folder", "draw_sample", "generate_
 
 log = logging.getLogger(__name__)
 
-DEMO_FORMAT = 1
+DEMO_FORMAT = 2
 READY_FILE = "demo.json"
 
 Colour = tuple[int, int, int]
@@ -121,13 +127,30 @@ def _ear_polygons(is_cat: bool, cx: float, cy: float, r: float, rng: random.Rand
     return ears
 
 
+def _nose(is_cat: bool, cx: float, cy: float, r: float) -> list[tuple[float, float]]:
+    """The nose polygon: a small triangle for cats, a broad oval for dogs."""
+    top = cy + r * 0.15
+    if is_cat:
+        half = r * 0.2
+        return [(cx - half, top), (cx + half, top), (cx, top + half * 1.2)]
+    half_w, half_h = r * 0.3, r * 0.2
+    steps = 16
+    return [
+        (
+            cx + half_w * math.cos(2 * math.pi * k / steps),
+            top + half_h + half_h * math.sin(2 * math.pi * k / steps),
+        )
+        for k in range(steps)
+    ]
+
+
 def draw_sample(
     is_cat: bool, size: int, rng: random.Random, distractors: int = 5
 ) -> tuple[Image.Image, Image.Image]:
-    """Draw one picture and its ear mask.
+    """Draw one picture and the mask of its class-defining parts.
 
     Returns:
-        ``(image, mask)``: RGB image and L mask (255 on the ears, 0 elsewhere), both
+        ``(image, mask)``: RGB image and L mask (255 on the ears and the nose, 0 elsewhere), both
         ``size``×``size``.
     """
     background = _random_colour(rng)
@@ -157,11 +180,12 @@ def draw_sample(
     for side in (-1, 1):
         ex, ey = cx + side * r * 0.38, cy - r * 0.15
         draw.ellipse((ex - eye_r, ey - eye_r, ex + eye_r, ey + eye_r), fill=(20, 20, 20))
-    nose = r * 0.14
-    draw.polygon(
-        [(cx - nose, cy + r * 0.2), (cx + nose, cy + r * 0.2), (cx, cy + r * 0.2 + nose)],
-        fill=(30, 30, 30),
-    )
+    nose = _nose(is_cat, cx, cy, r)
+    if is_cat:
+        draw.polygon(nose, fill=(255, rng.randint(110, 160), rng.randint(150, 200)))
+    else:
+        draw.polygon(nose, fill=(rng.randint(15, 45), rng.randint(10, 30), rng.randint(5, 25)))
+    mask_draw.polygon(nose, fill=255)
     return image, mask
 
 

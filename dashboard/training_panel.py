@@ -54,7 +54,7 @@ def render(problem: str, folder: Path) -> None:
             st.error(f"Training failed: {status.error}")
     st.markdown(
         "No demo model has been trained yet. The demo trains a small CNN on generated "
-        "cartoon cats and dogs (whose ears are the only difference) entirely offline."
+        "cartoon cats and dogs (told apart only by their ears and noses) entirely offline."
     )
     if st.button("Train the demo model", type="primary", key="setup_train"):
         demo_job().start(_train)

@@ -40,7 +40,8 @@ def test_labels_follow_pets_naming_and_every_image_has_a_mask(tmp_path: Path) ->
         assert sample.mask_path is not None and sample.mask_path.exists()
 
 
-def test_mask_marks_the_ears_only() -> None:
+def test_mask_marks_the_ears_and_the_nose() -> None:
+    noses = {}
     for is_cat in (True, False):
         image, mask = draw_sample(is_cat, 96, random.Random(11), distractors=0)
         arr = np.asarray(mask)
@@ -48,7 +49,22 @@ def test_mask_marks_the_ears_only() -> None:
         covered = (arr > 0).mean()
         assert 0.003 < covered < 0.15
         ys, xs = np.nonzero(arr)
-        # Ear pixels differ from the background colour: the part is really drawn there.
+        # Masked pixels differ from the background colour: the parts are really drawn there.
         rgb = np.asarray(image).astype(int)
         background = rgb[0, 0]
         assert np.abs(rgb[ys, xs] - background).sum(axis=1).mean() > 20
+        # The nose is the lowest masked part of a cat (ears on top) and the middle one of a dog
+        # (ears at the sides); either way it lies between the ears horizontally.
+        if is_cat:
+            row = ys.max() - 1
+            col = int(np.median(xs[ys == row]))
+        else:
+            middle = xs[np.argmin(np.abs(xs - xs.mean()))]
+            col = int(middle)
+            row = int(np.median(ys[xs == middle]))
+        assert xs.min() + 5 < col < xs.max() - 5
+        noses[is_cat] = rgb[row, col]
+    # The noses are class evidence of their own: pink for cats, dark for dogs.
+    cat_nose, dog_nose = noses[True], noses[False]
+    assert cat_nose[0] == 255 and cat_nose[1] >= 110 and cat_nose[2] >= 150
+    assert dog_nose.max() <= 45
