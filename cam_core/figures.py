@@ -87,6 +87,12 @@ def confusion_figure(matrix: pd.DataFrame) -> go.Figure:
     return figure
 
 
+def _cell_edges(cells: int, size: int) -> list[float]:
+    """Edges of ``cells`` cells centred on ``i * size / cells`` that tile pixels 0..size-1."""
+    stride = size / cells
+    return [-0.5, *(stride * i + stride / 2 for i in range(cells - 1)), size - 0.5]
+
+
 def class_map_figure(
     cam: np.ndarray,
     view: Image.Image,
@@ -112,18 +118,16 @@ def class_map_figure(
     cam = np.asarray(cam, dtype=np.float32)
     h, w = cam.shape
     size = view.width
-    cell = size / w
     contribution = cam / float(h * w)
     figure = go.Figure()
     figure.add_trace(go.Image(source=_png_data_uri(view), x0=0, y0=0, dx=1, dy=1, hoverinfo="skip"))
-    # Pixel k is centred on coordinate k; cell (i, j) is centred on the pixel at the centre of
-    # its receptive field, (j * stride, i * stride), as in cam_core.cams.upsample_maps.
+    # Pixel k is centred on coordinate k; cell (i, j) is centred on its receptive field's centre,
+    # pixel (j * stride, i * stride), as in cam_core.cams.upsample_maps, and drawn over the
+    # pixels nearer to it than to any other cell (so the edge cells are cut or widened).
     heat: dict[str, object] = {
         "z": cam,
-        "x0": 0.0,
-        "dx": cell,
-        "y0": 0.0,
-        "dy": size / h,
+        "x": _cell_edges(w, size),
+        "y": _cell_edges(h, size),
         "colorscale": colorscale,
         "opacity": opacity,
         "customdata": np.stack(

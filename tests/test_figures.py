@@ -41,8 +41,9 @@ def test_class_map_hover_gives_value_and_logit_contribution() -> None:
     assert heat.opacity == 0.4 and heat.colorscale[0][1].lower().startswith("#440154")
     contribution = np.asarray(heat.customdata)[..., 0]
     assert np.isclose(contribution.sum(), cam.mean())
-    # Cell i is drawn centred on pixel 16 * i, its receptive field's centre.
-    assert heat.dx == 16 and heat.x0 == 0 and heat.y0 == 0
+    # Cell i is drawn around pixel 16 * i, its receptive field's centre, and the cells tile
+    # the whole image (pixel k spans k - 0.5 .. k + 0.5).
+    assert list(heat.x) == list(heat.y) == [-0.5, 8.0, 24.0, 40.0, 63.5]
     assert figure.layout.xaxis.range == (-0.5, 63.5)
     assert "logit contribution" in heat.hovertemplate
 
