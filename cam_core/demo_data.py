@@ -37,6 +37,7 @@ DEMO_FORMAT = 2
 READY_FILE = "demo.json"
 
 Colour = tuple[int, int, int]
+Point = tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,20 @@ def _draw_distractor(draw: ImageDraw.ImageDraw, rng: random.Random, size: int) -
         draw.regular_polygon((x0, y0, max(2, extent // 2)), rng.randint(5, 8), fill=colour)
 
 
-def _ear_polygons(is_cat: bool, cx: float, cy: float, r: float, rng: random.Random) -> list:
+def _ellipse(cx: float, cy: float, half_w: float, half_h: float, steps: int) -> list[Point]:
+    """An axis-aligned ellipse around (cx, cy) as a polygon of ``steps`` points."""
+    return [
+        (
+            cx + half_w * math.cos(2 * math.pi * k / steps),
+            cy + half_h * math.sin(2 * math.pi * k / steps),
+        )
+        for k in range(steps)
+    ]
+
+
+def _ear_polygons(
+    is_cat: bool, cx: float, cy: float, r: float, rng: random.Random
+) -> list[list[Point]]:
     """Polygons (lists of points) of the two ears around a head at (cx, cy) of radius r."""
     ears = []
     for side in (-1, 1):
@@ -114,34 +128,22 @@ def _ear_polygons(is_cat: bool, cx: float, cy: float, r: float, rng: random.Rand
             width, height = r * rng.uniform(0.5, 0.65), r * rng.uniform(1.0, 1.3)
             ex = cx + side * r * rng.uniform(0.95, 1.08)
             ey = cy - r * 0.35 + height / 2
-            steps = 24
-            ears.append(
-                [
-                    (
-                        ex + width / 2 * math.cos(2 * math.pi * k / steps),
-                        ey + height / 2 * math.sin(2 * math.pi * k / steps),
-                    )
-                    for k in range(steps)
-                ]
-            )
+            ears.append(_ellipse(ex, ey, width / 2, height / 2, steps=24))
     return ears
 
 
-def _nose(is_cat: bool, cx: float, cy: float, r: float) -> list[tuple[float, float]]:
-    """The nose polygon: a small triangle for cats, a broad oval for dogs."""
+def _nose(
+    is_cat: bool, cx: float, cy: float, r: float, rng: random.Random
+) -> tuple[list[Point], Colour]:
+    """The nose polygon and colour: a small pink triangle for cats, a broad dark oval for dogs."""
     top = cy + r * 0.15
     if is_cat:
         half = r * 0.2
-        return [(cx - half, top), (cx + half, top), (cx, top + half * 1.2)]
-    half_w, half_h = r * 0.3, r * 0.2
-    steps = 16
-    return [
-        (
-            cx + half_w * math.cos(2 * math.pi * k / steps),
-            top + half_h + half_h * math.sin(2 * math.pi * k / steps),
-        )
-        for k in range(steps)
-    ]
+        triangle = [(cx - half, top), (cx + half, top), (cx, top + half * 1.2)]
+        return triangle, (255, rng.randint(110, 160), rng.randint(150, 200))
+    half_h = r * 0.2
+    oval = _ellipse(cx, top + half_h, r * 0.3, half_h, steps=16)
+    return oval, (rng.randint(15, 45), rng.randint(10, 30), rng.randint(5, 25))
 
 
 def draw_sample(
@@ -180,11 +182,8 @@ def draw_sample(
     for side in (-1, 1):
         ex, ey = cx + side * r * 0.38, cy - r * 0.15
         draw.ellipse((ex - eye_r, ey - eye_r, ex + eye_r, ey + eye_r), fill=(20, 20, 20))
-    nose = _nose(is_cat, cx, cy, r)
-    if is_cat:
-        draw.polygon(nose, fill=(255, rng.randint(110, 160), rng.randint(150, 200)))
-    else:
-        draw.polygon(nose, fill=(rng.randint(15, 45), rng.randint(10, 30), rng.randint(5, 25)))
+    nose, nose_colour = _nose(is_cat, cx, cy, r, rng)
+    draw.polygon(nose, fill=nose_colour)
     mask_draw.polygon(nose, fill=255)
     return image, mask
 
