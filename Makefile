@@ -1,17 +1,18 @@
 # CAM Lens: `make run` starts the dashboard (building the demo on first use), `make test` runs
-# the whole test suite.
+# the whole test suite. Both set up everything they need (venv, package, browser) themselves.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 export CAM_LENS_HOME ?= $(HOME)/.cache/cam-lens
 
-.PHONY: run test lint demo bench clean
+.PHONY: run test browser lint demo bench clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 $(CAM_LENS_HOME)/demo/artifacts/manifest.json: | $(VENV)/.installed
@@ -22,7 +23,10 @@ demo: $(CAM_LENS_HOME)/demo/artifacts/manifest.json
 run: $(VENV)/.installed demo
 	$(PY) -m streamlit run dashboard/app.py --server.port $(PORT)
 
-test: $(VENV)/.installed
+browser: $(VENV)/.installed
+	@bash tests/ensure_browser.sh $(PY)
+
+test: $(VENV)/.installed browser
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
+DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = REPO / "tests" / "screenshots"
 CHROMIUM_FLAGS = [
     "--headless=new",
@@ -47,7 +47,6 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(quick_run: Path) -> Iterator[str]:
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: apt-get install chromium chromium-driver"
     port = _free_port()
     env = {**os.environ, "CAM_LENS_HOME": str(quick_run.parent)}
     process = subprocess.Popen(
@@ -94,7 +93,10 @@ def page(server: str) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        # `make test` provides a browser first (tests/ensure_browser.sh): Debian's chromium,
+        # else the one `playwright install chromium` put in Playwright's own folder.
+        executable = str(DEBIAN_CHROMIUM) if DEBIAN_CHROMIUM.exists() else None
+        browser = driver.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         yield context.new_page()
         browser.close()

@@ -1,0 +1,1 @@
+"""Dashboard pages, one script per page (run by the router in ``dashboard/app.py``)."""
