@@ -39,8 +39,26 @@ LOCK_NAME = ".cam_lens.lock"
 JOURNAL_NAME = ".commit.json"
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        log.debug("no /proc/self/status; reading the umask by setting it")
+    # Elsewhere the only way is to set it and put it back (a short race with other threads).
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
 def write_temp(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
     """Write a complete, fsynced temp file beside ``path`` without touching ``path``.
+
+    The file gets the permissions a plain ``open()`` would give (``0o666`` less the umask, so
+    0644 with the usual 022), not ``mkstemp``'s private 0600: colleagues and a dashboard
+    running as another user can read models, artifacts and reports.
 
     Returns:
         The temp file (named ``.tmp-<name>.*``), ready for ``os.replace`` onto ``path``.
@@ -48,6 +66,7 @@ def write_temp(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + path.name + ".", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o666 & ~_umask())
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())

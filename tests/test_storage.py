@@ -168,3 +168,31 @@ def test_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
         except AlreadyRunningError:
             assert time.monotonic() < deadline
             time.sleep(0.1)
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_written_files_get_the_permissions_of_the_umask(
+    tmp_path: Path, tiny_model_dir: Path, umask: int, mode: int
+) -> None:
+    from cam_core.pipeline import AnalyzeConfig, analyze
+    from cam_core.report import write_report
+    from tests.conftest import make_model
+
+    previous = os.umask(umask)
+    try:
+        make_model(tmp_path / "model")
+        analyze(tiny_model_dir, tmp_path / "artifacts", cfg=AnalyzeConfig(num_workers=0))
+        write_report(tmp_path / "artifacts", tmp_path / "report.html")
+        atomic_write_text(tmp_path / "note.txt", "shared")
+    finally:
+        os.umask(previous)
+    written = [
+        *(tmp_path / "model").glob("model.*"),
+        *(p for p in (tmp_path / "artifacts").iterdir() if not p.name.startswith(".")),
+        tmp_path / "report.html",
+        tmp_path / "note.txt",
+    ]
+    assert len(written) >= 6
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in written} == {
+        p.name: oct(mode) for p in written
+    }
