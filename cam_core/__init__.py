@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import warnings
+
+__version__ = "0.2.0"
 
 __all__ = ["__version__"]
+
+# fastai 2.8 decorates a few activations with torch.jit.script at import time, and torch 2.14
+# warns on each: noise in every run that the user can do nothing about. Only that warning.
+warnings.filterwarnings(
+    "ignore",
+    message=r"`torch\.jit\.script` is deprecated",
+    category=FutureWarning,
+    module=r"torch\.jit\._script",
+)

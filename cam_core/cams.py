@@ -10,11 +10,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
-from tqdm import tqdm
 
 from cam_core.images import load_image_file, to_model_tensor
 from cam_core.model_files import LoadedModel
-from cam_core.progress import ProgressFn
+from cam_core.progress import ConsoleProgress, ProgressFn
 
 __all__ = ["cams_for_batch", "cams_for_files", "upsample_maps"]
 
@@ -85,14 +84,14 @@ def cams_for_files(
     )
     all_logits: list[np.ndarray] = []
     all_maps: list[np.ndarray] = []
-    done = 0
-    for images in tqdm(loader, desc="class maps", unit="batch", leave=False):
-        logits, maps = cams_for_batch(model, images)
-        all_logits.append(logits.numpy())
-        all_maps.append(maps.numpy().astype(np.float16))
-        done += len(images)
-        if progress is not None:
-            progress("computing class maps", done / max(1, len(paths)))
+    with ConsoleProgress("class maps", len(paths), "images") as bar:
+        for images in loader:
+            logits, maps = cams_for_batch(model, images)
+            all_logits.append(logits.numpy())
+            all_maps.append(maps.numpy().astype(np.float16))
+            bar.update(len(images))
+            if progress is not None:
+                progress("computing class maps", bar.done / max(1, len(paths)))
     n_classes = len(card.classes)
     if not all_logits:
         return np.zeros((0, n_classes), np.float32), np.zeros((0, n_classes, 1, 1), np.float16)

@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw
-from tqdm import tqdm
 
+from cam_core.progress import ConsoleProgress
 from cam_core.storage import atomic_write_text, folder_lock
 
 __all__ = ["DEMO_FORMAT", "DemoConfig", "demo_folder", "draw_sample", "generate_demo"]
@@ -211,12 +211,14 @@ def generate_demo(cache_root: Path, cfg: DemoConfig = DemoConfig()) -> Path:
         masks.mkdir(parents=True, exist_ok=True)
         rng = random.Random(cfg.seed)
         total = 2 * cfg.n_per_class
-        for index in tqdm(range(total), desc="demo images", unit="img", leave=False):
-            is_cat = index % 2 == 0
-            image, mask = draw_sample(is_cat, cfg.size, rng, cfg.distractors)
-            name = f"{'Cat' if is_cat else 'dog'}_{index // 2 + 1:04d}.png"
-            image.save(images / name)
-            mask.save(masks / name)
+        with ConsoleProgress("demo images", total, "images") as bar:
+            for index in range(total):
+                is_cat = index % 2 == 0
+                image, mask = draw_sample(is_cat, cfg.size, rng, cfg.distractors)
+                name = f"{'Cat' if is_cat else 'dog'}_{index // 2 + 1:04d}.png"
+                image.save(images / name)
+                mask.save(masks / name)
+                bar.update()
         atomic_write_text(
             root / READY_FILE, json.dumps({"format": DEMO_FORMAT, **asdict(cfg)}, indent=2)
         )

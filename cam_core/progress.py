@@ -1,10 +1,82 @@
-"""The progress-callback contract shared by training, analysis and the dashboard."""
+"""Progress reporting: the callback contract shared by training, analysis and the dashboard,
+and console progress that stays readable when the output is not a terminal."""
 
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Callable
+from types import TracebackType
 
-__all__ = ["ProgressFn"]
+from tqdm import tqdm
+
+__all__ = ["ConsoleProgress", "ProgressFn", "interactive", "scaled_progress"]
 
 ProgressFn = Callable[[str, float], None]
 """Called with a short message and the fraction of the whole job done (0 to 1)."""
+
+log = logging.getLogger(__name__)
+
+LOG_EVERY = 0.1
+"""Without a terminal, one log line per this share of a loop."""
+
+
+def scaled_progress(progress: ProgressFn | None, start: float, end: float) -> ProgressFn | None:
+    """A callback for one part of a job that reports ``start..end`` of the whole to ``progress``."""
+    if progress is None:
+        return None
+    report = progress
+    return lambda message, fraction: report(message, start + (end - start) * fraction)
+
+
+def interactive() -> bool:
+    """Whether stderr is a terminal (live progress bars) or a file or pipe (log lines)."""
+    return sys.stderr.isatty()
+
+
+class ConsoleProgress:
+    """Progress of one loop: a live tqdm bar on a terminal, else a log line per 10%.
+
+    A redrawn bar written to a file is one line per redraw (100 KB for a two-minute run);
+    a log line per tenth of the loop keeps such logs readable.
+    """
+
+    def __init__(self, what: str, total: int, unit: str) -> None:
+        self.what, self.total, self.unit = what, total, unit
+        self.done = 0
+        self._logged = 0
+        self._bar = tqdm(total=total, desc=what, unit=unit, leave=False) if interactive() else None
+
+    def update(self, n: int = 1) -> None:
+        """Count ``n`` more items done."""
+        self.done += n
+        if self._bar is not None:
+            self._bar.update(n)
+            return
+        tenth = int(self.done / max(1, self.total) / LOG_EVERY)
+        if tenth > self._logged:
+            self._logged = tenth
+            log.info(
+                "%s: %d/%d %s (%d%%)",
+                self.what,
+                self.done,
+                self.total,
+                self.unit,
+                100 * self.done // max(1, self.total),
+            )
+
+    def close(self) -> None:
+        """End the bar (no-op without a terminal)."""
+        if self._bar is not None:
+            self._bar.close()
+
+    def __enter__(self) -> ConsoleProgress:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -7,6 +7,7 @@ Only the stage-2 model is saved, as safetensors, so the app never unpickles a ``
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import urllib.error
 from dataclasses import asdict, dataclass
@@ -21,7 +22,7 @@ from cam_core.errors import DownloadError
 from cam_core.images import load_image_file
 from cam_core.model_files import IMAGENET_MEAN, IMAGENET_STD, ModelCard, save_model
 from cam_core.models import ARCHITECTURES, CamNet, build_body, default_device, num_features
-from cam_core.progress import ProgressFn
+from cam_core.progress import ProgressFn, interactive
 from cam_core.storage import folder_lock
 
 __all__ = ["TrainConfig", "train_model"]
@@ -180,7 +181,8 @@ def train_model(
         cfg: training settings.
         out: model folder (``model.safetensors`` + ``model.json``).
         progress: optional callback for a progress bar outside the console.
-        console: show fastai's progress bars on the console.
+        console: show fastai's live bars when stderr is a terminal (else, and when False,
+            one log line per epoch).
 
     Returns:
         The saved model's card, with validation loss and accuracy in ``metrics``.
@@ -211,9 +213,9 @@ def train_model(
         if cfg.epochs1:
             for cb in reporter:
                 cb.stage = "stage 1"
-            with _bars(learn, console):
+            with _bars(learn, console, "stage 1"):
                 _fit(learn, cfg.epochs1, cfg, lr)
-            stage1_loss, stage1_acc = learn.validate()
+                stage1_loss, stage1_acc = learn.validate()
             stage1 = {"stage1_valid_loss": float(stage1_loss), "stage1_accuracy": float(stage1_acc)}
             log.info("stage 1: valid loss %.4f, accuracy %.4f", stage1_loss, stage1_acc)
         net = CamNet(learn.model[0], n_classes)
@@ -223,9 +225,9 @@ def train_model(
             learn2.to_fp16()
         for cb in reporter:
             cb.stage = "stage 2 (CAM head)"
-        with _bars(learn2, console):
+        with _bars(learn2, console, "stage 2 (CAM head)"):
             _fit(learn2, cfg.epochs2, cfg, lr)
-        valid_loss, valid_acc = learn2.validate()
+            valid_loss, valid_acc = learn2.validate()
         log.info("stage 2: valid loss %.4f, accuracy %.4f", valid_loss, valid_acc)
         card = ModelCard(
             arch=cfg.arch,
@@ -246,8 +248,28 @@ def train_model(
         return save_model(net.float().cpu(), card, out)
 
 
-def _bars(learn: Any, console: bool) -> Any:
-    """fastai's console bars when wanted, otherwise a context that hides them."""
-    import contextlib
+def _bars(learn: Any, console: bool, stage: str) -> contextlib.AbstractContextManager[Any]:
+    """fastai's live bars on a terminal; otherwise no bars and one log line per epoch.
 
-    return contextlib.nullcontext() if console else learn.no_bar()
+    Without a bar, fastai's Recorder hands each epoch's values to ``learn.logger`` (``print``
+    by default; fastai silences it during ``validate``), so a logger there gives exactly one
+    line per trained epoch.
+    """
+    if console and interactive():
+        return contextlib.nullcontext()
+
+    def log_epoch(values: list[Any]) -> None:
+        names = learn.recorder.metric_names
+        shown = ", ".join(
+            f"{name} {value:.4f}" if isinstance(value, float) else f"{name} {value}"
+            for name, value in zip(names, values, strict=False)
+            if name != "epoch"
+        )
+        log.info("%s: epoch %d/%d: %s", stage, int(values[0]) + 1, learn.n_epoch, shown)
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(learn.no_bar())
+    printer = learn.logger
+    learn.logger = log_epoch
+    stack.callback(setattr, learn, "logger", printer)
+    return stack

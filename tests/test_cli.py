@@ -120,6 +120,7 @@ def test_offline_pretrained_weights_suggest_no_pretrained(
 
 
 def test_demo_quick_end_to_end_through_the_real_cli(tmp_path: Path) -> None:
+    """The real CLI with redirected output: log lines (one per epoch, per 10%), no bar redraws."""
     env = {"CAM_LENS_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
         [sys.executable, "-m", "cam_core", "demo", "--quick", "--out", str(tmp_path / "run")],
@@ -137,3 +138,10 @@ def test_demo_quick_end_to_end_through_the_real_cli(tmp_path: Path) -> None:
 
     art = read_artifacts(tmp_path / "run" / "artifacts")
     assert len(art.table) == 10 and art.cams.shape[:2] == (10, 2)
+    lines = result.stderr.splitlines()
+    assert 10 < len(lines) < 100
+    assert not any("\r" in line or "█" in line or "Warning" in line for line in lines)
+    assert sum("stage 1: epoch 1/1: train_loss" in line for line in lines) == 1
+    assert sum("stage 2 (CAM head): epoch 1/1: train_loss" in line for line in lines) == 1
+    assert "demo images: 48/48 images (100%)" in result.stderr
+
