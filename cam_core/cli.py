@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run folder (default: %(default)s = $CAM_LENS_HOME/demo)",
     )
     demo.add_argument("--quick", action="store_true", help="tiny version that runs in seconds")
+    demo.add_argument("--seed", type=int, default=None, help="training seed (default: 42)")
 
     data_help = "pets, demo, or a folder (Pets naming or one sub-folder per class)"
     train = sub.add_parser("train", help="two-stage training, saves a model folder")
@@ -116,10 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from cam_core.pipeline import run_demo
+    from cam_core.demo import run_demo
 
     out = args.out or demo_run_dir()
-    manifest = run_demo(out, quick=args.quick)
+    manifest = run_demo(out, quick=args.quick, seed=args.seed)
     print(
         json.dumps(
             {"model": str(out / "model"), "artifacts": str(out / "artifacts"), **manifest.metrics}

@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from PIL import Image
 
+from cam_core.metrics import confusion_shares
 from cam_core.overlay import encode_png
 
 __all__ = [
@@ -31,17 +32,17 @@ def _png_data_uri(image: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(encode_png(image)).decode("ascii")
 
 
-def confusion_figure(matrix: pd.DataFrame) -> go.Figure:
+def confusion_figure(matrix: pd.DataFrame, hover_hint: str = "") -> go.Figure:
     """Confusion matrix; each cell is also a clickable point carrying ``(true, predicted)``.
 
     Args:
         matrix: ``K×K`` counts, index = true class, columns = predicted class.
+        hover_hint: a line added to each cell's hover text (e.g. what a click does).
     """
     true_names = [str(c) for c in matrix.index]
     pred_names = [str(c) for c in matrix.columns]
     counts = matrix.to_numpy()
-    row_totals = counts.sum(axis=1, keepdims=True)
-    share = np.divide(counts, row_totals, out=np.zeros(counts.shape, float), where=row_totals > 0)
+    share = confusion_shares(matrix)
     figure = go.Figure(
         go.Heatmap(
             z=share,
@@ -73,7 +74,7 @@ def confusion_figure(matrix: pd.DataFrame) -> go.Figure:
             customdata=custom,
             marker={"size": 40, "opacity": 0.01, "symbol": "square"},
             hovertemplate="true %{customdata[0]} → predicted %{customdata[1]}: "
-            "%{customdata[2]} images<extra>click to open in the gallery</extra>",
+            f"%{{customdata[2]}} images<extra>{hover_hint}</extra>",
             showlegend=False,
         )
     )

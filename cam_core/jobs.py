@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from cam_core.errors import CamLensError
 from cam_core.progress import ProgressFn
 
-__all__ = ["BackgroundJob", "JobStatus", "demo_job"]
+__all__ = ["BackgroundJob", "JobStatus"]
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +92,3 @@ class BackgroundJob:
     def _finish(self, status: JobStatus) -> None:
         with self._lock:
             self._status = status
-
-
-_DEMO_JOB = BackgroundJob()
-
-
-def demo_job() -> BackgroundJob:
-    """The process-wide demo-training job (shared by every dashboard session)."""
-    return _DEMO_JOB

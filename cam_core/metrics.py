@@ -16,6 +16,7 @@ __all__ = [
     "POINTING_SCALE_PX",
     "POINTING_TOLERANCE_PX",
     "confusion_matrix",
+    "confusion_shares",
     "map_peaks",
     "per_class_scores",
     "pointing_hits",
@@ -40,6 +41,20 @@ def confusion_matrix(table: pd.DataFrame, classes: Sequence[str]) -> pd.DataFram
     counts.index = pd.Index(list(classes), name="true")
     counts.columns = pd.Index(list(classes), name="predicted")
     return counts.astype(int)
+
+
+def confusion_shares(matrix: pd.DataFrame) -> np.ndarray:
+    """Each cell's share of its row (of the true class); 0 for a class with no images.
+
+    Args:
+        matrix: ``K×K`` counts from :func:`confusion_matrix`.
+
+    Returns:
+        float array ``(K, K)`` whose non-empty rows sum to 1.
+    """
+    counts = matrix.to_numpy().astype(float)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
 
 
 def per_class_scores(table: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:

@@ -1,5 +1,4 @@
-"""End-to-end jobs: analyse a validation set, and the offline demo preset (data → train →
-analysis)."""
+"""The analysis job: predictions and every class map of a validation set, written as artifacts."""
 
 from __future__ import annotations
 
@@ -12,15 +11,13 @@ import numpy as np
 from cam_core.artifacts import Manifest, build_predictions, write_artifacts
 from cam_core.cams import cams_for_files
 from cam_core.data import DataConfig, Dataset, load_dataset
-from cam_core.demo_data import DemoConfig
 from cam_core.errors import DataSourceError
 from cam_core.metrics import map_peaks, pointing_hits, summary
 from cam_core.model_files import load_model, read_card
 from cam_core.progress import ProgressFn
 from cam_core.storage import folder_lock
-from cam_core.training import TrainConfig, train_model
 
-__all__ = ["AnalyzeConfig", "analyze", "demo_configs", "run_demo", "training_data_config"]
+__all__ = ["AnalyzeConfig", "analyze", "training_data_config"]
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +54,6 @@ def training_data_config(model_dir: Path) -> DataConfig:
     raise DataSourceError(
         f"the training data of {model_dir} ({root}) is gone; pass --data with the folder"
     )
-
-
-def _scaled(progress: ProgressFn | None, start: float, end: float) -> ProgressFn | None:
-    if progress is None:
-        return None
-    report = progress
-    return lambda message, fraction: report(message, start + (end - start) * fraction)
 
 
 def analyze(
@@ -125,60 +115,3 @@ def analyze(
         f", pointing game {metrics['pointing_game']:.4f}" if "pointing_game" in metrics else "",
     )
     return manifest
-
-
-def demo_configs(quick: bool = False) -> tuple[DataConfig, TrainConfig]:
-    """The demo preset: generated cartoons and the small CNN trained from scratch on the CPU.
-
-    ``quick`` is a seconds-long version for tests (tiny set, one epoch per stage).
-    """
-    if quick:
-        return (
-            DataConfig(source="demo", demo=DemoConfig(n_per_class=24, size=64)),
-            TrainConfig(
-                arch="democnn",
-                image_size=64,
-                batch_size=16,
-                epochs1=1,
-                epochs2=1,
-                pretrained=False,
-                num_workers=0,
-            ),
-        )
-    return (
-        DataConfig(source="demo", demo=DemoConfig()),
-        TrainConfig(
-            arch="democnn",
-            image_size=96,
-            batch_size=16,
-            epochs1=8,
-            epochs2=5,
-            pretrained=False,
-            lr=4e-3,
-            num_workers=0,
-        ),
-    )
-
-
-def run_demo(
-    out: Path,
-    quick: bool = False,
-    progress: ProgressFn | None = None,
-    console: bool = True,
-    cache_root: Path | None = None,
-) -> Manifest:
-    """Generate the demo data, train both stages and analyse; results in ``out/model`` and
-    ``out/artifacts``."""
-    data_cfg, train_cfg = demo_configs(quick)
-    if cache_root is not None:
-        data_cfg = DataConfig(source="demo", demo=data_cfg.demo, cache_root=cache_root)
-    if progress is not None:
-        progress("generating demo images", 0.0)
-    dataset = load_dataset(data_cfg)
-    train_model(dataset, train_cfg, out / "model", _scaled(progress, 0.02, 0.9), console)
-    return analyze(
-        out / "model",
-        out / "artifacts",
-        DataConfig(source=str(dataset.root), valid_pct=data_cfg.valid_pct, seed=data_cfg.seed),
-        progress=_scaled(progress, 0.9, 1.0),
-    )

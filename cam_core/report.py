@@ -14,10 +14,12 @@ import pandas as pd
 from cam_core.artifacts import Artifacts, read_artifacts
 from cam_core.errors import CamLensError
 from cam_core.images import load_image_file, square_resize
-from cam_core.metrics import confusion_matrix, per_class_scores, summary
+from cam_core.metrics import confusion_matrix, confusion_shares, per_class_scores
 from cam_core.model_files import ModelCard, read_card
 from cam_core.overlay import encode_png, overlay
+from cam_core.selection import errors
 from cam_core.storage import atomic_write_text
+from cam_core.summaries import headline_metrics, model_card_rows
 
 __all__ = ["build_report", "write_report"]
 
@@ -49,10 +51,13 @@ def _table(frame: pd.DataFrame, percent: tuple[str, ...] = ()) -> str:
         f"<th>{html.escape(str(c))}</th>" for c in [frame.index.name or "", *frame.columns]
     )
     rows = []
-    for index, row in frame.iterrows():
+    # Column by column (not iterrows, which would turn an integer "support" into 191.0).
+    columns = {name: frame[name].tolist() for name in frame.columns}
+    for position, index in enumerate(frame.index):
         cells = [f"<th>{html.escape(str(index))}</th>"]
-        for column, value in row.items():
-            text = f"{value:.1%}" if column in percent else html.escape(str(value))
+        for name, values in columns.items():
+            value = values[position]
+            text = f"{value:.1%}" if name in percent else html.escape(str(value))
             cells.append(f'<td class="num">{text}</td>')
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
@@ -60,8 +65,7 @@ def _table(frame: pd.DataFrame, percent: tuple[str, ...] = ()) -> str:
 
 def _confusion_html(matrix: pd.DataFrame) -> str:
     counts = matrix.to_numpy()
-    totals = counts.sum(axis=1, keepdims=True)
-    share = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+    share = confusion_shares(matrix)
     head = "".join(f"<th>pred {html.escape(str(c))}</th>" for c in matrix.columns)
     rows = []
     for i, name in enumerate(matrix.index):
@@ -80,18 +84,9 @@ def _confusion_html(matrix: pd.DataFrame) -> str:
 def _card_html(card: ModelCard | None, model_dir: str) -> str:
     if card is None:
         return f'<p class="muted">Model folder {html.escape(model_dir)} is not available.</p>'
-    rows = {
-        "architecture": card.arch,
-        "classes": ", ".join(card.classes),
-        "image size": f"{card.image_size} px ({card.resize})",
-        "data": f"{card.data.get('source', '?')} — {card.data.get('n_images', '?')} images, "
-        f"{card.data.get('n_valid', '?')} validation",
-        "trained": card.created_at,
-        "training accuracy (valid)": f"{card.metrics.get('valid_accuracy', float('nan')):.2%}",
-        "weights sha256": card.weights_sha256[:16] + "…",
-    }
     body = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows.items()
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+        for k, v in model_card_rows(card).items()
     )
     return f"<table>{body}</table>"
 
@@ -99,11 +94,11 @@ def _card_html(card: ModelCard | None, model_dir: str) -> str:
 def _error_cards(art: Artifacts, top_n: int, colorscale: str) -> str:
     classes = list(art.manifest.classes)
     size = art.manifest.image_size
-    errors = art.table[~art.table["correct"]].sort_values("loss", ascending=False).head(top_n)
-    if errors.empty:
+    worst = errors(art.table, "loss").head(top_n)
+    if worst.empty:
         return "<p>No validation errors.</p>"
     cards = []
-    for row_index, row in errors.iterrows():
+    for row_index, row in worst.iterrows():
         position = art.table.index.get_loc(row_index)
         caption = (
             f"true <b>{html.escape(str(row['label']))}</b>, predicted "
@@ -135,17 +130,12 @@ def build_report(
     art: Artifacts, card: ModelCard | None, top_n: int = 12, colorscale: str = "Jet"
 ) -> str:
     """The report as one HTML string (images inlined as base64 PNG)."""
-    stats = summary(art.table)
     classes = list(art.manifest.classes)
-    metric_cards = [
-        ("validation images", f"{int(stats['n_images'])}"),
-        ("accuracy", f"{stats['accuracy']:.2%}"),
-        ("errors", f"{int(stats['n_errors'])}"),
-        ("mean loss", f"{stats['mean_loss']:.3f}"),
-    ]
-    if "pointing_game" in stats:
-        metric_cards.append(("pointing game", f"{stats['pointing_game']:.1%}"))
-    cards = "".join(f'<div class="card">{html.escape(k)}<b>{v}</b></div>' for k, v in metric_cards)
+    cards = "".join(
+        f'<div class="card" title="{html.escape(h.help)}">{html.escape(h.label)}'
+        f"<b>{html.escape(h.value)}</b></div>"
+        for h in headline_metrics(art.table)
+    )
     scores = per_class_scores(art.table, classes)
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!doctype html>

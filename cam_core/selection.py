@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
-__all__ = ["SORTS", "GalleryFilter", "classes_in", "errors", "filter_predictions", "page_of"]
+__all__ = ["SORT_COLUMNS", "GalleryFilter", "errors", "filter_predictions", "page_count", "page_of"]
 
-SORTS = {
-    "loss (highest first)": ("loss", False),
-    "confidence (highest first)": ("confidence", False),
-    "confidence (lowest first)": ("confidence", True),
-    "file name": ("path", True),
-}
+SORT_COLUMNS = ("loss", "confidence", "path")
 
 
 @dataclass(frozen=True)
@@ -27,14 +21,24 @@ class GalleryFilter:
         correctness: ``"all"``, ``"correct"`` or ``"incorrect"``.
         true_classes: keep these labels (empty: all).
         pred_classes: keep these predictions (empty: all).
-        sort: a key of :data:`SORTS`.
+        sort_by: a column of :data:`SORT_COLUMNS`.
+        ascending: sort order (``False``: highest first).
     """
 
     confidence: tuple[float, float] = (0.0, 1.0)
     correctness: str = "all"
     true_classes: tuple[str, ...] = ()
     pred_classes: tuple[str, ...] = ()
-    sort: str = "loss (highest first)"
+    sort_by: str = "loss"
+    ascending: bool = False
+
+    def __post_init__(self) -> None:
+        if self.correctness not in ("all", "correct", "incorrect"):
+            raise ValueError(
+                f"correctness must be all, correct or incorrect, got {self.correctness!r}"
+            )
+        if self.sort_by not in SORT_COLUMNS:
+            raise ValueError(f"sort by one of {', '.join(SORT_COLUMNS)}, not {self.sort_by!r}")
 
 
 def filter_predictions(table: pd.DataFrame, flt: GalleryFilter) -> pd.DataFrame:
@@ -45,14 +49,11 @@ def filter_predictions(table: pd.DataFrame, flt: GalleryFilter) -> pd.DataFrame:
         keep &= table["correct"]
     elif flt.correctness == "incorrect":
         keep &= ~table["correct"]
-    elif flt.correctness != "all":
-        raise ValueError(f"correctness must be all, correct or incorrect, got {flt.correctness!r}")
     if flt.true_classes:
         keep &= table["label"].isin(flt.true_classes)
     if flt.pred_classes:
         keep &= table["pred"].isin(flt.pred_classes)
-    column, ascending = SORTS[flt.sort]
-    return table[keep].sort_values(column, ascending=ascending, kind="stable")
+    return table[keep].sort_values(flt.sort_by, ascending=flt.ascending, kind="stable")
 
 
 def errors(table: pd.DataFrame, by: str = "loss") -> pd.DataFrame:
@@ -62,15 +63,14 @@ def errors(table: pd.DataFrame, by: str = "loss") -> pd.DataFrame:
     return table[~table["correct"]].sort_values(by, ascending=False, kind="stable")
 
 
+def page_count(n_rows: int, per_page: int) -> int:
+    """Pages needed for ``n_rows`` rows (at least 1, so an empty list still has a page)."""
+    return max(1, math.ceil(n_rows / per_page))
+
+
 def page_of(rows: pd.DataFrame, page: int, per_page: int) -> tuple[pd.DataFrame, int]:
     """One page of rows (1-based ``page``, clamped) and the number of pages (at least 1)."""
-    pages = max(1, math.ceil(len(rows) / per_page))
+    pages = page_count(len(rows), per_page)
     page = min(max(1, page), pages)
     start = (page - 1) * per_page
     return rows.iloc[start : start + per_page], pages
-
-
-def classes_in(table: pd.DataFrame, classes: Sequence[str]) -> list[str]:
-    """Class names in model order (helper for widget options)."""
-    present = set(table["label"]) | set(table["pred"])
-    return [c for c in classes if c in present]

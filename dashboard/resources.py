@@ -35,7 +35,7 @@ def model(model_dir: str, weights_sha256: str) -> LoadedModel:
 
 
 @st.cache_data(max_entries=4, show_spinner="Reading the analysis…")
-def artifacts(folder: str, _stamp: float, version: float) -> Artifacts:
+def artifacts(folder: str, version: float) -> Artifacts:
     """The verified artifact folder; ``version`` (the manifest time) invalidates the cache."""
     return read_artifacts(Path(folder))
 
@@ -57,7 +57,7 @@ def overlay_png(
     folder: str, version: float, row: int, class_index: int, colorscale: str, opacity: float
 ) -> bytes:
     """One class map of one validation image over the image, as PNG."""
-    art = artifacts(folder, 0.0, version)
+    art = artifacts(folder, version)
     path = str(art.table.iloc[row]["path"])
     view = square_resize(load_image_file(Path(path)), art.manifest.image_size)
     cam = art.cams[row, class_index].astype(np.float32)
@@ -67,7 +67,7 @@ def overlay_png(
 @st.cache_data(max_entries=16, show_spinner="Building the report…")
 def report_html(folder: str, version: float, top_n: int, colorscale: str) -> str:
     """The self-contained HTML report (built by cam_core)."""
-    art = artifacts(folder, 0.0, version)
+    art = artifacts(folder, version)
     try:
         card: ModelCard | None = model_card(art.manifest.model_dir, version)
     except Exception:  # noqa: BLE001 - the report still renders without the card
@@ -78,9 +78,9 @@ def report_html(folder: str, version: float, top_n: int, colorscale: str) -> str
 @st.cache_data(max_entries=16, show_spinner=False)
 def overview_figures(folder: str, version: float) -> tuple[go.Figure, go.Figure]:
     """The confusion matrix and the confidence histogram of an analysis."""
-    art = artifacts(folder, 0.0, version)
+    art = artifacts(folder, version)
     matrix = confusion_matrix(art.table, list(art.manifest.classes))
-    return confusion_figure(matrix), confidence_histogram(art.table)
+    return confusion_figure(matrix, "click to open in the gallery"), confidence_histogram(art.table)
 
 
 @st.cache_data(max_entries=512, show_spinner=False)

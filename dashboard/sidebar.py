@@ -6,12 +6,11 @@ from pathlib import Path
 
 import streamlit as st
 
-import resources
-import state
 from cam_core.artifacts import find_artifact_folders
 from cam_core.errors import CamLensError
 from cam_core.locations import demo_run_dir, home
 from cam_core.overlay import COLORSCALES
+from dashboard import resources, state
 
 OTHER = "Another folder…"
 
@@ -55,7 +54,7 @@ def render() -> state.Context | str:
         st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key=state.OPACITY)
     try:
         version = resources.stamp(folder)
-        art = resources.artifacts(str(folder), 0.0, version)
+        art = resources.artifacts(str(folder), version)
     except CamLensError as exc:
         return str(exc)
     return state.Context(folder, version, art, state.colorscale(), state.opacity())
@@ -63,7 +62,7 @@ def render() -> state.Context | str:
 
 def require() -> state.Context:
     """The page's context; when there is none, show the empty state and stop the page."""
-    import training_panel
+    from dashboard import training_panel
 
     context = render()
     if isinstance(context, str):

@@ -10,13 +10,20 @@ from pathlib import Path
 
 import streamlit as st
 
-from cam_core.jobs import demo_job
+from cam_core.jobs import BackgroundJob
 from cam_core.locations import demo_run_dir
 from cam_core.progress import ProgressFn
 
+_DEMO_JOB = BackgroundJob()
+
+
+def demo_job() -> BackgroundJob:
+    """The demo-training job of this server process, shared by every browser session."""
+    return _DEMO_JOB
+
 
 def _train(progress: ProgressFn) -> object:
-    from cam_core.pipeline import run_demo
+    from cam_core.demo import run_demo
 
     return run_demo(demo_run_dir(), progress=progress, console=False)
 

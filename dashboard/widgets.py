@@ -9,9 +9,9 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-import resources
 from cam_core.figures import figure_html
 from cam_core.overlay import encode_png
+from dashboard import resources
 
 
 def class_map_grid(

@@ -76,7 +76,7 @@ def tiny_artifacts_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir:
 @pytest.fixture(scope="session")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One real ``demo --quick`` run in ``<home>/demo`` (generated data, both stages, analysis)."""
-    from cam_core.pipeline import run_demo
+    from cam_core.demo import run_demo
 
     out = tmp_path_factory.mktemp("quick_home") / "demo"
     run_demo(out, quick=True, console=False, cache_root=tmp_path_factory.mktemp("quick_cache"))

@@ -151,17 +151,17 @@ def test_a_broken_folder_shows_an_error_and_others_still_work(
 @pytest.fixture()
 def quick_preset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Make the dashboard's demo button train the seconds-long preset in an empty home."""
-    from cam_core import pipeline
+    from cam_core import demo
 
-    quick = pipeline.demo_configs(quick=True)
-    monkeypatch.setattr(pipeline, "demo_configs", lambda quick_flag=False: quick)
+    quick = demo.demo_configs(quick=True)
+    monkeypatch.setattr(demo, "demo_configs", lambda quick_flag=False: quick)
     home = tmp_path / "home"
     monkeypatch.setenv("CAM_LENS_HOME", str(home))
     return home
 
 
 def test_train_button_builds_the_demo_and_loads_it(quick_preset: Path) -> None:
-    from cam_core.jobs import demo_job
+    from dashboard.training_panel import demo_job
 
     at = AppTest.from_file(APP, default_timeout=300)
     at.run()
@@ -175,8 +175,8 @@ def test_train_button_builds_the_demo_and_loads_it(quick_preset: Path) -> None:
 
 
 def test_a_second_training_is_told_one_is_already_running(quick_preset: Path) -> None:
-    from cam_core.jobs import demo_job
     from cam_core.storage import folder_lock
+    from dashboard.training_panel import demo_job
 
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cam_core.selection import GalleryFilter, errors, filter_predictions, page_of
+from cam_core.selection import GalleryFilter, errors, filter_predictions, page_count, page_of
 
 
 def _table() -> pd.DataFrame:
@@ -28,11 +28,13 @@ def test_filters_combine_and_keep_the_original_index() -> None:
     )
     assert list(wrong_cats.index) == [1]
     as_dog = filter_predictions(
-        t, GalleryFilter(pred_classes=("dog",), sort="confidence (lowest first)")
+        t, GalleryFilter(pred_classes=("dog",), sort_by="confidence", ascending=True)
     )
     assert list(as_dog.index) == [2, 1, 5]
-    with pytest.raises(ValueError):
-        filter_predictions(t, GalleryFilter(correctness="maybe"))
+    with pytest.raises(ValueError, match="correctness"):
+        GalleryFilter(correctness="maybe")
+    with pytest.raises(ValueError, match="sort by"):
+        GalleryFilter(sort_by="colour")
 
 
 def test_errors_are_sorted_worst_first() -> None:
@@ -48,3 +50,8 @@ def test_paging_clamps() -> None:
     assert list(last.index) == [4, 5]
     empty, pages = page_of(rows.iloc[:0], 1, 4)
     assert pages == 1 and empty.empty
+
+
+@pytest.mark.parametrize(("rows", "per_page", "pages"), [(0, 10, 1), (10, 10, 1), (11, 10, 2)])
+def test_page_count(rows: int, per_page: int, pages: int) -> None:
+    assert page_count(rows, per_page) == pages

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-import resources
-import sidebar
-import state
-import widgets
-from cam_core.selection import SORTS, GalleryFilter, filter_predictions, page_of
+from cam_core.selection import GalleryFilter, filter_predictions, page_count, page_of
+from dashboard import resources, sidebar, state, widgets
+
+SORTS = {
+    "loss (highest first)": ("loss", False),
+    "confidence (highest first)": ("confidence", False),
+    "confidence (lowest first)": ("confidence", True),
+    "file name": ("path", True),
+}
 
 ctx = sidebar.require()
 table = ctx.art.table
@@ -46,7 +50,8 @@ matched = filter_predictions(
         correctness=str(correctness),
         true_classes=tuple(true_classes),
         pred_classes=tuple(pred_classes),
-        sort=str(sort),
+        sort_by=SORTS[str(sort)][0],
+        ascending=SORTS[str(sort)][1],
     ),
 )
 st.markdown(f"**{len(matched)}** of {len(table)} images match the filter.")
@@ -55,7 +60,7 @@ if matched.empty:
     st.info("No image matches; widen the confidence range or clear the class filters.")
     st.stop()
 
-pages = max(1, -(-len(matched) // per_page))
+pages = page_count(len(matched), per_page)
 if int(st.session_state.get(state.GALLERY_PAGE, 1)) > pages:
     st.session_state[state.GALLERY_PAGE] = 1
 page = st.number_input(f"Page (of {pages})", 1, pages, key=state.GALLERY_PAGE)

@@ -8,11 +8,8 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-import resources
-import sidebar
-import state
-import widgets
 from cam_core.figures import difference_figure, figure_html
+from dashboard import resources, sidebar, state, widgets
 
 ctx = sidebar.require()
 table, cams = ctx.art.table, ctx.art.cams

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-import resources
-import sidebar
-import state
-import widgets
-from cam_core.selection import errors, page_of
+from cam_core.selection import errors, page_count, page_of
+from dashboard import resources, sidebar, state, widgets
 
 ctx = sidebar.require()
 table = ctx.art.table
@@ -30,7 +27,7 @@ if wrong.empty:
     st.success("The model gets every validation image right.")
     st.stop()
 page_number = controls[2].number_input(
-    "Page", 1, max(1, -(-len(wrong) // per_page)), 1, key="mis_page"
+    "Page", 1, page_count(len(wrong), per_page), 1, key="mis_page"
 )
 rows, pages = page_of(wrong, int(page_number), per_page)
 st.caption(f"Page {min(int(page_number), pages)} of {pages}")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-import resources
-import sidebar
-import state
 from cam_core.errors import CamLensError
 from cam_core.figures import figure_html
-from cam_core.metrics import per_class_scores, summary
+from cam_core.metrics import per_class_scores
+from cam_core.summaries import headline_metrics, model_card_rows
+from dashboard import resources, sidebar, state
 
 ctx = sidebar.require()
 table, manifest = ctx.art.table, ctx.art.manifest
@@ -22,35 +21,15 @@ except CamLensError as exc:
     card = None
     st.warning(f"Model card unavailable: {exc}")
 
-stats = summary(table)
 cols = st.columns(5)
-cols[0].metric("Validation images", f"{int(stats['n_images'])}")
-cols[1].metric("Accuracy", f"{stats['accuracy']:.2%}")
-cols[2].metric("Errors", f"{int(stats['n_errors'])}")
-cols[3].metric("Mean loss", f"{stats['mean_loss']:.3f}")
-if "pointing_game" in stats:
-    cols[4].metric(
-        "Pointing game",
-        f"{stats['pointing_game']:.1%}",
-        help="Share of images whose true-class map peaks within 15 px (at 224 px "
-        "scale) of the ground-truth part.",
-    )
+for col, headline in zip(cols, headline_metrics(table), strict=False):
+    col.metric(headline.label, headline.value, help=headline.help)
 
 left, right = st.columns([1, 1])
 with left:
     st.subheader("Model card")
     if card is not None:
-        st.table(
-            {
-                "architecture": card.arch,
-                "data": f"{card.data.get('source', '?')} ({card.data.get('n_images', '?')} images)",
-                "classes": ", ".join(card.classes),
-                "image size": f"{card.image_size} px, {card.resize}",
-                "trained": card.created_at,
-                "training accuracy": f"{card.metrics.get('valid_accuracy', float('nan')):.2%}",
-                "weights sha256": card.weights_sha256[:16] + "…",
-            }
-        )
+        st.table(model_card_rows(card))
     st.subheader("Per class")
     scores = per_class_scores(table, classes)
     st.dataframe(scores.style.format({"precision": "{:.1%}", "recall": "{:.1%}", "f1": "{:.3f}"}))

@@ -7,15 +7,13 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image
 
-import resources
-import sidebar
-import widgets
 from cam_core.errors import CamLensError
 from cam_core.fetch import FetchConfig, fetch_image
 from cam_core.figures import figure_html, probability_figure
 from cam_core.images import decode_image
 from cam_core.model_files import LoadedModel
 from cam_core.predict import predict_images
+from dashboard import resources, sidebar, widgets
 
 ctx = sidebar.require()
 manifest = ctx.art.manifest
