@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from cam_core.metrics import confusion_matrix, confusion_shares
+from cam_core.model_files import ModelCard
+from cam_core.report import _table
+from cam_core.summaries import headline_metrics, model_card_rows
+
+
+def _table_of(correct: list[bool], hits: list[float] | None = None) -> pd.DataFrame:
+    table = pd.DataFrame(
+        {
+            "label": ["cat"] * len(correct),
+            "pred": ["cat" if c else "dog" for c in correct],
+            "correct": correct,
+            "loss": [0.5] * len(correct),
+        }
+    )
+    if hits is not None:
+        table["pointing_hit"] = hits
+    return table
+
+
+def test_headlines_format_the_table_figures() -> None:
+    shown = {h.label: h.value for h in headline_metrics(_table_of([True, True, True, False]))}
+    assert shown == {
+        "Validation images": "4",
+        "Accuracy": "75.00%",
+        "Errors": "1",
+        "Mean loss": "0.500",
+    }
+    with_masks = headline_metrics(_table_of([True, False], [1.0, math.nan]))
+    assert with_masks[-1].label == "Pointing game" and with_masks[-1].value == "100.0%"
+
+
+def test_card_rows_survive_missing_metrics() -> None:
+    card = ModelCard(arch="democnn", n_features=128, classes=("cat", "dog"), image_size=96)
+    rows = model_card_rows(card)
+    assert rows["classes"] == "cat, dog"
+    assert rows["training accuracy (valid)"] == "n/a"
+
+
+def test_confusion_shares_are_row_shares_with_empty_rows_at_zero() -> None:
+    table = pd.DataFrame({"label": ["cat", "cat", "cat"], "pred": ["cat", "dog", "dog"]})
+    shares = confusion_shares(confusion_matrix(table, ["cat", "dog", "fox"]))
+    assert shares.tolist() == [[1 / 3, 2 / 3, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+
+
+def test_report_table_keeps_integers_integers() -> None:
+    frame = pd.DataFrame(
+        {"recall": [0.5, 1.0], "support": [191, 209]}, index=pd.Index(["cat", "dog"], name="class")
+    )
+    html = _table(frame, percent=("recall",))
+    assert ">191<" in html and "191.0" not in html and ">50.0%<" in html
