@@ -13,6 +13,7 @@ __all__ = [
     "DataSourceError",
     "DownloadError",
     "ImageRejectedError",
+    "MethodError",
     "ModelFileError",
     "UrlRejectedError",
 ]
@@ -48,3 +49,7 @@ class ArtifactError(CamLensError):
 
 class AlreadyRunningError(CamLensError):
     """Another training or analysis is writing the same folder right now."""
+
+
+class MethodError(CamLensError):
+    """An explanation method that does not exist or does not apply to this model or layer."""
