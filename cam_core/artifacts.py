@@ -1,7 +1,10 @@
-"""Analysis artifacts: ``predictions.parquet``, ``cams.npy`` and ``manifest.json`` (written last).
+"""Analysis artifacts: ``predictions.parquet``, ``maps/<method>.npy`` and ``manifest.json``
+(written last).
 
-The manifest carries a format version, the model's sha256, class order, shapes and the sha256 of
-each file, so a reader either gets a consistent set or a clear :class:`ArtifactError`.
+The manifest carries a format version, the model's sha256, class order, each method's shape
+and layer, the quality figures, and the sha256 of each file, so a reader either gets a
+consistent set or a clear :class:`ArtifactError`. Format-1 folders (one ``cams.npy``) still
+open, as the single method ``cam``.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,26 +39,41 @@ __all__ = [
     "Manifest",
     "build_predictions",
     "find_artifact_folders",
+    "maps_file",
     "read_artifacts",
+    "read_manifest",
     "write_artifacts",
 ]
 
 log = logging.getLogger(__name__)
 
-ARTIFACT_FORMAT = 1
+ARTIFACT_FORMAT = 2
 TABLE_FILE = "predictions.parquet"
-CAMS_FILE = "cams.npy"
+MAPS_DIR = "maps"
+LEGACY_CAMS_FILE = "cams.npy"
 MANIFEST_FILE = "manifest.json"
 BASE_COLUMNS = ("path", "label", "pred", "correct", "confidence", "loss")
 
 
+def maps_file(method: str) -> str:
+    """The file (relative to the artifact folder) holding ``method``'s maps."""
+    return f"{MAPS_DIR}/{method}.npy"
+
+
 @dataclass(frozen=True)
 class Manifest:
-    """What an artifact folder holds; written last, read first."""
+    """What an artifact folder holds; written last, read first.
+
+    Attributes:
+        methods: per method: ``shape`` ``(N, K, h, w)``, ``layer``, ``additive``,
+            ``normalised``, ``library``, ``seconds``, ``file``.
+        quality: per method and per baseline (``random``, ``centre``): mean localisation and
+            faithfulness figures; per method the sanity check (``randomization_spearman``).
+        evaluation: how the quality was measured (sample size and seed, steps, thresholds).
+    """
 
     classes: tuple[str, ...]
     n_images: int
-    cams_shape: tuple[int, ...]
     model_sha256: str
     model_dir: str
     image_size: int
@@ -64,18 +82,44 @@ class Manifest:
     data: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
-    cams_dtype: str = "float16"
+    methods: dict[str, dict[str, Any]] = field(default_factory=dict)
+    quality: dict[str, dict[str, float]] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    maps_dtype: str = "float16"
     format_version: int = ARTIFACT_FORMAT
+
+    @property
+    def method_names(self) -> tuple[str, ...]:
+        """The methods whose maps the folder holds, in analysis order."""
+        return tuple(self.methods)
 
 
 @dataclass(frozen=True)
 class Artifacts:
-    """A verified artifact folder: table and maps are row-aligned."""
+    """A verified artifact folder: the table and every method's maps are row-aligned.
+
+    Attributes:
+        maps: method name → read-only, memory-mapped float16 ``(N, K, h, w)``.
+    """
 
     folder: Path
     manifest: Manifest
     table: pd.DataFrame
-    cams: np.ndarray
+    maps: dict[str, np.ndarray]
+
+    def maps_of(self, method: str) -> np.ndarray:
+        """One method's maps.
+
+        Raises:
+            ArtifactError: the analysis did not compute that method.
+        """
+        try:
+            return self.maps[method]
+        except KeyError:
+            raise ArtifactError(
+                f"{self.folder} has no maps of {method!r} (it has {', '.join(self.maps)}); "
+                f"rerun the analysis with --methods {method}"
+            ) from None
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -126,53 +170,116 @@ def build_predictions(
 def write_artifacts(
     folder: Path,
     table: pd.DataFrame,
-    cams: np.ndarray,
+    maps: Mapping[str, np.ndarray],
     card: ModelCard,
     model_dir: Path,
     metrics: dict[str, float],
     data: dict[str, Any],
+    methods: Mapping[str, dict[str, Any]] | None = None,
+    quality: Mapping[str, dict[str, float]] | None = None,
+    evaluation: Mapping[str, Any] | None = None,
 ) -> Manifest:
-    """Write table, maps, then the manifest, each atomically; call under the folder lock.
+    """Write the table, every method's maps, then the manifest; call under the folder lock.
+
+    Args:
+        folder: the artifact folder.
+        table: one row per image.
+        maps: method name → ``(N, K, h, w)``, row-aligned with ``table``.
+        card: the analysed model's card.
+        model_dir: the analysed model's folder.
+        metrics: headline figures.
+        data: where the images came from.
+        methods: per method: layer, additive, library, seconds (shape and file are added).
+        quality: per method and baseline: quality figures.
+        evaluation: how the quality was measured.
 
     Raises:
-        ArtifactError: table and maps are not row-aligned.
+        ArtifactError: table and maps are not row-aligned, or no maps at all.
     """
-    if len(table) != len(cams):
-        raise ArtifactError(f"{len(table)} table rows but {len(cams)} maps; refusing to write")
-    folder.mkdir(parents=True, exist_ok=True)
+    if not maps:
+        raise ArtifactError("no maps to write; pass at least one method")
+    for name, array in maps.items():
+        if len(table) != len(array) or array.ndim != 4:
+            raise ArtifactError(
+                f"{len(table)} table rows but {name} maps of shape {array.shape}; refusing to write"
+            )
+    (folder / MAPS_DIR).mkdir(parents=True, exist_ok=True)
 
     buffer = io.BytesIO()
     table.to_parquet(buffer, index=False)
-
-    def write_cams(handle: Any) -> None:
-        np.save(handle, np.ascontiguousarray(cams, dtype=np.float16))
-
-    table_tmp = write_temp_bytes(folder / TABLE_FILE, buffer.getvalue())
-    cams_tmp = write_temp(folder / CAMS_FILE, write_cams)
+    temps = {TABLE_FILE: write_temp_bytes(folder / TABLE_FILE, buffer.getvalue())}
+    for name, array in maps.items():
+        temps[maps_file(name)] = _write_array(folder / maps_file(name), array)
+    described = {
+        name: {
+            **(methods or {}).get(name, {}),
+            "shape": [int(d) for d in maps[name].shape],
+            "file": maps_file(name),
+        }
+        for name in maps
+    }
     manifest = Manifest(
         classes=tuple(card.classes),
         n_images=len(table),
-        cams_shape=tuple(int(d) for d in cams.shape),
         model_sha256=card.weights_sha256,
         model_dir=str(model_dir.resolve()),
         image_size=card.image_size,
-        files={TABLE_FILE: sha256_file(table_tmp), CAMS_FILE: sha256_file(cams_tmp)},
+        files={name: sha256_file(path) for name, path in temps.items()},
         metrics=metrics,
         data=data,
         versions=library_versions(),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        methods=described,
+        quality={name: dict(values) for name, values in (quality or {}).items()},
+        evaluation=dict(evaluation or {}),
     )
-    manifest_tmp = write_temp_bytes(
+    temps[MANIFEST_FILE] = write_temp_bytes(
         folder / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2).encode("utf-8")
     )
     # Until this commit the previous artifacts stay untouched and readable.
-    commit_files(folder, {TABLE_FILE: table_tmp, CAMS_FILE: cams_tmp, MANIFEST_FILE: manifest_tmp})
-    log.info("wrote artifacts for %d images to %s", len(table), folder)
+    commit_files(folder, temps)
+    _remove_unlisted_maps(folder, set(temps))
+    log.info("wrote artifacts for %d images (%s) to %s", len(table), ", ".join(maps), folder)
     return manifest
 
 
+def _write_array(path: Path, array: np.ndarray) -> Path:
+    def write(handle: Any) -> None:
+        np.save(handle, np.ascontiguousarray(array, dtype=np.float16))
+
+    return write_temp(path, write)
+
+
+def _remove_unlisted_maps(folder: Path, listed: set[str]) -> None:
+    """Drop map files of an earlier analysis that the new manifest does not list."""
+    stale = [p for p in (folder / MAPS_DIR).glob("*.npy") if f"{MAPS_DIR}/{p.name}" not in listed]
+    stale += [folder / LEGACY_CAMS_FILE] if (folder / LEGACY_CAMS_FILE).exists() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+
+
+def _upgraded(raw: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 manifest (one ``cams.npy``) in format-2 terms: the single method ``cam``."""
+    if raw.get("format_version") != 1:
+        return raw
+    shape = [int(d) for d in raw.get("cams_shape", [])]
+    return {
+        **raw,
+        "methods": {
+            "cam": {
+                "shape": shape,
+                "file": LEGACY_CAMS_FILE,
+                "layer": "body",
+                "additive": True,
+                "normalised": False,
+                "library": "cam_core",
+            }
+        },
+    }
+
+
 def read_manifest(folder: Path) -> Manifest:
-    """Read and validate ``manifest.json``.
+    """Read and validate ``manifest.json`` (format 1 or 2).
 
     Raises:
         ArtifactError: missing folder or manifest, bad JSON, missing fields, newer format.
@@ -186,25 +293,25 @@ def read_manifest(folder: Path) -> Manifest:
     version = raw.get("format_version")
     if not isinstance(version, int) or version > ARTIFACT_FORMAT:
         raise ArtifactError(
-            f"{path} has format {version!r}; this cam_core reads format {ARTIFACT_FORMAT} "
+            f"{path} has format {version!r}; this cam_core reads formats 1 to {ARTIFACT_FORMAT} "
             "(upgrade cam_core or rerun the analysis)"
         )
+    raw = _upgraded(raw)
     try:
         known = set(Manifest.__dataclass_fields__)
         manifest = Manifest(**{k: v for k, v in raw.items() if k in known})
+        methods = {str(k): dict(v) for k, v in manifest.methods.items()}
+        if not methods:
+            raise ValueError("no methods")
         return Manifest(
-            **{
-                **asdict(manifest),
-                "classes": tuple(manifest.classes),
-                "cams_shape": tuple(int(d) for d in manifest.cams_shape),
-            }
+            **{**asdict(manifest), "classes": tuple(manifest.classes), "methods": methods}
         )
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, AttributeError) as exc:
         raise ArtifactError(f"{path} lacks fields or has wrong types ({exc})") from None
 
 
 def read_artifacts(folder: Path, verify: bool = True) -> Artifacts:
-    """Load a verified artifact folder.
+    """Load a verified artifact folder; maps are memory-mapped, not read whole.
 
     Args:
         folder: the artifact folder.
@@ -214,7 +321,8 @@ def read_artifacts(folder: Path, verify: bool = True) -> Artifacts:
         ArtifactError: anything missing, modified, misaligned or of the wrong shape.
     """
     manifest = read_manifest(folder)
-    paths = {name: committed_path(folder, name) for name in (TABLE_FILE, CAMS_FILE)}
+    names = {TABLE_FILE} | {str(m["file"]) for m in manifest.methods.values()}
+    paths = {name: committed_path(folder, name) for name in names}
     for name, path in paths.items():
         if not path.is_file():
             raise ArtifactError(f"{path} is missing; rerun the analysis")
@@ -222,11 +330,16 @@ def read_artifacts(folder: Path, verify: bool = True) -> Artifacts:
             raise ArtifactError(f"{path} does not match its manifest hash; rerun the analysis")
     try:
         table = pd.read_parquet(paths[TABLE_FILE])
-        cams = np.load(paths[CAMS_FILE], allow_pickle=False)
+        maps = {
+            method: np.load(paths[str(info["file"])], mmap_mode="r", allow_pickle=False)
+            for method, info in manifest.methods.items()
+        }
     except (OSError, ValueError) as exc:
         raise ArtifactError(
             f"cannot read artifacts in {folder} ({exc}); rerun the analysis"
         ) from None
+    if manifest.format_version == 1 and "pointing_hit" in table:
+        table = table.rename(columns={"pointing_hit": "pointing_hit.cam"})
     missing = [c for c in BASE_COLUMNS if c not in table.columns]
     missing += [
         f"{kind}_{name}"
@@ -236,14 +349,18 @@ def read_artifacts(folder: Path, verify: bool = True) -> Artifacts:
     ]
     if missing:
         raise ArtifactError(f"{folder / TABLE_FILE} lacks columns {', '.join(missing)}")
-    if tuple(cams.shape) != manifest.cams_shape or len(table) != cams.shape[0]:
-        raise ArtifactError(
-            f"{folder}: cams.npy has shape {tuple(cams.shape)} but the table has {len(table)} rows "
-            f"and the manifest says {manifest.cams_shape}; rerun the analysis"
-        )
-    if cams.ndim != 4 or cams.shape[1] != len(manifest.classes):
-        raise ArtifactError(f"{folder}: cams.npy shape {cams.shape} is not (N, classes, h, w)")
-    return Artifacts(folder=folder, manifest=manifest, table=table, cams=cams)
+    for method, array in maps.items():
+        expected = tuple(int(d) for d in manifest.methods[method].get("shape", ()))
+        if tuple(array.shape) != expected or len(table) != array.shape[0]:
+            raise ArtifactError(
+                f"{folder}: the {method} maps have shape {tuple(array.shape)} but the table has "
+                f"{len(table)} rows and the manifest says {expected}; rerun the analysis"
+            )
+        if array.ndim != 4 or array.shape[1] != len(manifest.classes):
+            raise ArtifactError(
+                f"{folder}: the {method} maps' shape {array.shape} is not (N, classes, h, w)"
+            )
+    return Artifacts(folder=folder, manifest=manifest, table=table, maps=maps)
 
 
 def find_artifact_folders(root: Path, max_depth: int = 3) -> list[Path]:

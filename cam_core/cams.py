@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,11 +13,13 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
+from cam_core.errors import MethodError
 from cam_core.images import load_image_file, to_model_tensor
+from cam_core.methods import DEFAULT_LAYER, get_method
 from cam_core.model_files import LoadedModel
 from cam_core.progress import ConsoleProgress, ProgressFn
 
-__all__ = ["cams_for_batch", "cams_for_files", "upsample_maps"]
+__all__ = ["ExplainedFiles", "cams_for_batch", "explain_files", "load_images", "upsample_maps"]
 
 log = logging.getLogger(__name__)
 
@@ -54,48 +58,108 @@ class _Files(TorchDataset[torch.Tensor]):
         return to_model_tensor(load_image_file(self.paths[index]), self.size, self.mean, self.std)
 
 
-def cams_for_files(
-    model: LoadedModel,
-    paths: Sequence[Path],
-    batch_size: int = 64,
-    num_workers: int | None = None,
-    progress: ProgressFn | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Run the model over image files in batches.
+@dataclass(frozen=True)
+class ExplainedFiles:
+    """Predictions and maps of a list of image files, row-aligned with the files.
+
+    Attributes:
+        logits: float32 ``(N, K)``, from the same forward pass as the CAM maps.
+        maps: method name → float16 ``(N, K, h, w)``.
+        seconds: method name → wall time spent computing its maps.
+    """
+
+    logits: np.ndarray
+    maps: dict[str, np.ndarray]
+    seconds: dict[str, float]
+
+
+def load_images(
+    model: LoadedModel, paths: Sequence[Path], batch_size: int = 64, num_workers: int | None = None
+) -> DataLoader[torch.Tensor]:
+    """A loader of normalised model inputs ``(B, 3, S, S)`` decoded through the safe intake path.
 
     Args:
-        model: a loaded model.
-        paths: image files, read through the safe image-intake path.
-        batch_size: images per forward pass.
-        num_workers: DataLoader workers decoding images (``None``: one per core, at most 4).
-        progress: optional callback (message, fraction done).
-
-    Returns:
-        ``(logits, maps)``: float32 ``(N, K)`` and float16 ``(N, K, h, w)``, row-aligned with
-        ``paths``.
+        model: its card gives the size and normalisation.
+        paths: image files, in order (never shuffled).
+        batch_size: images per batch.
+        num_workers: decoding workers (``None``: one per core, at most 4; none for one batch).
     """
     card = model.card
     workers = num_workers if num_workers is not None else min(4, torch.get_num_threads())
-    loader = DataLoader(
+    return DataLoader(
         _Files(paths, card.image_size, card.mean, card.std),
         batch_size=batch_size,
         num_workers=workers if len(paths) > batch_size else 0,
         pin_memory=model.device.type == "cuda",
     )
+
+
+def explain_files(
+    model: LoadedModel,
+    paths: Sequence[Path],
+    methods: Sequence[str] = ("cam",),
+    layer: str = DEFAULT_LAYER,
+    batch_size: int = 64,
+    num_workers: int | None = None,
+    progress: ProgressFn | None = None,
+) -> ExplainedFiles:
+    """Run the model and every requested explanation method over image files in batches.
+
+    Each image is decoded once; logits and exact CAM come from one forward pass, the other
+    methods get the same batch.
+
+    Args:
+        model: a loaded model.
+        paths: image files, read through the safe image-intake path.
+        methods: registry names (:data:`cam_core.methods.METHODS`).
+        layer: the layer the gradient and score methods read (exact CAM always reads the body).
+        batch_size: images per forward pass.
+        num_workers: DataLoader workers decoding images (``None``: one per core, at most 4).
+        progress: optional callback (message, fraction done).
+
+    Returns:
+        Logits ``(N, K)`` and each method's maps ``(N, K, h, w)``.
+
+    Raises:
+        MethodError: an unknown method, or one that does not apply to the model or layer.
+    """
+    chosen = {name: get_method(name) for name in methods}
+    for method in chosen.values():
+        reason = method.applies_to(model.net)
+        if reason is not None:
+            raise MethodError(f"{method.title} does not apply to this model: {reason}")
     all_logits: list[np.ndarray] = []
-    all_maps: list[np.ndarray] = []
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in chosen}
+    seconds = dict.fromkeys(chosen, 0.0)
     with ConsoleProgress("class maps", len(paths), "images") as bar:
-        for images in loader:
-            logits, maps = cams_for_batch(model, images)
+        for images in load_images(model, paths, batch_size, num_workers):
+            start = time.perf_counter()
+            logits, cam = cams_for_batch(model, images)
             all_logits.append(logits.numpy())
-            all_maps.append(maps.numpy().astype(np.float16))
+            if "cam" in chosen:
+                seconds["cam"] += time.perf_counter() - start
+                parts["cam"].append(cam.numpy().astype(np.float16))
+            for name, method in chosen.items():
+                if name == "cam":
+                    continue
+                start = time.perf_counter()
+                maps = method.explain(model.net, images, layer)
+                parts[name].append(maps.numpy().astype(np.float16))
+                seconds[name] += time.perf_counter() - start
             bar.update(len(images))
             if progress is not None:
-                progress("computing class maps", bar.done / max(1, len(paths)))
-    n_classes = len(card.classes)
+                progress("computing maps", bar.done / max(1, len(paths)))
+    n_classes = len(model.card.classes)
     if not all_logits:
-        return np.zeros((0, n_classes), np.float32), np.zeros((0, n_classes, 1, 1), np.float16)
-    return np.concatenate(all_logits), np.concatenate(all_maps)
+        empty = np.zeros((0, n_classes, 1, 1), np.float16)
+        return ExplainedFiles(
+            np.zeros((0, n_classes), np.float32), dict.fromkeys(chosen, empty), seconds
+        )
+    return ExplainedFiles(
+        logits=np.concatenate(all_logits),
+        maps={name: np.concatenate(chunks) for name, chunks in parts.items()},
+        seconds=seconds,
+    )
 
 
 def _source_coordinates(n_out: int, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

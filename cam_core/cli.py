@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cam_core import __version__
-from cam_core.errors import CamLensError
+from cam_core.errors import CamLensError, MethodError
 from cam_core.locations import demo_run_dir
+from cam_core.methods import DEFAULT_LAYER, METHODS, parse_methods
+from cam_core.pipeline import DEFAULT_METHODS
 
 __all__ = ["build_parser", "main"]
 
@@ -33,6 +35,13 @@ def _fraction(text: str) -> float:
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
     return value
+
+
+def _methods(text: str) -> tuple[str, ...]:
+    try:
+        return parse_methods(text)
+    except MethodError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,6 +100,27 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--bs", type=_positive, default=64, help="batch size (default: 64)")
     analyze.add_argument("--workers", type=int, default=None, help="image-decoding workers")
     analyze.add_argument("--device", default=None, help="cuda or cpu")
+    analyze.add_argument(
+        "--methods",
+        type=_methods,
+        default=DEFAULT_METHODS,
+        help=f"comma-separated, from {', '.join(METHODS)} (default: {','.join(DEFAULT_METHODS)};"
+        " scorecam costs one forward pass per channel per image)",
+    )
+    analyze.add_argument(
+        "--layer",
+        default=DEFAULT_LAYER,
+        help="layer the gradient/score methods read, e.g. body.5 (default: %(default)s)",
+    )
+    analyze.add_argument(
+        "--no-quality", action="store_true", help="skip the quality metrics of the maps"
+    )
+    analyze.add_argument(
+        "--quality-n",
+        type=_positive,
+        default=256,
+        help="images (seeded sample) for deletion/insertion (default: %(default)s)",
+    )
     analyze.add_argument("--out", type=Path, required=True, help="artifact folder to write")
 
     predict = sub.add_parser("predict", help="predict images or URLs, one JSON line each")
@@ -106,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="allow URLs on private/loopback addresses (trusted intranets only)",
     )
     predict.add_argument("--device", default=None, help="cuda or cpu")
+    predict.add_argument(
+        "--method", default="cam", choices=list(METHODS), help="map method (default: cam)"
+    )
+    predict.add_argument("--layer", default=DEFAULT_LAYER, help="layer for gradient methods")
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_URL")
 
     report = sub.add_parser("report", help="self-contained HTML report of an artifact folder")
@@ -113,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, required=True, help="HTML file to write")
     report.add_argument("--top", type=_positive, default=12, help="errors shown (default: 12)")
     report.add_argument("--colorscale", default="Jet", help="overlay colour scale")
+    report.add_argument("--method", default=None, help="maps shown (default: cam)")
     return parser
 
 
@@ -153,6 +188,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from cam_core.data import DataConfig
+    from cam_core.evaluation.suite import QualityConfig
     from cam_core.pipeline import AnalyzeConfig, analyze
 
     data_cfg = (
@@ -164,7 +200,14 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         args.model,
         args.out,
         data_cfg,
-        AnalyzeConfig(batch_size=args.bs, num_workers=args.workers, device=args.device),
+        AnalyzeConfig(
+            batch_size=args.bs,
+            num_workers=args.workers,
+            device=args.device,
+            methods=args.methods,
+            layer=args.layer,
+            quality=None if args.no_quality else QualityConfig(sample_n=args.quality_n),
+        ),
     )
     print(json.dumps({"artifacts": str(args.out), **manifest.metrics}))
     return 0
@@ -195,7 +238,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             failed += 1
             continue
-        (prediction,) = predict_images(model, [(source, image)])
+        (prediction,) = predict_images(
+            model, [(source, image)], method=args.method, layer=args.layer
+        )
         print(json.dumps(prediction.to_json()), flush=True)
         if args.out_dir is not None:
             for k, name in enumerate(prediction.classes):
@@ -209,7 +254,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from cam_core.report import write_report
 
-    write_report(args.artifacts, args.out, top_n=args.top, colorscale=args.colorscale)
+    write_report(
+        args.artifacts, args.out, top_n=args.top, colorscale=args.colorscale, method=args.method
+    )
     print(json.dumps({"report": str(args.out)}))
     return 0
 

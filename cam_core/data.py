@@ -10,6 +10,7 @@ import logging
 import re
 import urllib.error
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,7 @@ __all__ = [
     "load_dataset",
     "pets_label",
     "read_mask",
+    "read_masks",
     "scan_folder",
     "split_valid",
 ]
@@ -244,3 +246,23 @@ def read_mask(path: Path, size: int) -> np.ndarray:
     if arr.size and arr.max() <= 3:
         return (arr == 1) | (arr == 3)
     return arr > 127
+
+
+def read_masks(paths: Sequence[str | Path | None], size: int) -> list[np.ndarray | None]:
+    """:func:`read_mask` for many images; ``None`` where an image has no mask.
+
+    Raises:
+        DataSourceError: a mask file that is missing or unreadable.
+    """
+    masks: list[np.ndarray | None] = []
+    for path in paths:
+        if path is None or (isinstance(path, float) and np.isnan(path)):
+            masks.append(None)
+            continue
+        try:
+            masks.append(read_mask(Path(path), size))
+        except (OSError, ValueError) as exc:
+            raise DataSourceError(
+                f"cannot read the mask {path} ({exc}); regenerate the data"
+            ) from None
+    return masks

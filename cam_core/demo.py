@@ -1,4 +1,5 @@
-"""The offline demo preset: generated cartoons → two-stage training → analysis, in one call."""
+"""The offline demo preset: generated cartoons → two-stage training → analysis with every
+explanation method and the quality metrics, in one call."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 from cam_core.artifacts import Manifest
 from cam_core.data import DataConfig, load_dataset
 from cam_core.demo_data import DemoConfig
-from cam_core.pipeline import analyze
+from cam_core.methods import METHODS
+from cam_core.pipeline import AnalyzeConfig, analyze
 from cam_core.progress import ProgressFn, scaled_progress
 from cam_core.training import TrainConfig, train_model
 
@@ -70,10 +72,11 @@ def run_demo(
     if progress is not None:
         progress("generating demo images", 0.0)
     dataset = load_dataset(data_cfg)
-    train_model(dataset, train_cfg, out / "model", scaled_progress(progress, 0.02, 0.9), console)
+    train_model(dataset, train_cfg, out / "model", scaled_progress(progress, 0.02, 0.6), console)
     return analyze(
         out / "model",
         out / "artifacts",
         DataConfig(source=str(dataset.root), valid_pct=data_cfg.valid_pct, seed=data_cfg.seed),
-        progress=scaled_progress(progress, 0.9, 1.0),
+        AnalyzeConfig(methods=tuple(METHODS)),
+        progress=scaled_progress(progress, 0.6, 1.0),
     )

@@ -22,6 +22,7 @@ __all__ = [
     "confusion_figure",
     "difference_figure",
     "figure_html",
+    "perturbation_figure",
     "probability_figure",
 ]
 
@@ -230,3 +231,42 @@ def confidence_histogram(table: pd.DataFrame) -> go.Figure:
 def figure_html(figure: go.Figure, include_plotlyjs: bool | str = True) -> str:
     """Standalone HTML of a figure (Plotly's JavaScript inlined by default: works offline)."""
     return figure.to_html(include_plotlyjs=include_plotlyjs, full_html=include_plotlyjs is True)
+
+
+def perturbation_figure(
+    fractions: np.ndarray, deletion: np.ndarray, insertion: np.ndarray, step: int, title: str
+) -> go.Figure:
+    """Deletion and insertion curves of one image, with the current step marked.
+
+    Args:
+        fractions: ``(steps + 1,)`` share of pixels removed / revealed.
+        deletion, insertion: ``(steps + 1,)`` target-class probability.
+        step: index of the step to mark.
+        title: figure title.
+    """
+    figure = go.Figure()
+    for values, name, colour in (
+        (deletion, "deletion (remove top pixels)", "#d62728"),
+        (insertion, "insertion (reveal top pixels)", "#2ca02c"),
+    ):
+        auc = float(np.trapezoid(values, fractions))
+        figure.add_trace(
+            go.Scatter(
+                x=fractions,
+                y=values,
+                mode="lines+markers",
+                name=f"{name}, AUC {auc:.3f}",
+                line={"color": colour},
+                hovertemplate="%{x:.0%} of pixels: p = %{y:.3f}<extra></extra>",
+            )
+        )
+    figure.add_vline(x=float(fractions[step]), line_dash="dash", line_color="#5b6577")
+    figure.update_layout(
+        title=title,
+        xaxis={"title": "share of pixels removed / revealed", "tickformat": ".0%"},
+        yaxis={"title": "probability of the class", "range": [0, 1.02]},
+        margin=_MARGIN,
+        height=360,
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return figure

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_FILE_BYTES",
     "MAX_PIXELS",
     "decode_image",
+    "from_model_tensor",
     "load_image_file",
     "sniff_format",
     "square_resize",
@@ -231,3 +232,13 @@ def to_model_tensor(
     mean_t = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
     std_t = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
     return (tensor - mean_t) / std_t
+
+
+def from_model_tensor(
+    tensor: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]
+) -> Image.Image:
+    """The inverse of :func:`to_model_tensor`: a normalised ``(3, S, S)`` input as an image."""
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+    arr = (tensor.detach().cpu().float() * std_t + mean_t).clamp(0, 1).permute(1, 2, 0).numpy()
+    return Image.fromarray((arr * 255).round().astype(np.uint8), "RGB")

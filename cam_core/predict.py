@@ -13,6 +13,7 @@ from PIL import Image
 from cam_core.cams import cams_for_batch
 from cam_core.fetch import FetchConfig, fetch_image, is_url
 from cam_core.images import load_image_file, square_resize, to_model_tensor
+from cam_core.methods import DEFAULT_LAYER, get_method
 from cam_core.model_files import LoadedModel
 
 __all__ = ["Prediction", "load_input", "predict_images"]
@@ -27,7 +28,9 @@ class Prediction:
         classes: class names in output order.
         logits: ``(K,)``.
         probs: ``(K,)`` softmax of the logits.
-        maps: ``(K, h, w)`` float32, one map per class; ``maps.mean((1, 2)) == logits``.
+        maps: ``(K, h, w)`` float32, one map per class; for exact CAM
+            ``maps.mean((1, 2)) == logits``.
+        method: the explanation method that made the maps.
         view: the model-input view of the image (square crop at the model's size), which the
             maps line up with.
     """
@@ -38,6 +41,7 @@ class Prediction:
     probs: np.ndarray
     maps: np.ndarray
     view: Image.Image
+    method: str = "cam"
 
     @property
     def pred(self) -> str:
@@ -68,12 +72,25 @@ def predict_images(
     model: LoadedModel,
     images: Sequence[tuple[str, Image.Image]],
     batch_size: int = 32,
+    method: str = "cam",
+    layer: str = DEFAULT_LAYER,
 ) -> list[Prediction]:
-    """Predict a list of ``(source, RGB image)`` pairs in batches.
+    """Predict a list of ``(source, RGB image)`` pairs in batches, with one method's maps.
+
+    Args:
+        model: a loaded model.
+        images: ``(source, image)`` pairs.
+        batch_size: images per forward pass.
+        method: explanation method (registry name).
+        layer: the layer gradient and score methods read.
 
     Returns:
         One :class:`Prediction` per input, in order.
+
+    Raises:
+        MethodError: an unknown method or one that does not apply.
     """
+    explainer = get_method(method)
     card = model.card
     results: list[Prediction] = []
     for start in range(0, len(images), batch_size):
@@ -82,6 +99,8 @@ def predict_images(
             [to_model_tensor(img, card.image_size, card.mean, card.std) for _, img in chunk]
         )
         logits, maps = cams_for_batch(model, batch)
+        if method != "cam":
+            maps = explainer.explain(model.net, batch, layer)
         probs = torch.softmax(logits, dim=1).numpy()
         for row, (source, img) in enumerate(chunk):
             results.append(
@@ -92,6 +111,7 @@ def predict_images(
                     probs=probs[row],
                     maps=maps[row].numpy(),
                     view=square_resize(img, card.image_size),
+                    method=method,
                 )
             )
     return results

@@ -13,6 +13,7 @@ import pandas as pd
 
 from cam_core.artifacts import Artifacts, read_artifacts
 from cam_core.errors import CamLensError
+from cam_core.evaluation.suite import quality_table
 from cam_core.images import load_image_file, square_resize
 from cam_core.metrics import confusion_matrix, confusion_shares, per_class_scores
 from cam_core.model_files import ModelCard, read_card
@@ -91,7 +92,35 @@ def _card_html(card: ModelCard | None, model_dir: str) -> str:
     return f"<table>{body}</table>"
 
 
-def _error_cards(art: Artifacts, top_n: int, colorscale: str) -> str:
+def _quality_html(art: Artifacts) -> str:
+    quality = art.manifest.quality
+    if not quality:
+        return '<p class="muted">This analysis was run without the quality metrics.</p>'
+    frame = quality_table(quality)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in ["method", *frame.columns])
+    rows = []
+    for name, row in frame.iterrows():
+        cells = [f"<th>{html.escape(str(name))}</th>"]
+        for column, value in row.items():
+            if column in ("faithful", "sanity"):
+                text = {True: "✔ passed", False: "✘ failed"}.get(value, "–")
+            else:
+                text = "–" if pd.isna(value) else f"{value:.3f}"
+            cells.append(f'<td class="num">{html.escape(text)}</td>')
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    sample = art.manifest.evaluation
+    note = (
+        f"Deletion/insertion on a seeded sample of {sample.get('sample_size', '?')} images "
+        f"({sample.get('steps', '?')} steps, blurred baseline); sanity check on "
+        f"{sample.get('sanity_size', '?')} images. Lower deletion and higher insertion are "
+        "better; <i>faithful</i> means better than both the random and the centred baseline; "
+        "<i>sanity</i> fails when maps barely change after the model's head and last block "
+        f"are re-initialised (median Spearman ≥ {sample.get('sanity_threshold', 0.5)})."
+    )
+    return f'<table><tr>{head}</tr>{"".join(rows)}</table><p class="muted">{note}</p>'
+
+
+def _error_cards(art: Artifacts, top_n: int, colorscale: str, method: str) -> str:
     classes = list(art.manifest.classes)
     size = art.manifest.image_size
     worst = errors(art.table, "loss").head(top_n)
@@ -113,7 +142,7 @@ def _error_cards(art: Artifacts, top_n: int, colorscale: str) -> str:
                 f"{html.escape(str(exc))}</p></div>"
             )
             continue
-        maps = art.cams[position].astype(np.float32)
+        maps = np.asarray(art.maps_of(method)[position], dtype=np.float32)
         images = [_img_tag(encode_png(view), "image")]
         for name in (row["pred"], row["label"]):
             k = classes.index(name)
@@ -127,14 +156,34 @@ def _error_cards(art: Artifacts, top_n: int, colorscale: str) -> str:
 
 
 def build_report(
-    art: Artifacts, card: ModelCard | None, top_n: int = 12, colorscale: str = "Jet"
+    art: Artifacts,
+    card: ModelCard | None,
+    top_n: int = 12,
+    colorscale: str = "Jet",
+    method: str | None = None,
 ) -> str:
-    """The report as one HTML string (images inlined as base64 PNG)."""
+    """The report as one HTML string (images inlined as base64 PNG).
+
+    Args:
+        art: a verified artifact folder.
+        card: the model card, or ``None`` when the model folder is gone.
+        top_n: errors shown.
+        colorscale: overlay colours.
+        method: whose maps the error cards show (default: exact CAM when analysed, else the
+            first method).
+    """
     classes = list(art.manifest.classes)
+    shown = method or ("cam" if "cam" in art.maps else art.manifest.method_names[0])
+    info = art.manifest.methods.get(shown, {})
+    map_note = (
+        "Each map's mean equals the class logit."
+        if info.get("additive")
+        else "Maps are min-max scaled per image (0 to 1), so compare where, not how much."
+    )
     cards = "".join(
         f'<div class="card" title="{html.escape(h.help)}">{html.escape(h.label)}'
         f"<b>{html.escape(h.value)}</b></div>"
-        for h in headline_metrics(art.table)
+        for h in headline_metrics(art.table, shown)
     )
     scores = per_class_scores(art.table, classes)
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -148,19 +197,26 @@ def build_report(
 <h2>Validation metrics</h2><div class="cards">{cards}</div>
 <h3>Per class</h3>{_table(scores, percent=("precision", "recall", "f1"))}
 <h3>Confusion matrix</h3>{_confusion_html(confusion_matrix(art.table, classes))}
+<h2>Explanation quality</h2>{_quality_html(art)}
 <h2>Top {top_n} errors by loss</h2>
-<p class="muted">Class activation maps: red is where the evidence for that class is strongest.
-Each map's mean equals the class logit.</p>
-{_error_cards(art, top_n, colorscale)}
+<p class="muted">Maps of {html.escape(str(info.get("title", shown)))}: red is where the evidence
+for that class is strongest. {map_note}</p>
+{_error_cards(art, top_n, colorscale, shown)}
 </body></html>
 """
 
 
-def write_report(artifacts_dir: Path, out: Path, top_n: int = 12, colorscale: str = "Jet") -> Path:
+def write_report(
+    artifacts_dir: Path,
+    out: Path,
+    top_n: int = 12,
+    colorscale: str = "Jet",
+    method: str | None = None,
+) -> Path:
     """Build the report for an artifact folder and write it atomically to ``out``.
 
     Raises:
-        ArtifactError: the artifact folder is missing or inconsistent.
+        ArtifactError: the artifact folder is missing or inconsistent, or lacks ``method``.
     """
     art = read_artifacts(artifacts_dir)
     try:
@@ -169,6 +225,6 @@ def write_report(artifacts_dir: Path, out: Path, top_n: int = 12, colorscale: st
         log.warning("model card unavailable: %s", exc)
         card = None
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, build_report(art, card, top_n, colorscale))
+    atomic_write_text(out, build_report(art, card, top_n, colorscale, method))
     log.info("wrote report %s", out)
     return out

@@ -96,9 +96,10 @@ def commit_files(folder: Path, replacements: dict[str, Path]) -> None:
 
     Args:
         folder: the folder holding the files.
-        replacements: final file name → temp file in the same folder.
+        replacements: final name relative to ``folder`` (``maps/cam.npy`` is fine) → temp
+            file beside that final file.
     """
-    journal = {name: tmp.name for name, tmp in replacements.items()}
+    journal = {name: str(tmp.relative_to(folder)) for name, tmp in replacements.items()}
     atomic_write_text(folder / JOURNAL_NAME, json.dumps(journal))
     for name, tmp in replacements.items():
         os.replace(tmp, folder / name)
@@ -156,13 +157,14 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def clean_stale_temps(folder: Path) -> int:
-    """Remove temp files left by a writer that died; call only while holding the folder lock.
+    """Remove temp files left by a writer that died (in the folder and its sub-folders, one
+    level down); call only while holding the folder lock.
 
     Returns:
         How many files were removed.
     """
     removed = 0
-    for stale in folder.glob(TEMP_PREFIX + "*"):
+    for stale in [*folder.glob(TEMP_PREFIX + "*"), *folder.glob("*/" + TEMP_PREFIX + "*")]:
         with contextlib.suppress(FileNotFoundError):
             stale.unlink()
             removed += 1

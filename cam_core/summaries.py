@@ -26,13 +26,14 @@ class Headline:
     help: str = ""
 
 
-def headline_metrics(table: pd.DataFrame) -> list[Headline]:
+def headline_metrics(table: pd.DataFrame, method: str = "cam") -> list[Headline]:
     """Image count, accuracy, errors, mean loss and (with masks) the pointing game.
 
     Args:
         table: the predictions table of an analysis.
+        method: whose maps the pointing game scores.
     """
-    stats = summary(table)
+    stats = summary(table, method)
     headlines = [
         Headline("Validation images", f"{int(stats['n_images'])}", "Images analysed."),
         Headline("Accuracy", f"{stats['accuracy']:.2%}", "Share of images predicted right."),
@@ -44,8 +45,8 @@ def headline_metrics(table: pd.DataFrame) -> list[Headline]:
             Headline(
                 "Pointing game",
                 f"{stats['pointing_game']:.1%}",
-                "Share of images whose true-class map peaks within 15 px (at 224 px scale) of "
-                "the ground-truth part.",
+                f"Share of images whose true-class map ({method}) peaks within 15 px (at "
+                "224 px scale) of the ground-truth part.",
             )
         )
     return headlines

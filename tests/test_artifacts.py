@@ -10,6 +10,7 @@ import pytest
 from cam_core.artifacts import ARTIFACT_FORMAT, read_artifacts
 from cam_core.data import Dataset
 from cam_core.errors import ArtifactError
+from cam_core.pipeline import DEFAULT_METHODS
 
 
 def test_columns_alignment_and_probabilities(
@@ -30,11 +31,17 @@ def test_columns_alignment_and_probabilities(
         "prob_dog",
         "breed",
         "mask_path",
-        "pointing_hit",
+        *(
+            f"{metric}.{method}"
+            for metric in ("pointing_hit", "energy_in_mask", "deletion_auc", "insertion_auc")
+            for method in (*DEFAULT_METHODS, "random", "centre")
+        ),
     ):
         assert column in table.columns
     assert list(table["path"]) == [str(s.path) for s in tiny_dataset.valid_samples]
-    assert art.cams.shape == (len(table), 2, 6, 6) and art.cams.dtype == np.float16
+    assert set(art.maps) == set(DEFAULT_METHODS)
+    for maps in art.maps.values():
+        assert maps.shape == (len(table), 2, 6, 6) and maps.dtype == np.float16
     probs = table[["prob_cat", "prob_dog"]].to_numpy()
     assert np.allclose(probs.sum(axis=1), 1.0)
     assert np.allclose(table["confidence"], probs.max(axis=1))
@@ -42,7 +49,7 @@ def test_columns_alignment_and_probabilities(
     assert np.allclose(table["loss"], -np.log(label_prob), atol=1e-6)
     assert (table["correct"] == (table["label"] == table["pred"])).all()
     logits = table[["logit_cat", "logit_dog"]].to_numpy()
-    assert np.allclose(art.cams.astype(np.float32).mean(axis=(2, 3)), logits, atol=5e-3)
+    assert np.allclose(art.maps["cam"].astype(np.float32).mean(axis=(2, 3)), logits, atol=5e-3)
 
 
 def test_manifest_describes_the_files(tiny_artifacts_dir: Path, tiny_model_dir: Path) -> None:
@@ -51,9 +58,26 @@ def test_manifest_describes_the_files(tiny_artifacts_dir: Path, tiny_model_dir: 
     assert manifest["format_version"] == ARTIFACT_FORMAT
     assert manifest["model_sha256"] == model_card["weights_sha256"]
     assert manifest["classes"] == ["cat", "dog"]
-    assert manifest["cams_shape"][0] == manifest["n_images"]
-    assert set(manifest["files"]) == {"predictions.parquet", "cams.npy"}
+    assert list(manifest["methods"]) == list(DEFAULT_METHODS)
+    for name, info in manifest["methods"].items():
+        assert info["shape"][0] == manifest["n_images"] and info["file"] == f"maps/{name}.npy"
+        assert info["layer"] == "body" and info["additive"] == (name == "cam")
+        assert info["seconds"] >= 0 and info["library"]
+    assert set(manifest["files"]) == {"predictions.parquet"} | {
+        f"maps/{name}.npy" for name in DEFAULT_METHODS
+    }
     assert 0.0 <= manifest["metrics"]["accuracy"] <= 1.0
+    quality = manifest["quality"]
+    assert set(quality) == {*DEFAULT_METHODS, "random", "centre"}
+    for name in DEFAULT_METHODS:
+        assert set(quality[name]) >= {
+            "pointing_game",
+            "energy_in_mask",
+            "deletion_auc",
+            "insertion_auc",
+            "randomization_spearman",
+        }
+    assert manifest["evaluation"]["sample_size"] == manifest["n_images"]
 
 
 @pytest.fixture()
@@ -62,8 +86,8 @@ def artifacts_copy(tiny_artifacts_dir: Path, tmp_path: Path) -> Path:
 
 
 def test_misaligned_maps_are_refused(artifacts_copy: Path) -> None:
-    cams = np.load(artifacts_copy / "cams.npy")
-    np.save(artifacts_copy / "cams.npy", cams[:-1])
+    cams = np.load(artifacts_copy / "maps" / "gradcam.npy")
+    np.save(artifacts_copy / "maps" / "gradcam.npy", cams[:-1])
     with pytest.raises(ArtifactError, match="does not match its manifest hash"):
         read_artifacts(artifacts_copy)
     with pytest.raises(ArtifactError, match="rows"):
@@ -79,3 +103,24 @@ def test_newer_or_missing_manifest_is_refused(artifacts_copy: Path) -> None:
     path.unlink()
     with pytest.raises(ArtifactError, match="never finished"):
         read_artifacts(artifacts_copy)
+
+
+def test_a_format_1_folder_opens_as_method_cam(artifacts_copy: Path) -> None:
+    """Round 1 wrote one cams.npy and a pointing_hit column; it still opens."""
+    new = read_artifacts(artifacts_copy)
+    np.save(artifacts_copy / "cams.npy", np.asarray(new.maps["cam"]))
+    shutil.rmtree(artifacts_copy / "maps")
+    table = new.table.rename(columns={"pointing_hit.cam": "pointing_hit"})
+    table[[c for c in table.columns if "." not in c]].to_parquet(
+        artifacts_copy / "predictions.parquet", index=False
+    )
+    raw = json.loads((artifacts_copy / "manifest.json").read_text())
+    old = {k: v for k, v in raw.items() if k not in ("methods", "quality", "evaluation")}
+    old.update(format_version=1, cams_shape=raw["methods"]["cam"]["shape"], files={})
+    (artifacts_copy / "manifest.json").write_text(json.dumps(old))
+    art = read_artifacts(artifacts_copy)
+    assert list(art.maps) == ["cam"] and art.manifest.methods["cam"]["additive"]
+    assert np.array_equal(art.maps["cam"], new.maps["cam"])
+    assert art.table["pointing_hit.cam"].equals(new.table["pointing_hit.cam"])
+    with pytest.raises(ArtifactError, match="no maps of 'gradcam'"):
+        art.maps_of("gradcam")

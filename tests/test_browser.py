@@ -33,6 +33,8 @@ PAGES = [
     ("misclassified", "Misclassified", "validation images are misclassified"),
     ("heatmaps", "Class heatmaps", "Difference map"),
     ("gallery", "Gallery", "images match the filter"),
+    ("compare", "Compare methods", "insertion AUC:"),
+    ("quality", "Explanation quality", "Deletion and insertion, step by step"),
     ("try_photos", "Try your photos", "Upload images"),
 ]
 

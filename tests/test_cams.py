@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from cam_core.cams import cams_for_files, upsample_maps
+from cam_core.cams import explain_files, upsample_maps
 from cam_core.data import Dataset
 from cam_core.model_files import load_model
 from cam_core.models import build_body
@@ -17,7 +17,8 @@ from cam_core.models import build_body
 def maps_and_logits(tiny_model_dir: Path, tiny_dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
     model = load_model(tiny_model_dir, "cpu")
     paths = [s.path for s in tiny_dataset.samples]
-    return cams_for_files(model, paths, batch_size=64, num_workers=0)
+    run = explain_files(model, paths, ("cam",), batch_size=64, num_workers=0)
+    return run.logits, run.maps["cam"]
 
 
 def test_shapes_dtypes_and_finiteness(
@@ -46,9 +47,11 @@ def test_batch_size_does_not_change_results(
 ) -> None:
     model = load_model(tiny_model_dir, "cpu")
     paths = [s.path for s in tiny_dataset.samples]
-    logits, maps = cams_for_files(model, paths, batch_size=5, num_workers=0)
-    assert np.allclose(logits, maps_and_logits[0], atol=1e-4)
-    assert np.array_equal(maps, maps_and_logits[1])
+    run = explain_files(model, paths, ("cam", "gradcam"), batch_size=5, num_workers=0)
+    assert np.allclose(run.logits, maps_and_logits[0], atol=1e-4)
+    assert np.array_equal(run.maps["cam"], maps_and_logits[1])
+    whole = explain_files(model, paths, ("gradcam",), batch_size=64, num_workers=0)
+    assert np.allclose(run.maps["gradcam"], whole.maps["gradcam"], atol=2e-3)
 
 
 def test_upsampling_keeps_shape_and_values() -> None:

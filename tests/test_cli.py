@@ -137,11 +137,10 @@ def test_demo_quick_end_to_end_through_the_real_cli(tmp_path: Path) -> None:
     from cam_core.artifacts import read_artifacts
 
     art = read_artifacts(tmp_path / "run" / "artifacts")
-    assert len(art.table) == 10 and art.cams.shape[:2] == (10, 2)
+    assert len(art.table) == 10 and all(m.shape[:2] == (10, 2) for m in art.maps.values())
     lines = result.stderr.splitlines()
     assert 10 < len(lines) < 100
     assert not any("\r" in line or "█" in line or "Warning" in line for line in lines)
     assert sum("stage 1: epoch 1/1: train_loss" in line for line in lines) == 1
     assert sum("stage 2 (CAM head): epoch 1/1: train_loss" in line for line in lines) == 1
     assert "demo images: 48/48 images (100%)" in result.stderr
-

@@ -18,6 +18,8 @@ PAGES = {
     "views/misclassified.py": "Misclassified",
     "views/heatmaps.py": "Class heatmaps",
     "views/gallery.py": "Gallery",
+    "views/compare.py": "Compare methods",
+    "views/quality.py": "Explanation quality",
     "views/try_photos.py": "Try your photos",
 }
 
@@ -97,6 +99,64 @@ def test_heatmap_page_has_a_figure_per_class_and_the_margin_statement(app: AppTe
     charts = at.get("plotly_chart")
     assert len(charts) == 3  # two classes + the difference map
     assert any("logit margin" in c.value for c in at.caption)
+
+
+def test_the_sidebar_method_changes_the_maps_and_their_titles(app: AppTest) -> None:
+    at = _open(app, "views/heatmaps.py")
+    assert set(at.selectbox(key="shared_method").options) == {
+        "CAM (exact)",
+        "Grad-CAM",
+        "Grad-CAM++",
+        "Score-CAM",
+        "Layer-CAM",
+    }
+    titles = [c.proto.spec for c in at.get("plotly_chart")]
+    assert sum(bool(re.search(r": mean [+-]\d\.\d+ = logit", t)) for t in titles) == 2
+    assert sum("logit margin" in t for t in titles) == 1
+    at.selectbox(key="shared_method").set_value("gradcam").run()
+    assert not at.exception
+    titles = [c.proto.spec for c in at.get("plotly_chart")]
+    assert sum("per map)" in t for t in titles) == 2 and len(titles) == 2
+    assert any("difference means nothing" in i.value for i in at.info)
+
+
+def test_misclassified_shows_a_second_method_side_by_side(app: AppTest, quick_run: Path) -> None:
+    table = read_artifacts(quick_run / "artifacts").table
+    n_wrong = min(10, int((~table["correct"]).sum()))
+    at = _open(app, "views/misclassified.py")
+    assert len(at.get("image")) == 3 * n_wrong
+    at.selectbox(key="mis_second").set_value("layercam").run()
+    assert not at.exception
+    assert len(at.get("image")) == 5 * n_wrong
+
+
+def test_compare_page_has_a_row_and_scores_per_method(app: AppTest, quick_run: Path) -> None:
+    art = read_artifacts(quick_run / "artifacts")
+    at = _open(app, "views/compare.py")
+    text = " ".join(m.value for m in at.markdown)
+    for info in art.manifest.methods.values():
+        assert f"**{info['title']}**" in text
+    assert text.count("deletion AUC:") == len(art.manifest.methods)
+    row = art.table.iloc[0]
+    expected = f"deletion AUC: {row['deletion_auc.gradcam']:.3f}"
+    assert expected in text
+
+
+def test_quality_page_table_badges_and_the_step_slider(app: AppTest, quick_run: Path) -> None:
+    art = read_artifacts(quick_run / "artifacts")
+    at = _open(app, "views/quality.py")
+    tables = at.dataframe
+    quality = tables[0].value
+    assert len(quality) == len(art.manifest.methods) + 2  # + random and centre
+    assert set(quality["sanity"]) <= {"✅ passed", "❌ failed", "–"}
+    by_class = tables[1].value
+    assert set(by_class.index) == set(art.table["label"])
+    at.slider(key="qual_step").set_value(16).run()
+    assert not at.exception
+    captions = [img.caption for element in at.get("image") for img in element.proto.imgs]
+    assert any(c.startswith("deletion: top 100% removed") for c in captions)
+    assert any(c.startswith("insertion: top 100% revealed") for c in captions)
+    assert len(at.get("plotly_chart")) == 1
 
 
 def _png_bytes() -> bytes:

@@ -20,7 +20,7 @@ def _table_of(correct: list[bool], hits: list[float] | None = None) -> pd.DataFr
         }
     )
     if hits is not None:
-        table["pointing_hit"] = hits
+        table["pointing_hit.cam"] = hits
     return table
 
 
