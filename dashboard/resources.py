@@ -9,11 +9,18 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+import torch
 from PIL import Image
 
 from cam_core.artifacts import Artifacts, read_artifacts
+from cam_core.errors import CamLensError
+from cam_core.evaluation.faithfulness import (
+    PerturbationCurves,
+    perturbation_curves,
+    perturbation_frames,
+)
 from cam_core.figures import class_map_figure, confidence_histogram, confusion_figure
-from cam_core.images import load_image_file, square_resize
+from cam_core.images import from_model_tensor, load_image_file, square_resize, to_model_tensor
 from cam_core.metrics import confusion_matrix
 from cam_core.model_files import LoadedModel, ModelCard, load_model, read_card
 from cam_core.overlay import encode_png, overlay
@@ -54,25 +61,58 @@ def view_png(path: str, size: int) -> bytes:
 
 @st.cache_data(max_entries=20000, show_spinner=False)
 def overlay_png(
-    folder: str, version: float, row: int, class_index: int, colorscale: str, opacity: float
+    folder: str,
+    version: float,
+    method: str,
+    row: int,
+    class_index: int,
+    colorscale: str,
+    opacity: float,
 ) -> bytes:
-    """One class map of one validation image over the image, as PNG."""
+    """One method's map of one class of one validation image over the image, as PNG."""
     art = artifacts(folder, version)
     path = str(art.table.iloc[row]["path"])
     view = square_resize(load_image_file(Path(path)), art.manifest.image_size)
-    cam = art.cams[row, class_index].astype(np.float32)
+    cam = np.asarray(art.maps_of(method)[row, class_index], dtype=np.float32)
     return encode_png(overlay(view, cam, colorscale, opacity))
 
 
 @st.cache_data(max_entries=16, show_spinner="Building the report…")
-def report_html(folder: str, version: float, top_n: int, colorscale: str) -> str:
+def report_html(folder: str, version: float, top_n: int, colorscale: str, method: str) -> str:
     """The self-contained HTML report (built by cam_core)."""
     art = artifacts(folder, version)
     try:
         card: ModelCard | None = model_card(art.manifest.model_dir, version)
-    except Exception:  # noqa: BLE001 - the report still renders without the card
+    except CamLensError:  # the report still renders without the card
         card = None
-    return build_report(art, card, top_n, colorscale)
+    return build_report(art, card, top_n, colorscale, method)
+
+
+@st.cache_data(max_entries=64, show_spinner="Deleting and inserting pixels…")
+def perturbation_view(
+    folder: str, version: float, method: str, row: int, steps: int
+) -> tuple[PerturbationCurves, list[bytes], list[bytes]]:
+    """One image's deletion/insertion curves for its true class, and each step's images (PNG)."""
+    art = artifacts(folder, version)
+    manifest = art.manifest
+    loaded = model(manifest.model_dir, manifest.model_sha256)
+    record = art.table.iloc[row]
+    target = list(manifest.classes).index(str(record["label"]))
+    image = to_model_tensor(
+        load_image_file(Path(str(record["path"]))),
+        manifest.image_size,
+        loaded.card.mean,
+        loaded.card.std,
+    )
+    single = np.asarray(art.maps_of(method)[row, target], dtype=np.float32)
+    curves = perturbation_curves(loaded.net, image[None], single[None], np.array([target]), steps)
+    deleted, inserted = perturbation_frames(image, single, steps)
+    card = loaded.card
+
+    def pngs(frames: list[torch.Tensor]) -> list[bytes]:
+        return [encode_png(from_model_tensor(f, card.mean, card.std)) for f in frames]
+
+    return curves, pngs(deleted), pngs(inserted)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

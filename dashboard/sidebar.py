@@ -52,12 +52,37 @@ def render() -> state.Context | str:
         st.header("Display")
         st.selectbox("Colour scale", COLORSCALES, key=state.COLORSCALE)
         st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key=state.OPACITY)
-    try:
-        version = resources.stamp(folder)
-        art = resources.artifacts(str(folder), version)
-    except CamLensError as exc:
-        return str(exc)
-    return state.Context(folder, version, art, state.colorscale(), state.opacity())
+        try:
+            version = resources.stamp(folder)
+            art = resources.artifacts(str(folder), version)
+        except CamLensError as exc:
+            return str(exc)
+        method = _method_selector(art.manifest.methods)
+    return state.Context(folder, version, art, method, state.colorscale(), state.opacity())
+
+
+def _method_selector(methods: dict[str, dict[str, object]]) -> str:
+    """The explanation method every page shows, from those the analysis computed."""
+    names = list(methods)
+    if st.session_state.get(state.METHOD) not in names:
+        st.session_state[state.METHOD] = names[0]
+    st.header("Explanation")
+    method = str(
+        st.selectbox(
+            "Method",
+            names,
+            key=state.METHOD,
+            format_func=lambda n: str(methods[n].get("title", n)),
+            help="Maps of every class from the chosen method. Exact CAM's maps average to the "
+            "logit; the others are min-max scaled per image (compare where, not how much).",
+        )
+    )
+    info = methods[method]
+    st.caption(
+        f"Layer `{info.get('layer', 'body')}` · "
+        + ("mean = logit (additive)" if info.get("additive") else "scaled 0–1 per map")
+    )
+    return method
 
 
 def require() -> state.Context:

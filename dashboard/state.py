@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import streamlit as st
 
 from cam_core.artifacts import Artifacts
 
 ARTIFACTS_DIR = "shared_artifacts_dir"
+METHOD = "shared_method"
 COLORSCALE = "shared_colorscale"
 OPACITY = "shared_opacity"
 SELECTED_ROW = "shared_selected_row"
@@ -26,6 +29,7 @@ class Context:
     folder: Path
     version: float
     art: Artifacts
+    method: str
     colorscale: str
     opacity: float
 
@@ -33,6 +37,16 @@ class Context:
     def key(self) -> str:
         """The folder as the string that cached functions take."""
         return str(self.folder)
+
+    @property
+    def maps(self) -> np.ndarray:
+        """The chosen method's maps ``(N, K, h, w)`` (memory-mapped float16)."""
+        return self.art.maps_of(self.method)
+
+    @property
+    def method_info(self) -> dict[str, Any]:
+        """What the manifest says of the chosen method (title, layer, additive, …)."""
+        return dict(self.art.manifest.methods[self.method])
 
 
 def colorscale() -> str:

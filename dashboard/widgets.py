@@ -11,7 +11,7 @@ from PIL import Image
 
 from cam_core.figures import figure_html
 from cam_core.overlay import encode_png
-from dashboard import resources
+from dashboard import resources, state
 
 
 def class_map_grid(
@@ -22,6 +22,7 @@ def class_map_grid(
     opacity: float,
     shared_range: bool,
     key: str,
+    additive: bool = True,
 ) -> None:
     """One interactive heatmap per class (up to three per row), each downloadable as HTML.
 
@@ -32,12 +33,17 @@ def class_map_grid(
         colorscale, opacity: display settings from the sidebar.
         shared_range: one colour range for all classes (else each map's own).
         key: unique widget-key prefix.
+        additive: the method's map mean is the logit (say so in each title).
     """
     zmin, zmax = (float(maps.min()), float(maps.max())) if shared_range else (None, None)
     view_png = encode_png(view)
     columns = st.columns(min(3, len(classes)))
     for k, name in enumerate(classes):
-        title = f"{name}: mean {float(maps[k].mean()):+.3f} = logit"
+        title = (
+            f"{name}: mean {float(maps[k].mean()):+.3f} = logit"
+            if additive
+            else f"{name} (scaled 0–1 per map)"
+        )
         figure = resources.class_map_fig(
             np.ascontiguousarray(maps[k]), view_png, title, colorscale, opacity, zmin, zmax
         )
@@ -50,6 +56,25 @@ def class_map_grid(
                 mime="text/html",
                 key=f"{key}_dl_{k}",
             )
+
+
+def image_picker(table: pd.DataFrame, key: str) -> int:
+    """A select box over the validation images; returns the chosen row position.
+
+    A page that sends the user here (a gallery or error card) sets
+    :data:`dashboard.state.SELECTED_ROW`, which this picker takes once.
+    """
+    names = [
+        f"{i}: {str(p).rsplit('/', 1)[-1]} — {t} → {pr}"
+        for i, (p, t, pr) in enumerate(
+            zip(table["path"], table["label"], table["pred"], strict=True)
+        )
+    ]
+    if state.SELECTED_ROW in st.session_state:
+        st.session_state[key] = min(int(st.session_state.pop(state.SELECTED_ROW)), len(names) - 1)
+    return int(
+        st.selectbox("Validation image", range(len(names)), format_func=names.__getitem__, key=key)
+    )
 
 
 def csv_download(frame: pd.DataFrame, label: str, file_name: str, key: str) -> None:

@@ -71,7 +71,13 @@ for slot, (index, row) in enumerate(rows.iterrows()):
     position = table.index.get_loc(index)
     if overlay_on:
         png = resources.overlay_png(
-            ctx.key, ctx.version, position, classes.index(row["pred"]), ctx.colorscale, ctx.opacity
+            ctx.key,
+            ctx.version,
+            ctx.method,
+            position,
+            classes.index(row["pred"]),
+            ctx.colorscale,
+            ctx.opacity,
         )
     else:
         png = resources.view_png(str(row["path"]), ctx.art.manifest.image_size)

@@ -9,27 +9,18 @@ import streamlit as st
 from PIL import Image
 
 from cam_core.figures import difference_figure, figure_html
-from dashboard import resources, sidebar, state, widgets
+from dashboard import resources, sidebar, widgets
 
 ctx = sidebar.require()
-table, cams = ctx.art.table, ctx.art.cams
+table = ctx.art.table
+additive = bool(ctx.method_info.get("additive"))
 classes = list(ctx.art.manifest.classes)
 
 st.title("Class heatmaps")
-names = [
-    f"{i}: {str(p).rsplit('/', 1)[-1]} — {t} → {pr}"
-    for i, (p, t, pr) in enumerate(zip(table["path"], table["label"], table["pred"], strict=True))
-]
-if state.SELECTED_ROW in st.session_state:
-    st.session_state["heat_row"] = min(
-        int(st.session_state.pop(state.SELECTED_ROW)), len(names) - 1
-    )
-row_index = st.selectbox(
-    "Validation image", range(len(names)), format_func=names.__getitem__, key="heat_row"
-)
+row_index = widgets.image_picker(table, "heat_row")
 row = table.iloc[row_index]
 view = Image.open(io.BytesIO(resources.view_png(str(row["path"]), ctx.art.manifest.image_size)))
-maps = cams[row_index].astype(np.float32)
+maps = np.asarray(ctx.maps[row_index], dtype=np.float32)
 
 st.markdown(
     f"**true:** {row['label']} · **predicted:** {row['pred']} ({row['confidence']:.3f}) · "
@@ -41,9 +32,18 @@ shared_range = st.toggle(
     key="heat_shared",
     help="Compare classes on one scale instead of each map's own range.",
 )
-widgets.class_map_grid(maps, view, classes, ctx.colorscale, ctx.opacity, shared_range, "heat")
+widgets.class_map_grid(
+    maps, view, classes, ctx.colorscale, ctx.opacity, shared_range, "heat", additive
+)
 
 st.subheader("Difference map")
+if not additive:
+    st.info(
+        f"{ctx.method_info.get('title', ctx.method)} maps are scaled 0–1 per map, so their "
+        "difference means nothing; choose exact CAM in the sidebar for the difference map, "
+        "whose mean is the logit margin."
+    )
+    st.stop()
 pick = st.columns(2)
 class_a = pick[0].selectbox("Class A", classes, index=classes.index(str(row["pred"])), key="heat_a")
 class_b = pick[1].selectbox(

@@ -12,7 +12,9 @@ table = ctx.art.table
 classes = list(ctx.art.manifest.classes)
 
 st.title("Misclassified")
-controls = st.columns([2, 1, 1])
+methods = ctx.art.manifest.methods
+others = ["none", *(m for m in methods if m != ctx.method)]
+controls = st.columns([2, 1.5, 1, 1])
 sort_by = controls[0].radio(
     "Sort by",
     ["loss", "confidence"],
@@ -20,13 +22,20 @@ sort_by = controls[0].radio(
     key="mis_sort",
     help="Both put the most confidently wrong images first.",
 )
-per_page = controls[1].selectbox("Per page", [10, 25, 50], key="mis_per_page")
+second = controls[1].selectbox(
+    "Side by side with",
+    others,
+    key="mis_second",
+    format_func=lambda m: "no second method" if m == "none" else str(methods[m].get("title", m)),
+    help="Show a second method's maps next to the sidebar's method.",
+)
+per_page = controls[2].selectbox("Per page", [10, 25, 50], key="mis_per_page")
 wrong = errors(table, sort_by)
 st.markdown(f"**{len(wrong)}** of {len(table)} validation images are misclassified.")
 if wrong.empty:
     st.success("The model gets every validation image right.")
     st.stop()
-page_number = controls[2].number_input(
+page_number = controls[3].number_input(
     "Page", 1, page_count(len(wrong), per_page), 1, key="mis_page"
 )
 rows, pages = page_of(wrong, int(page_number), per_page)
@@ -35,22 +44,29 @@ widgets.csv_download(wrong, "Error table (CSV)", "errors.csv", "mis_csv")
 
 for index, row in rows.iterrows():
     position = table.index.get_loc(index)
+    shown = [ctx.method] if second == "none" else [ctx.method, str(second)]
     with st.container(border=True, key=f"mis_row_{position}"):
-        cols = st.columns([1, 1, 1, 1.3])
+        cols = st.columns([1] + [1, 1] * len(shown) + [1.3])
         cols[0].image(
             resources.view_png(str(row["path"]), ctx.art.manifest.image_size),
             caption="image",
             width="stretch",
         )
-        for col, name, role in (
-            (cols[1], row["pred"], "predicted"),
-            (cols[2], row["label"], "true"),
-        ):
-            png = resources.overlay_png(
-                ctx.key, ctx.version, position, classes.index(name), ctx.colorscale, ctx.opacity
-            )
-            col.image(png, caption=f"map of {name} ({role})", width="stretch")
-        with cols[3]:
+        slots = iter(cols[1:-1])
+        for method in shown:
+            for name, role in ((row["pred"], "predicted"), (row["label"], "true")):
+                png = resources.overlay_png(
+                    ctx.key,
+                    ctx.version,
+                    method,
+                    position,
+                    classes.index(name),
+                    ctx.colorscale,
+                    ctx.opacity,
+                )
+                title = methods[method].get("title", method)
+                next(slots).image(png, caption=f"{title}: {name} ({role})", width="stretch")
+        with cols[-1]:
             st.markdown(f"**true:** {row['label']} · **predicted:** {row['pred']}")
             st.markdown(f"confidence {row['confidence']:.3f} · loss {row['loss']:.3f}")
             st.caption(" · ".join(f"{c}: {row[f'prob_{c}']:.3f}" for c in classes))

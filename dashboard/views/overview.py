@@ -22,7 +22,7 @@ except CamLensError as exc:
     st.warning(f"Model card unavailable: {exc}")
 
 cols = st.columns(5)
-for col, headline in zip(cols, headline_metrics(table), strict=False):
+for col, headline in zip(cols, headline_metrics(table, ctx.method), strict=False):
     col.metric(headline.label, headline.value, help=headline.help)
 
 left, right = st.columns([1, 1])
@@ -73,12 +73,13 @@ dl[0].download_button(
 )
 dl[1].download_button(
     "HTML report",
-    resources.report_html(ctx.key, ctx.version, 12, ctx.colorscale),
+    resources.report_html(ctx.key, ctx.version, 12, ctx.colorscale, ctx.method),
     file_name="cam_lens_report.html",
     mime="text/html",
     type="primary",
     key="overview_report",
-    help="One self-contained file: model card, metrics, confusion matrix, top errors.",
+    help="One self-contained file: model card, metrics, explanation quality, confusion matrix, "
+    "top errors with the chosen method's maps.",
 )
 dl[2].download_button(
     "Predictions (CSV)",

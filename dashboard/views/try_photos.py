@@ -62,7 +62,14 @@ if not inputs:
     st.info("Nothing to show yet: upload a photo or paste a link.")
     st.stop()
 
-for n, prediction in enumerate(predict_images(loaded, inputs)):
+try:
+    predictions = predict_images(
+        loaded, inputs, method=ctx.method, layer=str(ctx.method_info.get("layer", "body"))
+    )
+except CamLensError as exc:
+    st.error(f"{ctx.method_info.get('title', ctx.method)} cannot explain this model: {exc}")
+    st.stop()
+for n, prediction in enumerate(predictions):
     with st.container(border=True):
         name = Path(prediction.source).name if "://" not in prediction.source else prediction.source
         st.subheader(f"{name}: {prediction.pred} ({prediction.probs.max():.2f})")
@@ -86,4 +93,5 @@ for n, prediction in enumerate(predict_images(loaded, inputs)):
             ctx.opacity,
             shared_range=True,
             key=f"try_{n}",
+            additive=bool(ctx.method_info.get("additive")),
         )
