@@ -34,7 +34,6 @@ lint: $(VENV)/.installed
 	$(PY) -m mypy cam_core
 
 bench: $(VENV)/.installed
-	$(PY) -m pip install --quiet -r benchmarks/requirements.txt
 	$(PY) benchmarks/bench_cam.py
 
 clean:

@@ -21,9 +21,10 @@ from pathlib import Path
 import torch
 from machine import describe
 
-from cam_core.cams import cams_for_batch, cams_for_files
+from cam_core.cams import cams_for_batch, explain_files
 from cam_core.demo_data import draw_sample
 from cam_core.images import decode_image, to_model_tensor
+from cam_core.methods import DEFAULT_LAYER, METHODS
 from cam_core.model_files import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelCard
 from cam_core.models import CamNet, build_body
 from cam_core.overlay import encode_png, overlay
@@ -50,6 +51,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=64,
         help="images timed for the one-at-a-time tutorial loop (default 64)",
+    )
+    parser.add_argument(
+        "--method-n", type=int, default=64, help="images timed per explanation method (64)"
+    )
+    parser.add_argument(
+        "--costly-n", type=int, default=2, help="images timed for Score-CAM (default 2)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
@@ -132,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                 cams_for_batch(model, chunk)
 
         def ours_files() -> None:
-            cams_for_files(model, paths, batch_size=args.batch)
+            explain_files(model, paths, ("cam",), batch_size=args.batch)
 
         medians = interleaved_medians(
             {"plain": plain, "ours": ours, "files": ours_files}, args.reps, device
@@ -153,9 +160,23 @@ def main(argv: list[str] | None = None) -> int:
         }
 
         t_gradcam = median_seconds(
-            lambda: gradcam_all_classes(net, chunks, device), args.reps, device
+            lambda: [METHODS["gradcam"].explain(net, c, DEFAULT_LAYER) for c in chunks],
+            args.reps,
+            device,
         )
         results["4 Grad-CAM (pytorch-grad-cam), every class"] = {"seconds": t_gradcam, "n": args.n}
+        for name, method in METHODS.items():
+            count = min(args.costly_n if method.costly else args.method_n, args.n)
+            subset = batch[:count]
+            seconds = median_seconds(
+                lambda m=method, x=subset: m.explain(net, x, DEFAULT_LAYER),  # type: ignore[misc]
+                1 if method.costly else args.reps,
+                device,
+            )
+            results[f"method {name}: every class, batch of {count}"] = {
+                "seconds": seconds,
+                "n": count,
+            }
 
         upload = io.BytesIO()
         Image.open(paths[0]).save(upload, format="JPEG", quality=90)
@@ -176,6 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     for entry in results.values():
         entry["images_per_s"] = entry["n"] / entry["seconds"]
     ips = {name: entry["images_per_s"] for name, entry in results.items()}
+    method_ips = {
+        name.split(":")[0].removeprefix("method "): entry["images_per_s"]
+        for name, entry in results.items()
+        if name.startswith("method ")
+    }
     ours_per_image = t_ours / args.n
     ratios = {
         "ours_vs_plain": t_ours / t_plain,
@@ -193,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch": args.batch,
         "reps": args.reps,
         "images_per_s": ips,
+        "method_images_per_s": method_ips,
         "ratios": ratios,
         "upload_latency_s": t_upload,
         "targets": TARGETS,
@@ -239,18 +266,6 @@ def _tutorial_dls(paths: list[Path], size: int, device: torch.device):  # type: 
             device=device,
         )
     return _DLS_CACHE[key]
-
-
-def gradcam_all_classes(net: CamNet, chunks: list[torch.Tensor], device: torch.device) -> None:
-    """Grad-CAM of pytorch-grad-cam, batched, one backward pass per class."""
-    from pytorch_grad_cam import GradCAM
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
-    with GradCAM(model=net, target_layers=[net.body[-1]]) as cam:
-        for chunk in chunks:
-            x = chunk.to(device)
-            for k in range(len(CLASSES)):
-                cam(input_tensor=x, targets=[ClassifierOutputTarget(k)] * len(x))
 
 
 def render_markdown(summary: dict[str, object], results: dict[str, dict[str, float]]) -> str:

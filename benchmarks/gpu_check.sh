@@ -5,7 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device')"
-"$PY" -m pip install --quiet -r benchmarks/requirements.txt
 echo "## CAM paths on $("$PY" -c 'import torch; print(torch.cuda.get_device_name(0))')"
 "$PY" benchmarks/bench_cam.py --device cuda --n 512 --size 224 --batch 128 \
     --out /tmp/gpu_results.md >/dev/null

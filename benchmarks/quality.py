@@ -22,6 +22,7 @@ from machine import describe
 
 from cam_core.artifacts import read_manifest
 from cam_core.demo import run_demo
+from cam_core.evaluation.suite import verdicts
 
 SEEDS = (42, 3, 7, 11, 23, 31, 57, 64, 99, 123)
 TASK = "species"
@@ -41,7 +42,14 @@ def one_run(seed: int, folder: Path, cache: Path) -> dict[str, Any]:
     run_demo(folder / f"seed{seed}", console=False, cache_root=cache, seed=seed)
     seconds = time.perf_counter() - start
     manifest = read_manifest(folder / f"seed{seed}" / "artifacts")
-    quality = {"cam": {"pointing_game": manifest.metrics.get("pointing_game", float("nan"))}}
+    judged = verdicts(manifest.quality)
+    quality = {
+        name: {
+            **figures,
+            **{k: float(v) for k, v in judged.get(name, {}).items() if v is not None},
+        }
+        for name, figures in manifest.quality.items()
+    }
     return {
         "task": TASK,
         "seed": seed,
@@ -61,6 +69,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             entry[method] = {
                 metric: _spread([r["quality"][method][metric] for r in mine])
                 for metric in mine[0]["quality"][method]
+                if metric != "randomization_spearman_head"
             }
         summary[task] = entry
     return summary
@@ -79,28 +88,57 @@ def render_markdown(result: dict[str, Any]) -> str:
         f"- command: `python benchmarks/quality.py --seeds {len(result['runs'])}`",
         "- each seed trains the demo preset from scratch on the same generated data",
         "",
-        "| task | seed | accuracy | CAM pointing game | seconds |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| task | seed | accuracy | CAM pointing game | CAM deletion AUC | CAM insertion AUC "
+        "| seconds (train + analyse, every method) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for run in result["runs"]:
+        cam = run["quality"]["cam"]
         lines.append(
             f"| {run['task']} | {run['seed']} | {run['accuracy']:.2%} | "
-            f"{run['quality']['cam']['pointing_game']:.2%} | {run['seconds']:.0f} |"
+            f"{cam['pointing_game']:.2%} | {cam['deletion_auc']:.3f} | "
+            f"{cam['insertion_auc']:.3f} | {run['seconds']:.0f} |"
         )
-    lines += ["", "| task | figure | mean | min | max |", "| --- | --- | ---: | ---: | ---: |"]
+    lines += [
+        "",
+        "Over the seeds: mean [min, max]. Deletion AUC: lower is better; insertion AUC: higher "
+        "is better; faithful / sanity passed: share of seeds (1.00 = every seed).",
+        "",
+    ]
     for task, entry in result["summary"].items():
-        rows = [("accuracy", entry["accuracy"])] + [
-            (f"{method} {metric}", spread)
-            for method, metrics in entry.items()
-            if method != "accuracy"
-            for metric, spread in metrics.items()
+        metrics = [m for m in COLUMNS if any(m in v for k, v in entry.items() if k != "accuracy")]
+        lines += [
+            f"Task **{task}**, accuracy {_range(entry['accuracy'], percent=True)}.",
+            "",
+            "| method | " + " | ".join(m.replace("_", " ") for m in metrics) + " |",
+            "| --- |" + " ---: |" * len(metrics),
         ]
-        for name, spread in rows:
-            lines.append(
-                f"| {task} | {name} | {spread['mean']:.2%} | {spread['min']:.2%} | "
-                f"{spread['max']:.2%} |"
-            )
-    return "\n".join(lines) + "\n"
+        for method, figures in entry.items():
+            if method == "accuracy":
+                continue
+            cells = [_range(figures[m]) if m in figures else "–" for m in metrics]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+COLUMNS = (
+    "pointing_game",
+    "energy_in_mask",
+    "deletion_auc",
+    "insertion_auc",
+    "randomization_spearman",
+    "faithful",
+    "sanity_passed",
+)
+
+
+def _range(spread: dict[str, float], percent: bool = False) -> str:
+    form = "{:.2%}" if percent else "{:.3f}"
+    return (
+        f"{form.format(spread['mean'])} [{form.format(spread['min'])}, "
+        f"{form.format(spread['max'])}]"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

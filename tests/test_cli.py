@@ -144,3 +144,48 @@ def test_demo_quick_end_to_end_through_the_real_cli(tmp_path: Path) -> None:
     assert sum("stage 1: epoch 1/1: train_loss" in line for line in lines) == 1
     assert sum("stage 2 (CAM head): epoch 1/1: train_loss" in line for line in lines) == 1
     assert "demo images: 48/48 images (100%)" in result.stderr
+
+
+def test_analyze_with_chosen_methods_and_no_quality(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cam_core.artifacts import read_artifacts
+
+    out = tmp_path / "art"
+    args = ["-q", "analyze", "--model", str(tiny_model_dir), "--workers", "0", "--out", str(out)]
+    assert main([*args, "--methods", "gradcam,cam", "--layer", "body.3", "--no-quality"]) == 0
+    art = read_artifacts(out)
+    assert list(art.maps) == ["gradcam", "cam"]
+    assert art.manifest.methods["gradcam"]["layer"] == "body.3"
+    assert art.manifest.methods["cam"]["layer"] == "body"
+    assert art.maps["gradcam"].shape[-1] == 2 * art.maps["cam"].shape[-1]
+    assert art.manifest.quality == {} and not any("." in c for c in art.table.columns)
+    # A second analysis with fewer methods leaves no stale map files behind.
+    assert main([*args, "--methods", "cam", "--quality-n", "3"]) == 0
+    assert sorted(p.name for p in (out / "maps").iterdir()) == ["cam.npy"]
+    art = read_artifacts(out)
+    assert art.manifest.evaluation["sample_size"] == 3
+    assert int(art.table["deletion_auc.cam"].notna().sum()) == 3
+    capsys.readouterr()
+    for bad, message in (("cam,gradcum", "unknown explanation method 'gradcum'"),):
+        with pytest.raises(SystemExit):
+            main([*args, "--methods", bad])
+        assert message in capsys.readouterr().err
+    assert main([*args, "--methods", "gradcam", "--layer", "body.42", "--no-quality"]) == 2
+    assert "no layer 'body.42'" in capsys.readouterr().err
+    assert sorted(p.name for p in (out / "maps").iterdir()) == ["cam.npy"]  # untouched
+
+
+def test_predict_with_another_method_writes_its_overlays(
+    tiny_model_dir: Path,
+    tiny_dataset: Dataset,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    image = str(tiny_dataset.samples[2].path)
+    args = ["-q", "predict", "--model", str(tiny_model_dir), image]
+    assert main([*args[:4], "--method", "layercam", "--out-dir", str(tmp_path), image]) == 0
+    assert len(list(tmp_path.glob("*.png"))) == 2
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert json.loads(lines[0])["probs"] == json.loads(lines[1])["probs"]

@@ -42,3 +42,17 @@ def test_report_of_a_missing_folder_is_an_error_line(tmp_path: Path, capsys) -> 
     )
     assert "error: artifact folder" in capsys.readouterr().err
     assert not (tmp_path / "r.html").exists()
+
+
+def test_report_has_the_quality_table_and_the_chosen_maps(quick_run: Path) -> None:
+    from cam_core.model_files import read_card
+    from cam_core.report import build_report
+
+    art = read_artifacts(quick_run / "artifacts")
+    html = build_report(art, read_card(quick_run / "model"), top_n=2, method="gradcampp")
+    assert "<h2>Explanation quality</h2>" in html
+    for name in (*art.manifest.methods, "random", "centre"):
+        assert f"<th>{name}</th>" in html
+    assert "Maps of Grad-CAM++" in html and "min-max scaled per image" in html
+    cam_html = build_report(art, None, top_n=2)
+    assert "Maps of CAM (exact)" in cam_html and "mean equals the class logit" in cam_html

@@ -1,0 +1,42 @@
+"""The benchmark scripts run end to end and print machine-readable results (no timing asserts)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_bench_cam_json_has_plain_keys_and_a_targets_object(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/bench_cam.py",
+            *("--n", "4", "--size", "32", "--batch", "2", "--reps", "1", "--tutorial-n", "1"),
+            *("--method-n", "2", "--costly-n", "1", "--device", "cpu", "--json"),
+            *("--out", str(tmp_path / "RESULTS.md")),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert set(summary["ratios"]) == {"ours_vs_plain", "tutorial_vs_ours", "gradcam_vs_ours"}
+    assert set(summary["targets"]) == {*summary["ratios"], "upload_latency_s"}
+    assert summary["upload_latency_s"] > 0
+    assert set(summary["method_images_per_s"]) == {
+        "cam",
+        "gradcam",
+        "gradcampp",
+        "scorecam",
+        "layercam",
+    }
+    assert all(value > 0 for value in summary["method_images_per_s"].values())
+    assert not any("(" in key for key in summary)
+    assert "| method scorecam: every class, batch of 1 |" in (tmp_path / "RESULTS.md").read_text()
