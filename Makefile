@@ -15,10 +15,10 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
-$(CAM_LENS_HOME)/demo/artifacts/manifest.json: | $(VENV)/.installed
-	$(PY) -m cam_core demo
+$(CAM_LENS_HOME)/demo/%/artifacts/manifest.json: | $(VENV)/.installed
+	$(PY) -m cam_core demo --task $*
 
-demo: $(CAM_LENS_HOME)/demo/artifacts/manifest.json
+demo: $(CAM_LENS_HOME)/demo/species/artifacts/manifest.json $(CAM_LENS_HOME)/demo/breed/artifacts/manifest.json
 
 run: $(VENV)/.installed demo
 	$(PY) -m streamlit run dashboard/app.py --server.port $(PORT)

@@ -22,7 +22,7 @@ import torch
 from machine import describe
 
 from cam_core.cams import cams_for_batch, explain_files
-from cam_core.demo_data import draw_sample
+from cam_core.demo_data import BREEDS, draw_sample
 from cam_core.images import decode_image, to_model_tensor
 from cam_core.methods import DEFAULT_LAYER, METHODS
 from cam_core.model_files import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelCard
@@ -92,8 +92,9 @@ def make_images(folder: Path, n: int, size: int) -> list[Path]:
     rng = random.Random(0)
     paths = []
     for i in range(n):
-        image, _ = draw_sample(i % 2 == 0, size, rng)
-        path = folder / f"{'Cat' if i % 2 == 0 else 'dog'}_{i:04d}.png"
+        breed = BREEDS[i % len(BREEDS)]
+        image, _ = draw_sample(breed, size, rng)
+        path = folder / f"{breed.name}_{i:04d}.png"
         image.save(path)
         paths.append(path)
     return paths

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cam_core import __version__
+from cam_core.data import TASKS
 from cam_core.errors import CamLensError, MethodError
 from cam_core.locations import demo_run_dir
 from cam_core.methods import DEFAULT_LAYER, METHODS, parse_methods
@@ -63,10 +64,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--quick", action="store_true", help="tiny version that runs in seconds")
     demo.add_argument("--seed", type=int, default=None, help="training seed (default: 42)")
+    demo.add_argument(
+        "--task",
+        choices=TASKS,
+        default="species",
+        help="species (cat vs dog) or breed (six breeds); default: %(default)s",
+    )
 
     data_help = "pets, demo, or a folder (Pets naming or one sub-folder per class)"
     train = sub.add_parser("train", help="two-stage training, saves a model folder")
     train.add_argument("--data", required=True, help=data_help)
+    train.add_argument(
+        "--task",
+        choices=TASKS,
+        default="species",
+        help="species (the tutorial's cat vs dog) or breed (Pets naming: the file name without "
+        "_<n>); default: %(default)s",
+    )
     train.add_argument(
         "--arch",
         default="resnet34",
@@ -94,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--model", type=Path, required=True, help="model folder")
     analyze.add_argument(
         "--data", default=None, help=f"{data_help} (default: the model's own training data)"
+    )
+    analyze.add_argument(
+        "--task", choices=TASKS, default=None, help="with --data (default: the model's task)"
     )
     analyze.add_argument("--valid-pct", type=_fraction, default=0.2, help="with --data")
     analyze.add_argument("--seed", type=int, default=42, help="with --data")
@@ -154,8 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from cam_core.demo import run_demo
 
-    out = args.out or demo_run_dir()
-    manifest = run_demo(out, quick=args.quick, seed=args.seed)
+    out = args.out or demo_run_dir(args.task)
+    manifest = run_demo(out, quick=args.quick, seed=args.seed, task=args.task)
     print(
         json.dumps(
             {"model": str(out / "model"), "artifacts": str(out / "artifacts"), **manifest.metrics}
@@ -180,7 +197,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         num_workers=args.workers,
         device=args.device,
     )
-    dataset = load_dataset(DataConfig(source=args.data, valid_pct=args.valid_pct, seed=args.seed))
+    dataset = load_dataset(
+        DataConfig(source=args.data, task=args.task, valid_pct=args.valid_pct, seed=args.seed)
+    )
     card = train_model(dataset, cfg, args.out)
     print(json.dumps({"model": str(args.out), **card.metrics}))
     return 0
@@ -189,13 +208,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from cam_core.data import DataConfig
     from cam_core.evaluation.suite import QualityConfig
+    from cam_core.model_files import read_card
     from cam_core.pipeline import AnalyzeConfig, analyze
 
-    data_cfg = (
-        DataConfig(source=args.data, valid_pct=args.valid_pct, seed=args.seed)
-        if args.data
-        else None
-    )
+    data_cfg = None
+    if args.data:
+        task = args.task or str(read_card(args.model).data.get("task", "species"))
+        data_cfg = DataConfig(source=args.data, task=task, valid_pct=args.valid_pct, seed=args.seed)
     manifest = analyze(
         args.model,
         args.out,

@@ -23,6 +23,7 @@ from cam_core.images import sniff_format, square_resize
 from cam_core.locations import home
 
 __all__ = [
+    "TASKS",
     "DataConfig",
     "Dataset",
     "Sample",
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 _SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 _BREED_SUFFIX = re.compile(r"_\d+$")
+TASKS = ("species", "breed")
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Dataset:
     valid_idx: tuple[int, ...]
     valid_pct: float = 0.2
     seed: int = 42
+    task: str = "species"
 
     @property
     def valid_samples(self) -> tuple[Sample, ...]:
@@ -81,6 +84,8 @@ class DataConfig:
 
     Attributes:
         source: ``"pets"``, ``"demo"`` or a folder path.
+        task: ``"species"`` (cat vs dog, the tutorial's task) or ``"breed"`` (the file name
+            without ``_<n>``); only folders in the Pets naming have breeds.
         valid_pct: share of images held out for validation.
         seed: seed of the split (and of the demo generator).
         cache_root: where generated demo data is written once and reused.
@@ -88,10 +93,15 @@ class DataConfig:
     """
 
     source: str = "demo"
+    task: str = "species"
     valid_pct: float = 0.2
     seed: int = 42
     cache_root: Path = field(default_factory=home)
     demo: DemoConfig = field(default_factory=DemoConfig)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
 
 
 def pets_label(file_name: str) -> tuple[str, str]:
@@ -156,12 +166,17 @@ def _find_mask(root: Path, image: Path) -> Path | None:
     return None
 
 
-def scan_folder(root: Path) -> tuple[list[Sample], tuple[str, ...]]:
+def scan_folder(root: Path, task: str = "species") -> tuple[list[Sample], tuple[str, ...]]:
     """Find labelled images in a local folder.
 
     Accepted layouts: the Pets layout (``images/`` plus optional ``annotations/trimaps``), a
     flat folder in the Pets naming convention, or one sub-folder per class (two or more).
     Hidden files, non-images and unreadable images are skipped and counted in the log.
+
+    Args:
+        root: the folder.
+        task: ``species`` (Pets naming: upper-case first letter = cat) or ``breed`` (the
+            file name without ``_<n>``; needs Pets naming).
 
     Returns:
         ``(samples, classes)`` with classes sorted by name.
@@ -177,11 +192,17 @@ def scan_folder(root: Path) -> tuple[list[Sample], tuple[str, ...]]:
     class_dirs = [(d, files) for d in subdirs if (files := _image_files(d, counts))]
     samples: list[Sample]
     if len(class_dirs) >= 2:
+        if task == "breed":
+            raise DataSourceError(
+                f"{root} has one sub-folder per class, so it has no breeds; the breed task "
+                "needs Pets-named files (Breed_name_1.jpg), or use --task species"
+            )
         samples = [Sample(path=f, label=d.name) for d, files in class_dirs for f in files]
     else:
         samples = []
         for file in _image_files(images_dir, counts):
-            label, breed = pets_label(file.name)
+            species, breed = pets_label(file.name)
+            label = breed if task == "breed" else species
             samples.append(Sample(file, label, breed, _find_mask(root, file)))
     for reason, count in sorted(counts.items()):
         log.warning("skipped %d file(s) in %s: %s", count, root, reason)
@@ -225,10 +246,18 @@ def load_dataset(cfg: DataConfig) -> Dataset:
         root = generate_demo(cfg.cache_root, cfg.demo)
     else:
         root = Path(cfg.source).expanduser().resolve()
-    samples, classes = scan_folder(root)
-    log.info("%s: %d images, classes %s", cfg.source, len(samples), ", ".join(classes))
+    samples, classes = scan_folder(root, cfg.task)
+    log.info(
+        "%s (%s task): %d images, classes %s",
+        cfg.source,
+        cfg.task,
+        len(samples),
+        ", ".join(classes),
+    )
     valid_idx = split_valid(len(samples), cfg.valid_pct, cfg.seed)
-    return Dataset(cfg.source, root, tuple(samples), classes, valid_idx, cfg.valid_pct, cfg.seed)
+    return Dataset(
+        cfg.source, root, tuple(samples), classes, valid_idx, cfg.valid_pct, cfg.seed, cfg.task
+    )
 
 
 def read_mask(path: Path, size: int) -> np.ndarray:

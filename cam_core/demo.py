@@ -1,5 +1,6 @@
-"""The offline demo preset: generated cartoons → two-stage training → analysis with every
-explanation method and the quality metrics, in one call."""
+"""The offline demo preset: generated cartoon breeds → the tutorial's two training stages →
+analysis with every explanation method and the quality metrics, in one call, for either task.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +9,16 @@ from dataclasses import replace
 from pathlib import Path
 
 from cam_core.artifacts import Manifest
-from cam_core.data import DataConfig, load_dataset
+from cam_core.data import TASKS, DataConfig, load_dataset
 from cam_core.demo_data import DemoConfig
 from cam_core.methods import METHODS
 from cam_core.pipeline import AnalyzeConfig, analyze
 from cam_core.progress import ProgressFn, scaled_progress
 from cam_core.training import TrainConfig, train_model
 
-__all__ = ["demo_configs", "run_demo"]
+__all__ = ["demo_configs", "run_all_demos", "run_demo"]
 
 log = logging.getLogger(__name__)
-
 
 _PRESET = TrainConfig(
     arch="democnn",
@@ -32,17 +32,19 @@ _PRESET = TrainConfig(
 )
 
 
-def demo_configs(quick: bool = False) -> tuple[DataConfig, TrainConfig]:
+def demo_configs(quick: bool = False, task: str = "species") -> tuple[DataConfig, TrainConfig]:
     """The demo preset: generated cartoons and the small CNN trained from scratch on the CPU.
 
-    ``quick`` is a seconds-long version for tests (tiny set, one epoch per stage).
+    Args:
+        quick: a seconds-long version for tests (48 small images, one epoch per stage).
+        task: ``species`` or ``breed``.
     """
     if quick:
         return (
-            DataConfig(source="demo", demo=DemoConfig(n_per_class=24, size=64)),
+            DataConfig(source="demo", task=task, demo=DemoConfig(n_per_breed=8, size=64)),
             replace(_PRESET, image_size=64, epochs1=1, epochs2=1, lr=None),
         )
-    return DataConfig(source="demo", demo=DemoConfig()), _PRESET
+    return DataConfig(source="demo", task=task, demo=DemoConfig()), _PRESET
 
 
 def run_demo(
@@ -52,8 +54,9 @@ def run_demo(
     console: bool = True,
     cache_root: Path | None = None,
     seed: int | None = None,
+    task: str = "species",
 ) -> Manifest:
-    """Generate the demo data, train both stages and analyse; results in ``out/model`` and
+    """Generate the demo data, train and analyse; results in ``out/model`` and
     ``out/artifacts``.
 
     Args:
@@ -63,12 +66,13 @@ def run_demo(
         console: live bars on a terminal (else log lines).
         cache_root: where the generated images are cached (default ``$CAM_LENS_HOME``).
         seed: training seed (default: the preset's, 42); the data stays the same.
+        task: ``species`` (cat vs dog) or ``breed`` (six breeds).
     """
-    data_cfg, train_cfg = demo_configs(quick)
+    data_cfg, train_cfg = demo_configs(quick, task)
     if seed is not None:
         train_cfg = replace(train_cfg, seed=seed)
     if cache_root is not None:
-        data_cfg = DataConfig(source="demo", demo=data_cfg.demo, cache_root=cache_root)
+        data_cfg = replace(data_cfg, cache_root=cache_root)
     if progress is not None:
         progress("generating demo images", 0.0)
     dataset = load_dataset(data_cfg)
@@ -76,7 +80,24 @@ def run_demo(
     return analyze(
         out / "model",
         out / "artifacts",
-        DataConfig(source=str(dataset.root), valid_pct=data_cfg.valid_pct, seed=data_cfg.seed),
+        replace(data_cfg, source=str(dataset.root)),
         AnalyzeConfig(methods=tuple(METHODS)),
         progress=scaled_progress(progress, 0.6, 1.0),
     )
+
+
+def run_all_demos(
+    root: Path,
+    quick: bool = False,
+    progress: ProgressFn | None = None,
+    console: bool = True,
+    cache_root: Path | None = None,
+) -> dict[str, Manifest]:
+    """:func:`run_demo` for every task, in ``root/<task>``; both share the generated images."""
+    manifests = {}
+    for index, task in enumerate(TASKS):
+        part = scaled_progress(progress, index / len(TASKS), (index + 1) / len(TASKS))
+        manifests[task] = run_demo(
+            root / task, quick, part, console, cache_root=cache_root, task=task
+        )
+    return manifests

@@ -1,18 +1,15 @@
-"""Seeded cartoon "cats" and "dogs" whose class-defining parts are known.
+"""Seeded cartoon cats and dogs of six breeds, whose class-defining parts are known.
 
-Both classes share the same round face (eyes, random colours, sizes and positions); cats have
-pointed ears on top and a small pink nose, dogs floppy ears hanging at the sides and a broad
-dark nose. A mask per picture marks exactly those parts (ears and nose), so localisation can be
-scored (pointing game) against ground truth.
+Every animal is a round face with eyes. The species shows in the ears and the nose: cats have
+pointed ears on top and a small pink nose, dogs floppy ears at the sides and a broad dark nose.
+Each breed adds traits of its own (ear colour and length, forehead stripes or spots, a dark
+muzzle); Tabby and Bengal differ only in stripes versus spots, so the breed task has real
+errors to review. A mask per picture marks exactly the parts that tell the species and the
+breeds apart (ears, nose, markings), so localisation can be scored against ground truth.
 
-Format 1 differed in the ears only. Its cat map peaked beside the face, where a dog's ears would
-be: with two classes the cat map is close to the negative of the dog map, so without evidence of
-its own the cat class "points" at missing dog evidence. The nose gives each class something of
-its own in the middle of the face.
-
-Files follow the Oxford-IIIT Pet naming convention (``Cat_0001.png`` is a cat because the name
-starts with an upper-case letter, ``dog_0002.png`` is a dog), so the same labelling code serves
-both datasets.
+Files follow the Oxford-IIIT Pet naming convention (``Tabby_0001.png`` is a cat because the
+name starts with an upper-case letter, ``pug_0002.png`` a dog; the breed is the name without
+``_<n>``), so the same labelling code serves both datasets and both tasks.
 """
 
 from __future__ import annotations
@@ -23,17 +20,26 @@ import math
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw
 
 from cam_core.progress import ConsoleProgress
 from cam_core.storage import atomic_write_text, folder_lock
 
-__all__ = ["DEMO_FORMAT", "DemoConfig", "demo_folder", "draw_sample", "generate_demo"]
+__all__ = [
+    "BREEDS",
+    "DEMO_FORMAT",
+    "Breed",
+    "DemoConfig",
+    "demo_folder",
+    "draw_sample",
+    "generate_demo",
+]
 
 log = logging.getLogger(__name__)
 
-DEMO_FORMAT = 2
+DEMO_FORMAT = 3
 READY_FILE = "demo.json"
 
 Colour = tuple[int, int, int]
@@ -41,17 +47,51 @@ Point = tuple[float, float]
 
 
 @dataclass(frozen=True)
+class Breed:
+    """What one breed looks like.
+
+    Attributes:
+        name: file-name stem (Pets convention: upper-case first letter for cats).
+        ear_length: range of the ear length relative to the head radius.
+        dark_ears: ears of a dark colour (colour-point cats, beagles) instead of the face's.
+        marking: ``"none"``, ``"stripes"`` or ``"spots"`` on the forehead, or ``"muzzle"`` (a
+            dark patch around the nose).
+    """
+
+    name: str
+    ear_length: tuple[float, float]
+    dark_ears: bool = False
+    marking: str = "none"
+
+    @property
+    def is_cat(self) -> bool:
+        """Pets convention: cat breeds start with an upper-case letter."""
+        return self.name[:1].isupper()
+
+
+BREEDS = (
+    Breed("Tabby", (0.75, 1.0), marking="stripes"),
+    Breed("Bengal", (0.75, 1.0), marking="spots"),
+    Breed("Siamese", (0.75, 1.0), dark_ears=True),
+    Breed("beagle", (1.0, 1.3), dark_ears=True),
+    Breed("pug", (0.7, 0.85), marking="muzzle"),
+    Breed("spaniel", (1.3, 1.6)),
+)
+"""Three cat and three dog breeds; Tabby and Bengal are the hard pair."""
+
+
+@dataclass(frozen=True)
 class DemoConfig:
     """What to generate.
 
     Attributes:
-        n_per_class: pictures of each class.
+        n_per_breed: pictures of each of the six breeds.
         size: side of the square pictures in pixels.
         seed: the only source of randomness; same seed, same bytes.
         distractors: upper bound of random shapes behind each animal.
     """
 
-    n_per_class: int = 1000
+    n_per_breed: int = 334
     size: int = 96
     seed: int = 42
     distractors: int = 5
@@ -108,15 +148,15 @@ def _ellipse(cx: float, cy: float, half_w: float, half_h: float, steps: int) -> 
 
 
 def _ear_polygons(
-    is_cat: bool, cx: float, cy: float, r: float, rng: random.Random
+    breed: Breed, cx: float, cy: float, r: float, rng: random.Random
 ) -> list[list[Point]]:
     """Polygons (lists of points) of the two ears around a head at (cx, cy) of radius r."""
     ears = []
     for side in (-1, 1):
-        if is_cat:
+        if breed.is_cat:
             angle = math.radians(rng.uniform(28, 42)) * side
             spread = math.radians(rng.uniform(17, 23))
-            length = r * rng.uniform(0.75, 1.0)
+            length = r * rng.uniform(*breed.ear_length)
             base_a = (cx + r * math.sin(angle - spread), cy - r * math.cos(angle - spread))
             base_b = (cx + r * math.sin(angle + spread), cy - r * math.cos(angle + spread))
             tip = (
@@ -125,7 +165,7 @@ def _ear_polygons(
             )
             ears.append([base_a, tip, base_b])
         else:
-            width, height = r * rng.uniform(0.5, 0.65), r * rng.uniform(1.0, 1.3)
+            width, height = r * rng.uniform(0.5, 0.65), r * rng.uniform(*breed.ear_length)
             ex = cx + side * r * rng.uniform(0.95, 1.08)
             ey = cy - r * 0.35 + height / 2
             ears.append(_ellipse(ex, ey, width / 2, height / 2, steps=24))
@@ -146,15 +186,47 @@ def _nose(
     return oval, (rng.randint(15, 45), rng.randint(10, 30), rng.randint(5, 25))
 
 
+def _markings(breed: Breed, cx: float, cy: float, r: float, rng: random.Random) -> list[Any]:
+    """Shapes of the breed's marking: ``("line", points, width)`` or ``("ellipse", box)``."""
+    if breed.marking == "stripes":
+        width = max(1, round(r * 0.12))
+        return [
+            ("line", [(cx + dx * r, cy - r * 0.95), (cx + dx * r * 0.8, cy - r * 0.45)], width)
+            for dx in (-0.3, 0.0, 0.3)
+        ]
+    if breed.marking == "spots":
+        dot = max(1.0, r * 0.1)
+        return [
+            (
+                "ellipse",
+                (cx + dx * r - dot, cy + dy * r - dot, cx + dx * r + dot, cy + dy * r + dot),
+            )
+            for dx, dy in ((-0.3, -0.75), (0.0, -0.55), (0.3, -0.75))
+        ]
+    if breed.marking == "muzzle":
+        top = cy + r * 0.05
+        return [("ellipse", (cx - r * 0.5, top, cx + r * 0.5, top + r * 0.7))]
+    return []
+
+
+def _draw_markings(draw: ImageDraw.ImageDraw, shapes: list[Any], fill: Colour | int) -> None:
+    for shape in shapes:
+        if shape[0] == "line":
+            draw.line(shape[1], fill=fill, width=shape[2])
+        else:
+            draw.ellipse(shape[1], fill=fill)
+
+
 def draw_sample(
-    is_cat: bool, size: int, rng: random.Random, distractors: int = 5
+    breed: Breed, size: int, rng: random.Random, distractors: int = 5
 ) -> tuple[Image.Image, Image.Image]:
-    """Draw one picture and the mask of its class-defining parts.
+    """Draw one picture of ``breed`` and the mask of its class-defining parts.
 
     Returns:
-        ``(image, mask)``: RGB image and L mask (255 on the ears and the nose, 0 elsewhere), both
-        ``size``×``size``.
+        ``(image, mask)``: RGB image and L mask (255 on the ears, the nose and the breed's
+        markings, 0 elsewhere), both ``size``×``size``.
     """
+    is_cat = breed.is_cat
     background = _random_colour(rng)
     image = Image.new("RGB", (size, size), background)
     draw = ImageDraw.Draw(image)
@@ -167,11 +239,13 @@ def draw_sample(
     face = _contrasting(rng, background)
     # Ears must stand out from the background, or the class would sometimes be invisible.
     ear_colour = _shade(face, rng.uniform(0.6, 0.9))
+    if breed.dark_ears:
+        ear_colour = (rng.randint(50, 90), rng.randint(30, 55), rng.randint(15, 35))
     if abs(_luma(ear_colour) - _luma(background)) < 50:
         ear_colour = _contrasting(rng, background)
     mask = Image.new("L", (size, size), 0)
     mask_draw = ImageDraw.Draw(mask)
-    ears = _ear_polygons(is_cat, cx, cy, r, rng)
+    ears = _ear_polygons(breed, cx, cy, r, rng)
     for ear in ears:
         draw.polygon(ear, fill=ear_colour)
         mask_draw.polygon(ear, fill=255)
@@ -182,6 +256,10 @@ def draw_sample(
     for side in (-1, 1):
         ex, ey = cx + side * r * 0.38, cy - r * 0.15
         draw.ellipse((ex - eye_r, ey - eye_r, ex + eye_r, ey + eye_r), fill=(20, 20, 20))
+    marks = _markings(breed, cx, cy, r, rng)
+    # Markings must show on any face: dark brown on a light face, cream on a dark one.
+    _draw_markings(draw, marks, (60, 40, 25) if _luma(face) > 110 else (235, 220, 190))
+    _draw_markings(mask_draw, marks, 255)
     nose, nose_colour = _nose(is_cat, cx, cy, r, rng)
     draw.polygon(nose, fill=nose_colour)
     mask_draw.polygon(nose, fill=255)
@@ -190,7 +268,7 @@ def draw_sample(
 
 def demo_folder(cache_root: Path, cfg: DemoConfig) -> Path:
     """Where the demo set for ``cfg`` lives under ``cache_root``."""
-    return cache_root / f"demo-v{DEMO_FORMAT}-n{cfg.n_per_class}-s{cfg.size}-seed{cfg.seed}"
+    return cache_root / f"demo-v{DEMO_FORMAT}-n{cfg.n_per_breed}-s{cfg.size}-seed{cfg.seed}"
 
 
 def generate_demo(cache_root: Path, cfg: DemoConfig = DemoConfig()) -> Path:
@@ -210,12 +288,12 @@ def generate_demo(cache_root: Path, cfg: DemoConfig = DemoConfig()) -> Path:
         images.mkdir(parents=True, exist_ok=True)
         masks.mkdir(parents=True, exist_ok=True)
         rng = random.Random(cfg.seed)
-        total = 2 * cfg.n_per_class
+        total = len(BREEDS) * cfg.n_per_breed
         with ConsoleProgress("demo images", total, "images") as bar:
             for index in range(total):
-                is_cat = index % 2 == 0
-                image, mask = draw_sample(is_cat, cfg.size, rng, cfg.distractors)
-                name = f"{'Cat' if is_cat else 'dog'}_{index // 2 + 1:04d}.png"
+                breed = BREEDS[index % len(BREEDS)]
+                image, mask = draw_sample(breed, cfg.size, rng, cfg.distractors)
+                name = f"{breed.name}_{index // len(BREEDS) + 1:04d}.png"
                 image.save(images / name)
                 mask.save(masks / name)
                 bar.update()

@@ -24,6 +24,7 @@ __all__ = [
     "figure_html",
     "perturbation_figure",
     "probability_figure",
+    "rate_bar_figure",
 ]
 
 _MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
@@ -268,5 +269,39 @@ def perturbation_figure(
         margin=_MARGIN,
         height=360,
         legend={"orientation": "h", "y": -0.25},
+    )
+    return figure
+
+
+def rate_bar_figure(rates: pd.Series, title: str, axis_title: str) -> go.Figure:
+    """Horizontal bars of a share per item (e.g. breeds by error rate), highest on top.
+
+    Args:
+        rates: values in 0..1 indexed by item name.
+        title: figure title.
+        axis_title: what the share is.
+    """
+    ordered = rates.sort_values(ascending=False)
+    figure = go.Figure(
+        go.Bar(
+            x=ordered.to_numpy(),
+            y=[str(i) for i in ordered.index],
+            orientation="h",
+            text=[f"{v:.0%}" for v in ordered],
+            textposition="auto",
+            marker={"color": "#d62728"},
+            hovertemplate="%{y}: %{x:.1%}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title=title,
+        xaxis={
+            "title": axis_title,
+            "tickformat": ".0%",
+            "range": [0, max(0.05, float(ordered.max()) * 1.1)],
+        },
+        yaxis={"autorange": "reversed"},
+        margin=_MARGIN,
+        height=120 + 28 * len(ordered),
     )
     return figure

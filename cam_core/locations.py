@@ -14,6 +14,6 @@ def home() -> Path:
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "cam-lens"
 
 
-def demo_run_dir() -> Path:
-    """The demo run folder (``model/`` and ``artifacts/`` inside)."""
-    return home() / "demo"
+def demo_run_dir(task: str = "species") -> Path:
+    """The demo run folder of ``task`` (``model/`` and ``artifacts/`` inside)."""
+    return home() / "demo" / task

@@ -56,19 +56,20 @@ class AnalyzeConfig:
 
 
 def training_data_config(model_dir: Path) -> DataConfig:
-    """The data (folder, split fraction and seed) a saved model was trained on.
+    """The data (folder, split fraction and seed, task) a saved model was trained on.
 
     Raises:
         DataSourceError: the training folder no longer exists and cannot be re-downloaded.
     """
     data = read_card(model_dir).data
     root = Path(str(data.get("root", "")))
-    valid_pct = float(data.get("valid_pct", 0.2))
-    seed = int(data.get("seed", 42))
-    if root.is_dir():
-        return DataConfig(source=str(root), valid_pct=valid_pct, seed=seed)
-    if data.get("source") == "pets":
-        return DataConfig(source="pets", valid_pct=valid_pct, seed=seed)
+    if root.is_dir() or data.get("source") == "pets":
+        return DataConfig(
+            source=str(root) if root.is_dir() else "pets",
+            task=str(data.get("task", "species")),
+            valid_pct=float(data.get("valid_pct", 0.2)),
+            seed=int(data.get("seed", 42)),
+        )
     raise DataSourceError(
         f"the training data of {model_dir} ({root}) is gone; pass --data with the folder"
     )
@@ -162,6 +163,7 @@ def analyze(
             "root": str(dataset.root),
             "valid_pct": dataset.valid_pct,
             "seed": dataset.seed,
+            "task": dataset.task,
         }
         manifest = write_artifacts(
             out,

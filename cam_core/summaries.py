@@ -14,7 +14,7 @@ import pandas as pd
 from cam_core.metrics import summary
 from cam_core.model_files import ModelCard
 
-__all__ = ["Headline", "headline_metrics", "model_card_rows"]
+__all__ = ["Headline", "breed_table", "headline_metrics", "model_card_rows"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,47 @@ def model_card_rows(card: ModelCard) -> dict[str, str]:
         "data": f"{data.get('source', '?')}: {data.get('n_images', '?')} images, "
         f"{data.get('n_valid', '?')} validation",
         "trained": card.created_at,
+        "recipe": str(card.training.get("recipe", "two stages (the tutorial's)")),
         "training accuracy (valid)": _percent(card.metrics.get("valid_accuracy")),
         "weights sha256": card.weights_sha256[:16] + "…",
     }
+
+
+def breed_table(table: pd.DataFrame, method: str = "cam") -> pd.DataFrame:
+    """One row per breed: how the model does on it under the analysed task.
+
+    Args:
+        table: a predictions table with a ``breed`` column.
+        method: whose pointing game to report.
+
+    Returns:
+        Indexed by breed, worst error rate first: ``n``, ``label`` (the class the breed
+        belongs to under the task), ``accuracy``, ``error_rate``, ``top_wrong`` (most frequent
+        wrong prediction, empty when none), ``mean_confidence``, ``pointing_game`` (NaN
+        without masks).
+
+    Raises:
+        ValueError: the table has no breeds (data without Pets naming).
+    """
+    if "breed" not in table.columns or table["breed"].isna().all():
+        raise ValueError("this analysis has no breeds (its data is not in the Pets naming)")
+    column = f"pointing_hit.{method}"
+    rows = []
+    for breed, group in table.groupby("breed", sort=True):
+        wrong = group.loc[~group["correct"], "pred"]
+        rows.append(
+            {
+                "breed": breed,
+                "n": len(group),
+                "label": group["label"].mode().iloc[0],
+                "accuracy": float(group["correct"].mean()),
+                "error_rate": float(1 - group["correct"].mean()),
+                "top_wrong": str(wrong.mode().iloc[0]) if len(wrong) else "",
+                "mean_confidence": float(group["confidence"].mean()),
+                "pointing_game": float(group[column].mean())
+                if column in group and group[column].notna().any()
+                else math.nan,
+            }
+        )
+    frame = pd.DataFrame(rows).set_index("breed")
+    return frame.sort_values(["error_rate", "n"], ascending=[False, False], kind="stable")

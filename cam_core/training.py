@@ -43,6 +43,7 @@ class TrainConfig:
         pretrained: start from ImageNet weights (``fine_tune``); else one-cycle from scratch.
         lr: learning rate; ``None`` picks 2e-3 for fine-tuning and 3e-3 from scratch.
         seed: seeds every random number generator.
+
         num_workers: DataLoader workers; ``None`` picks one per core, at most 4.
         device: ``"cuda"``, ``"cpu"`` or ``None`` for CUDA when present.
     """
@@ -57,6 +58,16 @@ class TrainConfig:
     seed: int = 42
     num_workers: int | None = None
     device: str | None = None
+
+    @property
+    def recipe(self) -> str:
+        """In words: the tutorial's two stages, or the CAM head trained from the start."""
+        if self.epochs1:
+            return (
+                f"two stages (the tutorial's): {self.epochs1} epoch(s) with a standard head, then "
+                f"{self.epochs2} with the CAM head"
+            )
+        return f"one stage: the CAM head trained from the start for {self.epochs2} epochs"
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -241,8 +252,9 @@ def train_model(
                 "n_valid": len(data.valid_idx),
                 "valid_pct": data.valid_pct,
                 "seed": data.seed,
+                "task": data.task,
             },
-            training={**asdict(cfg), "device": str(device), "lr": lr},
+            training={**asdict(cfg), "device": str(device), "lr": lr, "recipe": cfg.recipe},
             metrics={"valid_loss": float(valid_loss), "valid_accuracy": float(valid_acc), **stage1},
         )
         return save_model(net.float().cpu(), card, out)

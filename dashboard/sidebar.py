@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from cam_core.artifacts import find_artifact_folders
+from cam_core.data import TASKS
 from cam_core.errors import CamLensError
 from cam_core.locations import demo_run_dir, home
 from cam_core.overlay import COLORSCALES
@@ -27,10 +28,8 @@ def render() -> state.Context | str:
     with st.sidebar:
         st.header("Analysis")
         found = find_artifact_folders(home())
-        default = demo_run_dir() / "artifacts"
-        options = [str(p) for p in found]
-        if str(default) not in options:
-            options.insert(0, str(default))
+        demos = [str(demo_run_dir(task) / "artifacts") for task in TASKS]
+        options = [*demos, *(str(p) for p in found if str(p) not in demos)]
         options.append(OTHER)
         if st.session_state.get("shared_choice") not in options:
             st.session_state["shared_choice"] = options[0]
@@ -45,7 +44,7 @@ def render() -> state.Context | str:
             typed = st.text_input(
                 "Folder path", key="shared_custom_dir", placeholder="/path/to/artifacts"
             )
-            folder = Path(typed).expanduser() if typed else default
+            folder = Path(typed).expanduser() if typed else Path(demos[0])
         else:
             folder = Path(choice)
         st.session_state[state.ARTIFACTS_DIR] = str(folder)
@@ -57,6 +56,9 @@ def render() -> state.Context | str:
             art = resources.artifacts(str(folder), version)
         except CamLensError as exc:
             return str(exc)
+        task = art.manifest.data.get("task")
+        if task:
+            st.caption(f"Task: **{task}** · {len(art.manifest.classes)} classes")
         method = _method_selector(art.manifest.methods)
     return state.Context(folder, version, art, method, state.colorscale(), state.opacity())
 
@@ -91,7 +93,9 @@ def require() -> state.Context:
 
     context = render()
     if isinstance(context, str):
-        folder = Path(st.session_state.get(state.ARTIFACTS_DIR, demo_run_dir() / "artifacts"))
+        folder = Path(
+            st.session_state.get(state.ARTIFACTS_DIR, demo_run_dir(TASKS[0]) / "artifacts")
+        )
         training_panel.render(context, folder)
         st.stop()
     return context

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from cam_core.data import TASKS
 from cam_core.jobs import BackgroundJob
-from cam_core.locations import demo_run_dir
+from cam_core.locations import demo_run_dir, home
 from cam_core.progress import ProgressFn
 
 _DEMO_JOB = BackgroundJob()
@@ -23,9 +24,9 @@ def demo_job() -> BackgroundJob:
 
 
 def _train(progress: ProgressFn) -> object:
-    from cam_core.demo import run_demo
+    from cam_core.demo import run_all_demos
 
-    return run_demo(demo_run_dir(), progress=progress, console=False)
+    return run_all_demos(home() / "demo", progress=progress, console=False)
 
 
 @st.fragment(run_every=1.0)
@@ -38,7 +39,7 @@ def _live_progress() -> None:
 
 def render(problem: str, folder: Path) -> None:
     """Show why there is nothing to display, and the demo-training button for the default."""
-    if folder != demo_run_dir() / "artifacts":
+    if folder not in {demo_run_dir(task) / "artifacts" for task in TASKS}:
         st.warning(problem)
         st.info(
             "Pick another folder in the sidebar, or create one with "
@@ -48,7 +49,8 @@ def render(problem: str, folder: Path) -> None:
     status = demo_job().status()
     if status.state == "running":
         with st.status(
-            "Training the demo model (about two minutes on a 2-core CPU)…", expanded=True
+            "Training the demo models, species and breed (about five minutes on a 2-core CPU)…",
+            expanded=True,
         ):
             st.caption("You can leave this page; the training goes on.")
             _live_progress()
@@ -61,8 +63,9 @@ def render(problem: str, folder: Path) -> None:
             st.error(f"Training failed: {status.error}")
     st.markdown(
         "No demo model has been trained yet. The demo trains a small CNN on generated "
-        "cartoon cats and dogs (told apart only by their ears and noses) entirely offline."
+        "cartoon cats and dogs of six breeds, once for the species task (cat vs dog) and once "
+        "for the breed task, entirely offline."
     )
-    if st.button("Train the demo model", type="primary", key="setup_train"):
+    if st.button("Train the demo models", type="primary", key="setup_train"):
         demo_job().start(_train)
         st.rerun()

@@ -26,10 +26,10 @@ def _isolated_home(
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
-    """24 generated pictures (12 per class) at 48 px, with masks, split 20% validation."""
+    """24 generated pictures (4 per breed, 12 per species) at 48 px, with masks, 20% validation."""
     cache = tmp_path_factory.mktemp("demo_cache")
     return load_dataset(
-        DataConfig(source="demo", cache_root=cache, demo=DemoConfig(n_per_class=12, size=TINY_SIZE))
+        DataConfig(source="demo", cache_root=cache, demo=DemoConfig(n_per_breed=4, size=TINY_SIZE))
     )
 
 
@@ -74,10 +74,24 @@ def tiny_artifacts_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir:
 
 
 @pytest.fixture(scope="session")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One real ``demo --quick`` run in ``<home>/demo`` (generated data, both stages, analysis)."""
-    from cam_core.demo import run_demo
+def quick_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ``$CAM_LENS_HOME`` with real ``demo --quick`` runs of both tasks in ``demo/<task>``
+    (generated data, training, analysis with every method)."""
+    from cam_core.demo import run_all_demos
 
-    out = tmp_path_factory.mktemp("quick_home") / "demo"
-    run_demo(out, quick=True, console=False, cache_root=tmp_path_factory.mktemp("quick_cache"))
-    return out
+    home = tmp_path_factory.mktemp("quick_home")
+    cache = tmp_path_factory.mktemp("quick_cache")
+    run_all_demos(home / "demo", quick=True, console=False, cache_root=cache)
+    return home
+
+
+@pytest.fixture(scope="session")
+def quick_run(quick_home: Path) -> Path:
+    """The quick species run (``model/`` and ``artifacts/``)."""
+    return quick_home / "demo" / "species"
+
+
+@pytest.fixture(scope="session")
+def quick_breed_run(quick_home: Path) -> Path:
+    """The quick breed run (``model/`` and ``artifacts/``)."""
+    return quick_home / "demo" / "breed"

@@ -33,6 +33,7 @@ PAGES = [
     ("misclassified", "Misclassified", "validation images are misclassified"),
     ("heatmaps", "Class heatmaps", "Difference map"),
     ("gallery", "Gallery", "images match the filter"),
+    ("breeds", "Breeds", "Worst errors per breed"),
     ("compare", "Compare methods", "insertion AUC:"),
     ("quality", "Explanation quality", "Deletion and insertion, step by step"),
     ("try_photos", "Try your photos", "Upload images"),
@@ -50,7 +51,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(quick_run: Path) -> Iterator[str]:
     port = _free_port()
-    env = {**os.environ, "CAM_LENS_HOME": str(quick_run.parent)}
+    env = {**os.environ, "CAM_LENS_HOME": str(quick_run.parents[1])}
     process = subprocess.Popen(
         [
             sys.executable,

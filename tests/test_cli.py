@@ -189,3 +189,23 @@ def test_predict_with_another_method_writes_its_overlays(
     assert main(args) == 0
     lines = capsys.readouterr().out.splitlines()
     assert json.loads(lines[0])["probs"] == json.loads(lines[1])["probs"]
+
+
+def test_analyze_takes_the_task_from_the_model_card(
+    quick_breed_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cam_core.artifacts import read_artifacts
+    from cam_core.model_files import read_card
+
+    card = read_card(quick_breed_run / "model")
+    assert card.data["task"] == "breed" and len(card.classes) == 6
+    assert "two stages" in card.training["recipe"]
+    base = ["-q", "analyze", "--model", str(quick_breed_run / "model"), "--no-quality"]
+    base += ["--methods", "cam", "--data", card.data["root"], "--workers", "0"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    art = read_artifacts(tmp_path / "a")
+    assert art.manifest.classes == card.classes and art.manifest.data["task"] == "breed"
+    assert set(art.table["label"]) <= set(card.classes)
+    capsys.readouterr()
+    assert main([*base, "--task", "species", "--out", str(tmp_path / "b")]) == 2
+    assert "the data has classes ['cat', 'dog']" in capsys.readouterr().err

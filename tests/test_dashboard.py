@@ -18,6 +18,7 @@ PAGES = {
     "views/misclassified.py": "Misclassified",
     "views/heatmaps.py": "Class heatmaps",
     "views/gallery.py": "Gallery",
+    "views/breeds.py": "Breeds",
     "views/compare.py": "Compare methods",
     "views/quality.py": "Explanation quality",
     "views/try_photos.py": "Try your photos",
@@ -26,7 +27,7 @@ PAGES = {
 
 @pytest.fixture()
 def app(quick_run: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("CAM_LENS_HOME", str(quick_run.parent))
+    monkeypatch.setenv("CAM_LENS_HOME", str(quick_run.parents[1]))
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     return at
@@ -159,6 +160,31 @@ def test_quality_page_table_badges_and_the_step_slider(app: AppTest, quick_run: 
     assert len(at.get("plotly_chart")) == 1
 
 
+def test_breeds_page_under_both_tasks(app: AppTest, quick_run: Path, quick_breed_run: Path) -> None:
+    species = read_artifacts(quick_run / "artifacts").table
+    at = _open(app, "views/breeds.py")
+    shown = at.dataframe[0].value
+    assert set(shown.index) == set(species["breed"])
+    assert set(shown["label"]) == {"cat", "dog"}
+    for breed, row in shown.iterrows():
+        mine = species[species["breed"] == breed]
+        assert row["n"] == len(mine)
+        assert row["accuracy"] == mine["correct"].mean()
+    assert len(at.get("plotly_chart")) == 1
+    at.selectbox(key="shared_choice").set_value(str(quick_breed_run / "artifacts")).run()
+    assert not at.exception
+    assert any("Task: **breed**" in c.value for c in at.sidebar.caption)
+    shown = at.dataframe[0].value
+    assert set(shown["label"]) == set(shown.index)  # under the breed task a breed is a class
+    wrong = read_artifacts(quick_breed_run / "artifacts").table
+    n_wrong = sum(min(5, n) for n in (~wrong["correct"]).groupby(wrong["breed"]).sum())
+    assert len(at.get("image")) == n_wrong
+    if n_wrong:
+        first = next(b for b in at.button if b.key.startswith("breed_open_"))
+        first.click().run()
+        assert [t.value for t in at.title] == ["Class heatmaps"]
+
+
 def _png_bytes() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (80, 60), (200, 120, 40)).save(buffer, format="PNG")
@@ -188,7 +214,7 @@ def test_empty_home_offers_demo_training(tmp_path: Path, monkeypatch: pytest.Mon
     at.run()
     assert not at.exception
     assert any("does not exist" in w.value for w in at.warning)
-    assert at.button(key="setup_train").label == "Train the demo model"
+    assert at.button(key="setup_train").label == "Train the demo models"
 
 
 def test_a_broken_folder_shows_an_error_and_others_still_work(
@@ -213,8 +239,10 @@ def quick_preset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Make the dashboard's demo button train the seconds-long preset in an empty home."""
     from cam_core import demo
 
-    quick = demo.demo_configs(quick=True)
-    monkeypatch.setattr(demo, "demo_configs", lambda quick_flag=False: quick)
+    preset = demo.demo_configs
+    monkeypatch.setattr(
+        demo, "demo_configs", lambda quick=False, task="species": preset(True, task)
+    )
     home = tmp_path / "home"
     monkeypatch.setenv("CAM_LENS_HOME", str(home))
     return home
@@ -228,10 +256,12 @@ def test_train_button_builds_the_demo_and_loads_it(quick_preset: Path) -> None:
     at.button(key="setup_train").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert demo_job().wait(300).state == "done"
-    assert (quick_preset / "demo" / "artifacts" / "manifest.json").exists()
+    for task in ("species", "breed"):
+        assert (quick_preset / "demo" / task / "artifacts" / "manifest.json").exists()
     at.run()
     assert [t.value for t in at.title] == ["Overview"]
     assert {m.label for m in at.metric} >= {"Validation images", "Accuracy"}
+    assert any("Task: **species**" in c.value for c in at.sidebar.caption)
 
 
 def test_a_second_training_is_told_one_is_already_running(quick_preset: Path) -> None:
@@ -240,10 +270,10 @@ def test_a_second_training_is_told_one_is_already_running(quick_preset: Path) ->
 
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
-    with folder_lock(quick_preset / "demo" / "model", "training"):
+    with folder_lock(quick_preset / "demo" / "species" / "model", "training"):
         at.button(key="setup_train").click().run()
         assert demo_job().wait(120).error_kind == "AlreadyRunningError"
     at.run()
     assert not at.exception
     assert any("already running" in w.value for w in at.warning)
-    assert not (quick_preset / "demo" / "artifacts" / "manifest.json").exists()
+    assert not (quick_preset / "demo" / "species" / "artifacts" / "manifest.json").exists()

@@ -64,6 +64,19 @@ def test_flat_pets_naming_with_trimaps(tmp_path: Path) -> None:
     assert by_name["Bengal_1.jpg"].mask_path == trimap
     assert by_name["Bengal_2.jpg"].mask_path is None
     assert by_name["pug_2.jpg"].label == "dog"
+    breeds, breed_classes = scan_folder(tmp_path, "breed")
+    assert breed_classes == ("Bengal", "pug")
+    assert [s.label for s in breeds] == [s.breed for s in samples]
+    assert {s.path.name: s.mask_path for s in breeds} == {s.path.name: s.mask_path for s in samples}
+
+
+def test_breed_task_needs_pets_naming(tmp_path: Path) -> None:
+    for cls in ("ant", "bee"):
+        _png(tmp_path / cls / "a.png")
+    with pytest.raises(DataSourceError, match="no breeds"):
+        scan_folder(tmp_path, "breed")
+    with pytest.raises(ValueError, match="unknown task 'colour'"):
+        DataConfig(source=str(tmp_path), task="colour")
 
 
 def test_single_class_and_missing_folders_are_clear_errors(tmp_path: Path) -> None:

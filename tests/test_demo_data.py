@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from cam_core.data import pets_label, scan_folder
-from cam_core.demo_data import DemoConfig, draw_sample, generate_demo
+from cam_core.demo_data import BREEDS, DemoConfig, draw_sample, generate_demo
 
 
 def _digest(folder: Path) -> str:
@@ -19,31 +19,48 @@ def _digest(folder: Path) -> str:
 
 
 def test_generation_is_deterministic_and_reused(tmp_path: Path) -> None:
-    cfg = DemoConfig(n_per_class=5, size=40, seed=3)
+    cfg = DemoConfig(n_per_breed=2, size=40, seed=3)
     first = generate_demo(tmp_path / "a", cfg)
     second = generate_demo(tmp_path / "b", cfg)
     assert _digest(first) == _digest(second)
-    other = generate_demo(tmp_path / "c", DemoConfig(n_per_class=5, size=40, seed=4))
+    other = generate_demo(tmp_path / "c", DemoConfig(n_per_breed=2, size=40, seed=4))
     assert _digest(other) != _digest(first)
-    stamp = (first / "images" / "Cat_0001.png").stat().st_mtime_ns
+    stamp = (first / "images" / "Tabby_0001.png").stat().st_mtime_ns
     assert generate_demo(tmp_path / "a", cfg) == first
-    assert (first / "images" / "Cat_0001.png").stat().st_mtime_ns == stamp
+    assert (first / "images" / "Tabby_0001.png").stat().st_mtime_ns == stamp
 
 
 def test_labels_follow_pets_naming_and_every_image_has_a_mask(tmp_path: Path) -> None:
-    root = generate_demo(tmp_path, DemoConfig(n_per_class=6, size=48))
+    root = generate_demo(tmp_path, DemoConfig(n_per_breed=3, size=48))
     samples, classes = scan_folder(root)
     assert classes == ("cat", "dog")
-    assert sum(s.label == "cat" for s in samples) == 6
+    assert sum(s.label == "cat" for s in samples) == 9
     for sample in samples:
         assert sample.label == pets_label(sample.path.name)[0]
         assert sample.mask_path is not None and sample.mask_path.exists()
+    breeds, breed_classes = scan_folder(root, "breed")
+    assert breed_classes == tuple(sorted(b.name for b in BREEDS))
+    assert [s.label for s in breeds] == [s.breed for s in samples]
+    assert {s.breed for s in samples if s.label == "cat"} == {"Tabby", "Bengal", "Siamese"}
+
+
+def test_breed_traits_are_drawn_and_masked() -> None:
+    """Each breed's marking changes pixels inside the face, and the mask covers them."""
+    by_name = {b.name: b for b in BREEDS}
+    plain, plain_mask = draw_sample(by_name["Siamese"], 96, random.Random(5), distractors=0)
+    for name in ("Tabby", "Bengal"):
+        marked, marked_mask = draw_sample(by_name[name], 96, random.Random(5), distractors=0)
+        extra = (np.asarray(marked_mask) > 0) & (np.asarray(plain_mask) == 0)
+        assert extra.sum() > 10, name
+        differs = np.abs(np.asarray(marked).astype(int) - np.asarray(plain).astype(int)).sum(-1)
+        assert (differs[extra] > 60).mean() > 0.8, name
+    assert by_name["pug"].marking == "muzzle" and not by_name["pug"].is_cat
 
 
 def test_mask_marks_the_ears_and_the_nose() -> None:
     noses = {}
-    for is_cat in (True, False):
-        image, mask = draw_sample(is_cat, 96, random.Random(11), distractors=0)
+    for is_cat, breed in ((True, BREEDS[2]), (False, BREEDS[5])):
+        image, mask = draw_sample(breed, 96, random.Random(11), distractors=0)
         arr = np.asarray(mask)
         assert set(np.unique(arr)) <= {0, 255}
         covered = (arr > 0).mean()

@@ -3,6 +3,7 @@ from __future__ import annotations
 import math
 
 import pandas as pd
+import pytest
 
 from cam_core.metrics import confusion_matrix, confusion_shares
 from cam_core.model_files import ModelCard
@@ -55,3 +56,25 @@ def test_report_table_keeps_integers_integers() -> None:
     )
     html = _table(frame, percent=("recall",))
     assert ">191<" in html and "191.0" not in html and ">50.0%<" in html
+
+
+def test_breed_table_counts_each_breed() -> None:
+    from cam_core.summaries import breed_table
+
+    table = pd.DataFrame(
+        {
+            "breed": ["Tabby", "Tabby", "Tabby", "pug", "pug"],
+            "label": ["cat", "cat", "cat", "dog", "dog"],
+            "pred": ["cat", "dog", "dog", "dog", "dog"],
+            "confidence": [0.9, 0.6, 0.8, 0.7, 0.9],
+            "pointing_hit.cam": [1.0, 0.0, 1.0, math.nan, math.nan],
+        }
+    ).assign(correct=lambda t: t["label"] == t["pred"])
+    breeds = breed_table(table)
+    assert list(breeds.index) == ["Tabby", "pug"]  # worst error rate first
+    tabby = breeds.loc["Tabby"]
+    assert tabby["n"] == 3 and tabby["top_wrong"] == "dog" and tabby["label"] == "cat"
+    assert math.isclose(tabby["accuracy"], 1 / 3) and math.isclose(tabby["pointing_game"], 2 / 3)
+    assert breeds.loc["pug", "top_wrong"] == "" and math.isnan(breeds.loc["pug", "pointing_game"])
+    with pytest.raises(ValueError, match="no breeds"):
+        breed_table(table.drop(columns="breed"))
