@@ -219,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         "size": args.size,
         "batch": args.batch,
         "reps": args.reps,
+        "method_n": args.method_n,
+        "costly_n": args.costly_n,
         "images_per_s": ips,
         "method_images_per_s": method_ips,
         "ratios": ratios,
@@ -278,7 +280,8 @@ def render_markdown(summary: dict[str, object], results: dict[str, dict[str, flo
         f"- device: {summary['device']}; {summary['n']} images at {summary['size']} px, "
         f"batch {summary['batch']}, median of {summary['reps']} runs after a warm-up",
         f"- command: `python benchmarks/bench_cam.py --n {summary['n']} --size {summary['size']} "
-        f"--batch {summary['batch']} --device {summary['device']}`",
+        f"--batch {summary['batch']} --device {summary['device']} --reps {summary['reps']} "
+        f"--method-n {summary['method_n']} --costly-n {summary['costly_n']}`",
         "",
         "| path | images timed | median s | images/s |",
         "| --- | ---: | ---: | ---: |",

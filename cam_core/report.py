@@ -103,7 +103,7 @@ def _quality_html(art: Artifacts) -> str:
         cells = [f"<th>{html.escape(str(name))}</th>"]
         for column, value in row.items():
             if column in ("faithful", "sanity"):
-                text = {True: "✔ passed", False: "✘ failed"}.get(value, "–")
+                text = {True: "passed", False: "FAILED"}.get(value, "–")
             else:
                 text = "–" if pd.isna(value) else f"{value:.3f}"
             cells.append(f'<td class="num">{html.escape(text)}</td>')

@@ -53,8 +53,10 @@ for method, info in manifest.methods.items():
         with cols[2]:
             st.markdown(f"**{info.get('title', method)}** · layer `{info.get('layer', 'body')}`")
             st.caption("mean = logit (additive)" if info.get("additive") else "scaled 0–1 per map")
+            hit = scores["pointing_game"]
+            pointing = "–" if math.isnan(hit) else ("hit" if hit else "miss")
             st.markdown(
-                f"pointing hit: {_shown(scores['pointing_game'])} · "
+                f"pointing game: {pointing} · "
                 f"energy in mask: {_shown(scores['energy_in_mask'], percent=True)} · "
                 f"deletion AUC: {_shown(scores['deletion_auc'])} · "
                 f"insertion AUC: {_shown(scores['insertion_auc'])}"

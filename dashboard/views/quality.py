@@ -33,7 +33,8 @@ st.markdown(
     "the model."
 )
 frame = quality_table(manifest.quality)
-badges = {True: "✅ passed", False: "❌ failed", None: "–"}
+# Plain words: emoji badges need a colour-emoji font that many servers and browsers lack.
+badges = {True: "passed", False: "FAILED", None: "–"}
 shown = frame.assign(
     faithful=[badges[v] for v in frame["faithful"]],
     sanity=[badges[v] for v in frame["sanity"]],
@@ -69,7 +70,7 @@ st.subheader("Per class")
 st.dataframe(
     quality_by_class(table, ctx.method),
     column_config={
-        "pointing_game": st.column_config.NumberColumn("pointing game", format="%.3f"),
+        "pointing_game": st.column_config.NumberColumn("pointing game", format="percent"),
         "energy_in_mask": st.column_config.NumberColumn("energy in mask", format="percent"),
         "deletion_auc": st.column_config.NumberColumn("deletion AUC ↓", format="%.3f"),
         "insertion_auc": st.column_config.NumberColumn("insertion AUC ↑", format="%.3f"),
