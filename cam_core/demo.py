@@ -35,6 +35,9 @@ _PRESET = TrainConfig(
 def demo_configs(quick: bool = False, task: str = "species") -> tuple[DataConfig, TrainConfig]:
     """The demo preset: generated cartoons and the small CNN trained from scratch on the CPU.
 
+    The breed task trains at 3e-3 (fastai's from-scratch default here) instead of 4e-3: at
+    4e-3 its stage-1 head diverged on one seed of three (16.7% accuracy, seed 7).
+
     Args:
         quick: a seconds-long version for tests (48 small images, one epoch per stage).
         task: ``species`` or ``breed``.
@@ -44,7 +47,8 @@ def demo_configs(quick: bool = False, task: str = "species") -> tuple[DataConfig
             DataConfig(source="demo", task=task, demo=DemoConfig(n_per_breed=8, size=64)),
             replace(_PRESET, image_size=64, epochs1=1, epochs2=1, lr=None),
         )
-    return DataConfig(source="demo", task=task, demo=DemoConfig()), _PRESET
+    preset = _PRESET if task == "species" else replace(_PRESET, lr=3e-3)
+    return DataConfig(source="demo", task=task, demo=DemoConfig()), preset
 
 
 def run_demo(

@@ -2,10 +2,17 @@
 
 Every animal is a round face with eyes. The species shows in the ears and the nose: cats have
 pointed ears on top and a small pink nose, dogs floppy ears at the sides and a broad dark nose.
-Each breed adds traits of its own (ear colour and length, forehead stripes or spots, a dark
-muzzle); Tabby and Bengal differ only in stripes versus spots, so the breed task has real
-errors to review. A mask per picture marks exactly the parts that tell the species and the
-breeds apart (ears, nose, markings), so localisation can be scored against ground truth.
+Each breed adds traits of its own (ear colour and length, forehead stripes, spots, a blaze or
+a patch, a dark muzzle); Tabby and Bengal differ only in stripes versus spots, so the breed
+task has real errors to review.
+
+Format 3 marked the forehead of cats only. With two classes the dog map is close to the
+negative of the cat map, so on the species task it peaked on the unmarked dog forehead, away
+from every dog part (pointing game 0.53-0.73). Format 4 gives two dog breeds forehead
+markings of their own (a beagle blaze, a spaniel patch).
+
+A mask per picture marks exactly the parts that tell the species and the breeds apart (ears,
+nose, markings), so localisation can be scored against ground truth.
 
 Files follow the Oxford-IIIT Pet naming convention (``Tabby_0001.png`` is a cat because the
 name starts with an upper-case letter, ``pug_0002.png`` a dog; the breed is the name without
@@ -39,7 +46,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEMO_FORMAT = 3
+DEMO_FORMAT = 4
 READY_FILE = "demo.json"
 
 Colour = tuple[int, int, int]
@@ -54,8 +61,9 @@ class Breed:
         name: file-name stem (Pets convention: upper-case first letter for cats).
         ear_length: range of the ear length relative to the head radius.
         dark_ears: ears of a dark colour (colour-point cats, beagles) instead of the face's.
-        marking: ``"none"``, ``"stripes"`` or ``"spots"`` on the forehead, or ``"muzzle"`` (a
-            dark patch around the nose).
+        marking: ``"none"``; on the forehead ``"stripes"``, ``"spots"``, a ``"blaze"`` (one
+            broad vertical band) or a ``"patch"`` (one round spot on either side); or
+            ``"muzzle"`` (a dark patch around the nose).
     """
 
     name: str
@@ -73,9 +81,9 @@ BREEDS = (
     Breed("Tabby", (0.75, 1.0), marking="stripes"),
     Breed("Bengal", (0.75, 1.0), marking="spots"),
     Breed("Siamese", (0.75, 1.0), dark_ears=True),
-    Breed("beagle", (1.0, 1.3), dark_ears=True),
+    Breed("beagle", (1.0, 1.3), dark_ears=True, marking="blaze"),
     Breed("pug", (0.7, 0.85), marking="muzzle"),
-    Breed("spaniel", (1.3, 1.6)),
+    Breed("spaniel", (1.3, 1.6), marking="patch"),
 )
 """Three cat and three dog breeds; Tabby and Bengal are the hard pair."""
 
@@ -206,6 +214,13 @@ def _markings(breed: Breed, cx: float, cy: float, r: float, rng: random.Random) 
     if breed.marking == "muzzle":
         top = cy + r * 0.05
         return [("ellipse", (cx - r * 0.5, top, cx + r * 0.5, top + r * 0.7))]
+    if breed.marking == "blaze":
+        width = max(2, round(r * 0.22))
+        return [("line", [(cx, cy - r * 0.95), (cx, cy - r * 0.3)], width)]
+    if breed.marking == "patch":
+        side = rng.choice((-1, 1))
+        px, py, half = cx + side * r * 0.4, cy - r * 0.6, r * 0.25
+        return [("ellipse", (px - half, py - half, px + half, py + half))]
     return []
 
 
