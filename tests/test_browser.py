@@ -154,3 +154,18 @@ def test_clicking_a_confusion_cell_opens_the_filtered_gallery(
     expect(page.get_by_text(f"{expected} of {len(table)} images match").first).to_be_visible(
         timeout=60_000
     )
+
+
+def test_switching_to_the_breed_task_in_a_real_browser(server: str, page: object) -> None:
+    from playwright.sync_api import Page, expect
+
+    assert isinstance(page, Page)
+    page.goto(f"{server}/breeds")
+    expect(page.get_by_text("breeds under the species task").first).to_be_visible(timeout=60_000)
+    # The page's first select box is the sidebar's artifact folder.
+    page.get_by_role("combobox").first.click()
+    page.get_by_role("option", name="demo/breed/artifacts").click()
+    expect(page.get_by_text("breeds under the breed task").first).to_be_visible(timeout=60_000)
+    expect(page.get_by_text("Task: breed").first).to_be_visible(timeout=60_000)
+    assert "Traceback" not in page.content()
+    page.screenshot(path=str(SHOTS / "breeds_breed_task.png"), full_page=True)
