@@ -143,7 +143,7 @@ def explain_files(
                 if name == "cam":
                     continue
                 start = time.perf_counter()
-                maps = method.explain(model.net, images, layer)
+                maps = method.explain(model.net, images, method.layer_for(layer))
                 parts[name].append(maps.numpy().astype(np.float16))
                 seconds[name] += time.perf_counter() - start
             bar.update(len(images))

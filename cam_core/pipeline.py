@@ -114,17 +114,18 @@ def analyze(
             progress=scaled_progress(progress, 0.0, 0.6 if cfg.quality else 1.0),
         )
         table = build_predictions(valid, model.card.classes, explained.logits)
-        layers = {name: DEFAULT_LAYER if name == "cam" else cfg.layer for name in cfg.methods}
+        chosen = {name: get_method(name) for name in cfg.methods}
+        layers = {name: method.layer_for(cfg.layer) for name, method in chosen.items()}
         methods_info = {
             name: {
-                "title": get_method(name).title,
+                "title": method.title,
                 "layer": layers[name],
-                "additive": get_method(name).additive,
-                "normalised": get_method(name).normalised,
-                "library": get_method(name).library,
+                "additive": method.additive,
+                "normalised": method.normalised,
+                "library": method.library,
                 "seconds": round(explained.seconds[name], 3),
             }
-            for name in cfg.methods
+            for name, method in chosen.items()
         }
         quality: dict[str, dict[str, float]] = {}
         evaluation: dict[str, object] = {}

@@ -100,7 +100,7 @@ def predict_images(
         )
         logits, maps = cams_for_batch(model, batch)
         if method != "cam":
-            maps = explainer.explain(model.net, batch, layer)
+            maps = explainer.explain(model.net, batch, explainer.layer_for(layer))
         probs = torch.softmax(logits, dim=1).numpy()
         for row, (source, img) in enumerate(chunk):
             results.append(

@@ -25,6 +25,10 @@ class ClassActivationMap(ExplanationMethod):
             return "exact CAM needs global average pooling followed by one linear layer"
         return None
 
+    def layer_for(self, requested: str) -> str:
+        """Always the body's output: exact CAM is defined before global pooling only."""
+        return DEFAULT_LAYER
+
     @torch.inference_mode()
     def explain(self, net: nn.Module, images: torch.Tensor, layer: str) -> torch.Tensor:
         reason = self.applies_to(net)

@@ -78,6 +78,10 @@ class ExplanationMethod(ABC):
         """``None`` when the method works on ``net``, else the reason it does not."""
         return None
 
+    def layer_for(self, requested: str) -> str:
+        """The layer this method reads when the user asks for ``requested``."""
+        return requested
+
     @abstractmethod
     def explain(self, net: nn.Module, images: torch.Tensor, layer: str) -> torch.Tensor:
         """Maps of every class for a batch.
