@@ -70,6 +70,8 @@ class Manifest:
         quality: per method and per baseline (``random``, ``centre``): mean localisation and
             faithfulness figures; per method the sanity check (``randomization_spearman``).
         evaluation: how the quality was measured (sample size and seed, steps, thresholds).
+        unavailable: methods that do not apply to the model → why (e.g. exact CAM on a head
+            that is not global average pooling + one linear layer).
     """
 
     classes: tuple[str, ...]
@@ -87,6 +89,7 @@ class Manifest:
     evaluation: dict[str, Any] = field(default_factory=dict)
     maps_dtype: str = "float16"
     format_version: int = ARTIFACT_FORMAT
+    unavailable: dict[str, str] = field(default_factory=dict)
 
     @property
     def method_names(self) -> tuple[str, ...]:
@@ -178,6 +181,7 @@ def write_artifacts(
     methods: Mapping[str, dict[str, Any]] | None = None,
     quality: Mapping[str, dict[str, float]] | None = None,
     evaluation: Mapping[str, Any] | None = None,
+    unavailable: Mapping[str, str] | None = None,
 ) -> Manifest:
     """Write the table, every method's maps, then the manifest; call under the folder lock.
 
@@ -192,6 +196,7 @@ def write_artifacts(
         methods: per method: layer, additive, library, seconds (shape and file are added).
         quality: per method and baseline: quality figures.
         evaluation: how the quality was measured.
+        unavailable: methods that do not apply to the model, with the reason.
 
     Raises:
         ArtifactError: table and maps are not row-aligned, or no maps at all.
@@ -232,6 +237,7 @@ def write_artifacts(
         methods=described,
         quality={name: dict(values) for name, values in (quality or {}).items()},
         evaluation=dict(evaluation or {}),
+        unavailable=dict(unavailable or {}),
     )
     temps[MANIFEST_FILE] = write_temp_bytes(
         folder / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2).encode("utf-8")

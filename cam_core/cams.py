@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from cam_core.errors import MethodError
 from cam_core.images import load_image_file, to_model_tensor
 from cam_core.methods import DEFAULT_LAYER, get_method
 from cam_core.model_files import LoadedModel
+from cam_core.models import CamNet
 from cam_core.progress import ConsoleProgress, ProgressFn
 
 __all__ = ["ExplainedFiles", "cams_for_batch", "explain_files", "load_images", "upsample_maps"]
@@ -25,24 +27,29 @@ log = logging.getLogger(__name__)
 
 
 @torch.inference_mode()
-def cams_for_batch(model: LoadedModel, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and every class map for a batch.
+def cams_for_batch(
+    model: LoadedModel, images: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Logits and, where the head allows exact CAM, every class map, from one forward pass.
 
     Args:
         model: a loaded model.
         images: normalised images ``(N, 3, S, S)`` on any device.
 
     Returns:
-        ``(logits, maps)`` on CPU, float32: ``(N, K)`` and ``(N, K, h, w)``.
+        ``(logits, maps)`` on CPU, float32: ``(N, K)`` and ``(N, K, h, w)``; ``maps`` is
+        ``None`` for a model without a CAM head.
     """
     x = images.to(model.device, non_blocking=True)
-    if model.device.type == "cuda":
-        x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cuda", dtype=torch.float16):
-            logits, maps = model.net.forward_with_maps(x)
-    else:
-        logits, maps = model.net.forward_with_maps(x)
-    return logits.float().cpu(), maps.float().cpu()
+    net = model.net
+    with contextlib.ExitStack() as stack:
+        if model.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+            stack.enter_context(torch.autocast("cuda", dtype=torch.float16))
+        if isinstance(net, CamNet):
+            logits, maps = net.forward_with_maps(x)
+            return logits.float().cpu(), maps.float().cpu()
+        return net(x).float().cpu(), None
 
 
 class _Files(TorchDataset[torch.Tensor]):
@@ -136,7 +143,7 @@ def explain_files(
             start = time.perf_counter()
             logits, cam = cams_for_batch(model, images)
             all_logits.append(logits.numpy())
-            if "cam" in chosen:
+            if "cam" in chosen and cam is not None:
                 seconds["cam"] += time.perf_counter() - start
                 parts["cam"].append(cam.numpy().astype(np.float16))
             for name, method in chosen.items():

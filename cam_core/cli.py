@@ -12,7 +12,7 @@ from pathlib import Path
 
 from cam_core import __version__
 from cam_core.data import TASKS
-from cam_core.errors import CamLensError, MethodError
+from cam_core.errors import CamLensError, ImportModelError, MethodError
 from cam_core.locations import demo_run_dir
 from cam_core.methods import DEFAULT_LAYER, METHODS, parse_methods
 from cam_core.pipeline import DEFAULT_METHODS
@@ -112,7 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "--task", choices=TASKS, default=None, help="with --data (default: the model's task)"
     )
-    analyze.add_argument("--valid-pct", type=_fraction, default=0.2, help="with --data")
+    analyze.add_argument(
+        "--valid-pct",
+        type=_fraction,
+        default=None,
+        help="with --data: share held out and analysed (default: 0.2; an imported model "
+        "analyses every image)",
+    )
     analyze.add_argument("--seed", type=int, default=42, help="with --data")
     analyze.add_argument("--bs", type=_positive, default=64, help="batch size (default: 64)")
     analyze.add_argument("--workers", type=int, default=None, help="image-decoding workers")
@@ -120,14 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument(
         "--methods",
         type=_methods,
-        default=DEFAULT_METHODS,
-        help=f"comma-separated, from {', '.join(METHODS)} (default: {','.join(DEFAULT_METHODS)};"
-        " scorecam costs one forward pass per channel per image)",
+        default=None,
+        help=f"comma-separated, from {', '.join(METHODS)} (default: those of "
+        f"{','.join(DEFAULT_METHODS)} that apply to the model; scorecam costs one forward pass "
+        "per channel per image)",
     )
     analyze.add_argument(
         "--layer",
-        default=DEFAULT_LAYER,
-        help="layer the gradient/score methods read, e.g. body.5 (default: %(default)s)",
+        default=None,
+        help="layer the gradient/score methods read, e.g. body.5 (default: the model's, "
+        f"{DEFAULT_LAYER} unless the import named another)",
     )
     analyze.add_argument(
         "--no-quality", action="store_true", help="skip the quality metrics of the maps"
@@ -154,10 +162,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--device", default=None, help="cuda or cpu")
     predict.add_argument(
-        "--method", default="cam", choices=list(METHODS), help="map method (default: cam)"
+        "--method",
+        default=None,
+        choices=list(METHODS),
+        help="map method (default: cam where the model allows it, else gradcam)",
     )
-    predict.add_argument("--layer", default=DEFAULT_LAYER, help="layer for gradient methods")
+    predict.add_argument(
+        "--layer", default=None, help="layer for gradient methods (default: the model's)"
+    )
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_URL")
+
+    imp = sub.add_parser(
+        "import",
+        help="import a classifier trained elsewhere (state dict or safetensors; never pickles)",
+    )
+    imp.add_argument(
+        "--arch",
+        required=True,
+        help="torchvision model name (resnet50, densenet121, efficientnet_b0, "
+        "mobilenet_v3_small, convnext_tiny, regnet_y_400mf, …) or timm:<name>",
+    )
+    imp.add_argument(
+        "--weights",
+        type=Path,
+        required=True,
+        help=".safetensors, or a .pth/.pt state dict (loaded with weights_only=True)",
+    )
+    names = imp.add_mutually_exclusive_group(required=True)
+    names.add_argument("--classes", help="class names in output order, comma-separated")
+    names.add_argument("--classes-file", type=Path, help="class names, one per line, in order")
+    imp.add_argument("--image-size", type=_positive, default=224, help="default: 224")
+    imp.add_argument(
+        "--mean", type=float, nargs=3, default=None, help="input mean (default: ImageNet's)"
+    )
+    imp.add_argument(
+        "--std", type=float, nargs=3, default=None, help="input std (default: ImageNet's)"
+    )
+    imp.add_argument(
+        "--layer",
+        default=DEFAULT_LAYER,
+        help="layer the gradient methods read by default (default: %(default)s, the last "
+        "feature maps)",
+    )
+    imp.add_argument(
+        "--fastai",
+        action="store_true",
+        help="the weights come from fastai's learn.save() for vision_learner(ARCH)",
+    )
+    imp.add_argument("--out", type=Path, required=True, help="model folder to write")
 
     report = sub.add_parser("report", help="self-contained HTML report of an artifact folder")
     report.add_argument("--artifacts", type=Path, required=True, help="artifact folder")
@@ -206,15 +258,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from cam_core.data import DataConfig
     from cam_core.evaluation.suite import QualityConfig
-    from cam_core.model_files import read_card
-    from cam_core.pipeline import AnalyzeConfig, analyze
+    from cam_core.pipeline import AnalyzeConfig, analyze, folder_data_config
 
     data_cfg = None
     if args.data:
-        task = args.task or str(read_card(args.model).data.get("task", "species"))
-        data_cfg = DataConfig(source=args.data, task=task, valid_pct=args.valid_pct, seed=args.seed)
+        data_cfg = folder_data_config(args.model, args.data, args.task, args.valid_pct, args.seed)
     manifest = analyze(
         args.model,
         args.out,
@@ -240,12 +289,15 @@ def _safe_stem(source: str, index: int) -> str:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from cam_core.fetch import FetchConfig
+    from cam_core.methods import default_method
     from cam_core.model_files import load_model
     from cam_core.overlay import encode_png, overlay
     from cam_core.predict import load_input, predict_images
     from cam_core.storage import atomic_write_bytes
 
     model = load_model(args.model, args.device)
+    method = args.method or default_method(model.net)
+    layer = args.layer or model.card.layer
     fetch_cfg = FetchConfig(allow_private=args.allow_private_urls)
     failed = 0
     if args.out_dir is not None:
@@ -257,9 +309,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             failed += 1
             continue
-        (prediction,) = predict_images(
-            model, [(source, image)], method=args.method, layer=args.layer
-        )
+        (prediction,) = predict_images(model, [(source, image)], method=method, layer=layer)
         print(json.dumps(prediction.to_json()), flush=True)
         if args.out_dir is not None:
             for k, name in enumerate(prediction.classes):
@@ -268,6 +318,48 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 )
                 atomic_write_bytes(args.out_dir / f"{_safe_stem(source, index)}_{name}.png", png)
     return EXIT_ERROR if failed else 0
+
+
+def _class_names(args: argparse.Namespace) -> tuple[str, ...]:
+    if args.classes is not None:
+        return tuple(name.strip() for name in args.classes.split(",") if name.strip())
+    try:
+        text = args.classes_file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ImportModelError(
+            f"cannot read the classes file {args.classes_file} ({exc})"
+        ) from None
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from cam_core.importing import ImportConfig, import_model
+    from cam_core.model_files import IMAGENET_MEAN, IMAGENET_STD
+
+    cfg = ImportConfig(
+        arch=args.arch,
+        weights=args.weights,
+        classes=_class_names(args),
+        image_size=args.image_size,
+        mean=tuple(args.mean or IMAGENET_MEAN),
+        std=tuple(args.std or IMAGENET_STD),
+        layer=args.layer,
+        fastai=args.fastai,
+    )
+    card = import_model(cfg, args.out)
+    methods = card.provenance["methods"]
+    print(
+        json.dumps(
+            {
+                "model": str(args.out),
+                "arch": card.arch,
+                "classes": len(card.classes),
+                "methods": [name for name, why in methods.items() if why == "applies"],
+                "not_offered": {name: why for name, why in methods.items() if why != "applies"},
+            }
+        )
+    )
+    return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -285,6 +377,7 @@ _COMMANDS = {
     "train": _cmd_train,
     "analyze": _cmd_analyze,
     "predict": _cmd_predict,
+    "import": _cmd_import,
     "report": _cmd_report,
 }
 

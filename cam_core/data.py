@@ -27,6 +27,7 @@ __all__ = [
     "DataConfig",
     "Dataset",
     "Sample",
+    "has_class_folders",
     "load_dataset",
     "pets_label",
     "read_mask",
@@ -90,6 +91,8 @@ class DataConfig:
         seed: seed of the split (and of the demo generator).
         cache_root: where generated demo data is written once and reused.
         demo: generator settings for the ``demo`` source.
+        split: hold out ``valid_pct`` for validation; ``False`` puts every image, in file
+            order, in the analysed set (a model trained elsewhere has no training split here).
     """
 
     source: str = "demo"
@@ -98,6 +101,7 @@ class DataConfig:
     seed: int = 42
     cache_root: Path = field(default_factory=home)
     demo: DemoConfig = field(default_factory=DemoConfig)
+    split: bool = True
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -188,8 +192,7 @@ def scan_folder(root: Path, task: str = "species") -> tuple[list[Sample], tuple[
         raise DataSourceError(f"data folder {root} does not exist or is not a folder")
     counts: Counter[str] = Counter()
     images_dir = root / "images" if (root / "images").is_dir() else root
-    subdirs = sorted(p for p in images_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-    class_dirs = [(d, files) for d in subdirs if (files := _image_files(d, counts))]
+    class_dirs = _class_dirs(images_dir, counts)
     samples: list[Sample]
     if len(class_dirs) >= 2:
         if task == "breed":
@@ -254,10 +257,26 @@ def load_dataset(cfg: DataConfig) -> Dataset:
         len(samples),
         ", ".join(classes),
     )
-    valid_idx = split_valid(len(samples), cfg.valid_pct, cfg.seed)
+    if cfg.split:
+        valid_idx, valid_pct = split_valid(len(samples), cfg.valid_pct, cfg.seed), cfg.valid_pct
+    else:
+        valid_idx, valid_pct = tuple(range(len(samples))), 1.0
     return Dataset(
-        cfg.source, root, tuple(samples), classes, valid_idx, cfg.valid_pct, cfg.seed, cfg.task
+        cfg.source, root, tuple(samples), classes, valid_idx, valid_pct, cfg.seed, cfg.task
     )
+
+
+def has_class_folders(root: Path) -> bool:
+    """The folder holds one sub-folder of images per class (rather than Pets-named files)."""
+    if not root.is_dir():
+        return False
+    images_dir = root / "images" if (root / "images").is_dir() else root
+    return len(_class_dirs(images_dir, Counter())) >= 2
+
+
+def _class_dirs(images_dir: Path, counts: Counter[str]) -> list[tuple[Path, list[Path]]]:
+    subdirs = sorted(p for p in images_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return [(d, files) for d in subdirs if (files := _image_files(d, counts))]
 
 
 def read_mask(path: Path, size: int) -> np.ndarray:

@@ -13,6 +13,7 @@ __all__ = [
     "DataSourceError",
     "DownloadError",
     "ImageRejectedError",
+    "ImportModelError",
     "MethodError",
     "ModelFileError",
     "UrlRejectedError",
@@ -53,3 +54,7 @@ class AlreadyRunningError(CamLensError):
 
 class MethodError(CamLensError):
     """An explanation method that does not exist or does not apply to this model or layer."""
+
+
+class ImportModelError(CamLensError):
+    """Weights from elsewhere that cannot be imported safely or do not fit the architecture."""

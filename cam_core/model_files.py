@@ -19,10 +19,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
+from torch import nn
 
 from cam_core import __version__
-from cam_core.errors import ModelFileError
-from cam_core.models import CamNet, build_body, default_device
+from cam_core.errors import ImportModelError, ModelFileError
+from cam_core.models import CamNet, Classifier, build_body, default_device
 from cam_core.storage import commit_files, read_json_object, write_temp_bytes
 
 __all__ = [
@@ -38,7 +39,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MODEL_FORMAT = 1
+MODEL_FORMAT = 2
+"""2: cards may describe imported models (``provenance``, ``layer``); format-1 cards still load."""
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "model.json"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -63,6 +65,13 @@ class ModelCard:
     created_at: str = ""
     weights_sha256: str = ""
     format_version: int = MODEL_FORMAT
+    layer: str = "body"
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def imported(self) -> bool:
+        """Trained elsewhere and imported (see :mod:`cam_core.importing`)."""
+        return bool(self.provenance)
 
 
 _REQUIRED = ("arch", "n_features", "classes", "image_size", "weights_sha256", "format_version")
@@ -73,7 +82,7 @@ class LoadedModel:
     """A verified model ready for inference (eval mode, on ``device``)."""
 
     card: ModelCard
-    net: CamNet
+    net: Classifier
     device: torch.device
     folder: Path
 
@@ -97,7 +106,7 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def save_model(net: CamNet, card: ModelCard, folder: Path) -> ModelCard:
+def save_model(net: nn.Module, card: ModelCard, folder: Path) -> ModelCard:
     """Write weights (safetensors) then ``model.json``; returns the card with hash and date.
 
     Args:
@@ -160,10 +169,23 @@ def read_card(folder: Path) -> ModelCard:
                 "std": tuple(float(s) for s in card.std),
                 "image_size": int(card.image_size),
                 "n_features": int(card.n_features),
+                "layer": str(card.layer),
+                "provenance": dict(card.provenance),
             }
         )
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path} has a field of the wrong type ({exc})") from None
+
+
+def _rebuild(card: ModelCard) -> Classifier:
+    """An untrained network of the card's architecture, ready for the saved state dict."""
+    if not card.imported:
+        return CamNet(build_body(card.arch), len(card.classes), nf=card.n_features)
+    from cam_core.architectures import build_classifier, to_classifier
+
+    fastai = bool(card.provenance.get("fastai", False))
+    net, _ = to_classifier(build_classifier(card.arch, len(card.classes), fastai), fastai)
+    return net
 
 
 def load_model(folder: Path, device: str | torch.device | None = None) -> LoadedModel:
@@ -193,9 +215,9 @@ def load_model(folder: Path, device: str | torch.device | None = None) -> Loaded
     except (SafetensorError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{weights} is not a valid safetensors file ({exc})") from None
     try:
-        net = CamNet(build_body(card.arch), len(card.classes), nf=card.n_features)
+        net = _rebuild(card)
         net.load_state_dict(state, strict=True)
-    except (ValueError, RuntimeError) as exc:
+    except (ValueError, RuntimeError, ImportModelError) as exc:
         first_line = str(exc).strip().splitlines()[0]
         raise ModelFileError(
             f"{weights} does not fit architecture {card.arch!r} ({first_line})"

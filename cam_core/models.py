@@ -2,7 +2,10 @@
 
 The CAM head is ``AdaptiveAvgPool2d(1) → Flatten → Linear(nf, n_classes, bias=False)``. Because
 pooling and the bias-free linear layer commute, the class maps
-``einsum('ocij,kc->okij', body(x), W)`` average exactly to the logits.
+``einsum('ocij,kc->okij', body(x), W)`` average exactly to the logits. Imported models whose head
+is global average pooling and one linear layer with a bias (torchvision ResNets) are CamNets too:
+there, map mean + bias = logit. Any other classifier is a :class:`SplitNet`: a body and a head
+of any kind, explained by the gradient methods only.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from torchvision import models as tv_models
 __all__ = [
     "ARCHITECTURES",
     "CamNet",
+    "Classifier",
+    "SplitNet",
     "build_body",
     "cam_head",
     "default_device",
@@ -82,20 +87,28 @@ def num_features(body: nn.Module) -> int:
     return int(out.shape[1])
 
 
-def cam_head(nf: int, n_classes: int) -> nn.Sequential:
-    """``AdaptiveAvgPool2d(1) → Flatten → Linear(nf, n_classes, bias=False)``."""
-    return nn.Sequential(
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(nf, n_classes, bias=False)
-    )
+def cam_head(nf: int, n_classes: int, bias: bool = False) -> nn.Sequential:
+    """``AdaptiveAvgPool2d(1) → Flatten → Linear(nf, n_classes, bias)``."""
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(nf, n_classes, bias=bias))
 
 
 class CamNet(nn.Module):
-    """A body with the CAM head; ``forward`` gives logits, :meth:`forward_with_maps` adds maps."""
+    """A body with the CAM head; ``forward`` gives logits, :meth:`forward_with_maps` adds maps.
 
-    def __init__(self, body: nn.Module, n_classes: int, nf: int | None = None) -> None:
+    Args:
+        body: feature extractor ``(N, 3, S, S) → (N, nf, h, w)``.
+        n_classes: outputs.
+        nf: the body's channels (read by a dummy pass when not given).
+        bias: the linear layer has a bias (imported models); a map's mean plus the class's bias
+            is then its logit. Models trained here have none.
+    """
+
+    def __init__(
+        self, body: nn.Module, n_classes: int, nf: int | None = None, bias: bool = False
+    ) -> None:
         super().__init__()
         self.body = body
-        self.head = cam_head(nf if nf is not None else num_features(body), n_classes)
+        self.head = cam_head(nf if nf is not None else num_features(body), n_classes, bias)
 
     @property
     def weight(self) -> torch.Tensor:
@@ -103,6 +116,13 @@ class CamNet(nn.Module):
         linear = self.head[2]
         assert isinstance(linear, nn.Linear)
         return linear.weight
+
+    @property
+    def bias(self) -> torch.Tensor | None:
+        """The class biases ``(n_classes,)``, or None (every model trained here)."""
+        linear = self.head[2]
+        assert isinstance(linear, nn.Linear)
+        return linear.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, K)`` for images ``(N, 3, H, W)``."""
@@ -116,11 +136,41 @@ class CamNet(nn.Module):
 
         Returns:
             ``(logits, maps)``: ``(N, K)`` and ``(N, K, h, w)`` at feature resolution, where
-            ``maps.mean((2, 3)) == logits``.
+            ``maps.mean((2, 3)) + bias == logits`` (no bias: the mean is the logit).
         """
         features = self.body(x)
         maps = torch.einsum("ocij,kc->okij", features, self.weight.to(features.dtype))
-        return maps.mean(dim=(2, 3)), maps
+        logits = maps.mean(dim=(2, 3))
+        if self.bias is not None:
+            logits = logits + self.bias.to(logits.dtype)
+        return logits, maps
+
+
+class SplitNet(nn.Module):
+    """Any classifier cut into a feature ``body`` and a ``head`` (pooling and classifier).
+
+    ``forward`` is ``head(body(x))``. The gradient methods read ``body`` (the layer named
+    ``body``), like they do on a :class:`CamNet`; exact CAM does not apply.
+
+    Args:
+        body: feature extractor.
+        head: everything after it.
+        head_kind: the head in words, for "why is CAM not offered" messages.
+    """
+
+    def __init__(self, body: nn.Module, head: nn.Module, head_kind: str) -> None:
+        super().__init__()
+        self.body = body
+        self.head = head
+        self.head_kind = head_kind
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, K)`` for images ``(N, 3, H, W)``."""
+        return self.head(self.body(x))
+
+
+Classifier = CamNet | SplitNet
+"""What a model folder loads into."""
 
 
 def default_device(requested: str | None = None) -> torch.device:

@@ -11,16 +11,22 @@ import torch
 
 from cam_core.artifacts import Manifest, build_predictions, write_artifacts
 from cam_core.cams import explain_files, load_images
-from cam_core.data import DataConfig, Dataset, load_dataset, read_masks
+from cam_core.data import DataConfig, Dataset, has_class_folders, load_dataset, read_masks
 from cam_core.errors import DataSourceError
 from cam_core.evaluation.suite import QualityConfig, assess
-from cam_core.methods import DEFAULT_LAYER, METHODS, get_method, parse_methods
+from cam_core.methods import METHODS, applicable, get_method, parse_methods, unavailable
 from cam_core.metrics import summary
 from cam_core.model_files import load_model, read_card
 from cam_core.progress import ProgressFn, scaled_progress
 from cam_core.storage import folder_lock
 
-__all__ = ["DEFAULT_METHODS", "AnalyzeConfig", "analyze", "training_data_config"]
+__all__ = [
+    "DEFAULT_METHODS",
+    "AnalyzeConfig",
+    "analyze",
+    "folder_data_config",
+    "training_data_config",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,20 +43,23 @@ class AnalyzeConfig:
         batch_size: images per forward pass.
         num_workers: image-decoding workers (``None``: one per core, at most 4).
         device: ``"cuda"``, ``"cpu"`` or ``None`` for CUDA when present.
-        methods: explanation methods to compute for every image and class.
-        layer: the layer the gradient and score methods read.
+        methods: explanation methods to compute for every image and class; ``None``: every
+            method but the costly ones that applies to the model (exact CAM needs a CAM head).
+        layer: the layer the gradient and score methods read; ``None``: the model card's
+            (``body``, the last feature maps, unless the import named another).
         quality: how to score the maps; ``None`` skips the quality metrics.
     """
 
     batch_size: int = 64
     num_workers: int | None = None
     device: str | None = None
-    methods: tuple[str, ...] = DEFAULT_METHODS
-    layer: str = DEFAULT_LAYER
+    methods: tuple[str, ...] | None = None
+    layer: str | None = None
     quality: QualityConfig | None = field(default_factory=QualityConfig)
 
     def __post_init__(self) -> None:
-        parse_methods(",".join(self.methods))
+        if self.methods is not None:
+            parse_methods(",".join(self.methods))
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
 
@@ -59,9 +68,16 @@ def training_data_config(model_dir: Path) -> DataConfig:
     """The data (folder, split fraction and seed, task) a saved model was trained on.
 
     Raises:
-        DataSourceError: the training folder no longer exists and cannot be re-downloaded.
+        DataSourceError: the training folder no longer exists and cannot be re-downloaded, or
+            the model was imported (it has no training data here).
     """
-    data = read_card(model_dir).data
+    card = read_card(model_dir)
+    if card.imported:
+        raise DataSourceError(
+            f"{model_dir} holds an imported model, which has no training data here; pass "
+            "--data with a folder of images (one sub-folder per class, or Pets-named files)"
+        )
+    data = card.data
     root = Path(str(data.get("root", "")))
     if root.is_dir() or data.get("source") == "pets":
         return DataConfig(
@@ -72,6 +88,46 @@ def training_data_config(model_dir: Path) -> DataConfig:
         )
     raise DataSourceError(
         f"the training data of {model_dir} ({root}) is gone; pass --data with the folder"
+    )
+
+
+def _bias_of(net: torch.nn.Module, additive: bool) -> dict[str, list[float]]:
+    """For exact CAM on a head with a bias: the per-class bias (map mean + bias = logit)."""
+    bias = getattr(net, "bias", None) if additive else None
+    return {"bias": [float(b) for b in bias.detach().cpu()]} if bias is not None else {}
+
+
+def folder_data_config(
+    model_dir: Path,
+    source: str,
+    task: str | None = None,
+    valid_pct: float | None = None,
+    seed: int = 42,
+) -> DataConfig:
+    """The data to analyse when the user names it (``--data``), with defaults from the model.
+
+    A model trained here: its task, a ``valid_pct`` split (0.2 by default). An imported model:
+    every image (no split, unless ``valid_pct`` is given), and the task from its classes
+    (species when the model knows cat and dog, else breeds for Pets-named files).
+    """
+    card = read_card(model_dir)
+    if not card.imported:
+        return DataConfig(
+            source=source,
+            task=task or str(card.data.get("task", "species")),
+            valid_pct=valid_pct if valid_pct is not None else 0.2,
+            seed=seed,
+        )
+    if task is None:
+        pets_named = source not in ("pets", "demo") and not has_class_folders(Path(source))
+        species = {"cat", "dog"} <= set(card.classes)
+        task = "breed" if pets_named and not species else "species"
+    return DataConfig(
+        source=source,
+        task=task,
+        valid_pct=valid_pct if valid_pct is not None else 0.2,
+        seed=seed,
+        split=valid_pct is not None,
     )
 
 
@@ -96,26 +152,34 @@ def analyze(
     """
     model = load_model(model_dir, cfg.device)
     dataset: Dataset = load_dataset(data_cfg or training_data_config(model_dir))
-    if tuple(dataset.classes) != tuple(model.card.classes):
+    unknown = [name for name in dataset.classes if name not in model.card.classes]
+    if unknown:
         raise DataSourceError(
-            f"the data has classes {list(dataset.classes)} but the model knows "
-            f"{list(model.card.classes)}; pass the data the model was trained on"
+            f"the data has classes the model does not know: {', '.join(unknown[:5])}"
+            f"{' …' if len(unknown) > 5 else ''} (the model knows "
+            f"{', '.join(model.card.classes[:10])}{' …' if len(model.card.classes) > 10 else ''})"
+            "; rename the folders or pass the data the model was made for"
         )
+    methods = cfg.methods if cfg.methods is not None else applicable(model.net, DEFAULT_METHODS)
+    not_offered = unavailable(model.net)
+    for name, reason in not_offered.items():
+        log.info("%s is not offered for this model: %s", get_method(name).title, reason)
+    layer = cfg.layer or model.card.layer
     valid = dataset.valid_samples
     paths = [s.path for s in valid]
     with folder_lock(out, "analysis"):
         explained = explain_files(
             model,
             paths,
-            cfg.methods,
-            cfg.layer,
+            methods,
+            layer,
             batch_size=cfg.batch_size,
             num_workers=cfg.num_workers,
             progress=scaled_progress(progress, 0.0, 0.6 if cfg.quality else 1.0),
         )
         table = build_predictions(valid, model.card.classes, explained.logits)
-        chosen = {name: get_method(name) for name in cfg.methods}
-        layers = {name: method.layer_for(cfg.layer) for name, method in chosen.items()}
+        chosen = {name: get_method(name) for name in methods}
+        layers = {name: method.layer_for(layer) for name, method in chosen.items()}
         methods_info = {
             name: {
                 "title": method.title,
@@ -124,6 +188,7 @@ def analyze(
                 "normalised": method.normalised,
                 "library": method.library,
                 "seconds": round(explained.seconds[name], 3),
+                **_bias_of(model.net, method.additive),
             }
             for name, method in chosen.items()
         }
@@ -157,7 +222,7 @@ def analyze(
             for column, values in result.columns.items():
                 table[column] = values
             quality, evaluation = result.quality, result.evaluation
-        primary = "cam" if "cam" in cfg.methods else cfg.methods[0]
+        primary = "cam" if "cam" in methods else methods[0]
         metrics = summary(table, primary)
         data_info = {
             "source": dataset.source,
@@ -177,6 +242,7 @@ def analyze(
             methods_info,
             quality,
             evaluation,
+            not_offered,
         )
     log.info(
         "analysis: %d images, accuracy %.4f%s",

@@ -49,10 +49,11 @@ class Prediction:
         return self.classes[int(np.argmax(self.probs))]
 
     def to_json(self) -> dict[str, object]:
-        """``{"source", "pred", "probs"}`` for printing."""
+        """``{"source", "pred", "method", "probs"}`` for printing."""
         return {
             "source": self.source,
             "pred": self.pred,
+            "method": self.method,
             "probs": {c: round(float(p), 6) for c, p in zip(self.classes, self.probs, strict=True)},
         }
 
@@ -99,7 +100,7 @@ def predict_images(
             [to_model_tensor(img, card.image_size, card.mean, card.std) for _, img in chunk]
         )
         logits, maps = cams_for_batch(model, batch)
-        if method != "cam":
+        if method != "cam" or maps is None:
             maps = explainer.explain(model.net, batch, explainer.layer_for(layer))
         probs = torch.softmax(logits, dim=1).numpy()
         for row, (source, img) in enumerate(chunk):

@@ -175,11 +175,16 @@ def build_report(
     classes = list(art.manifest.classes)
     shown = method or ("cam" if "cam" in art.maps else art.manifest.method_names[0])
     info = art.manifest.methods.get(shown, {})
-    map_note = (
-        "Each map's mean equals the class logit."
-        if info.get("additive")
-        else "Maps are min-max scaled per image (0 to 1), so compare where, not how much."
-    )
+    if info.get("additive"):
+        map_note = (
+            "Each map's mean plus the class's bias equals the class logit."
+            if info.get("bias")
+            else "Each map's mean equals the class logit."
+        )
+    else:
+        map_note = "Maps are min-max scaled per image (0 to 1), so compare where, not how much."
+    for name, reason in art.manifest.unavailable.items():
+        map_note += f" {html.escape(name)} is not offered for this model: {html.escape(reason)}."
     cards = "".join(
         f'<div class="card" title="{html.escape(h.help)}">{html.escape(h.label)}'
         f"<b>{html.escape(h.value)}</b></div>"

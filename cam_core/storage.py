@@ -99,7 +99,8 @@ def commit_files(folder: Path, replacements: dict[str, Path]) -> None:
         replacements: final name relative to ``folder`` (``maps/cam.npy`` is fine) → temp
             file beside that final file.
     """
-    journal = {name: str(tmp.relative_to(folder)) for name, tmp in replacements.items()}
+    base = folder.resolve()
+    journal = {name: str(tmp.resolve().relative_to(base)) for name, tmp in replacements.items()}
     atomic_write_text(folder / JOURNAL_NAME, json.dumps(journal))
     for name, tmp in replacements.items():
         os.replace(tmp, folder / name)

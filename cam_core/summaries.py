@@ -58,8 +58,29 @@ def _percent(value: object) -> str:
 
 
 def model_card_rows(card: ModelCard) -> dict[str, str]:
-    """The model card as label → text rows (architecture, data, classes, training, hash)."""
+    """The model card as label → text rows (architecture, data, classes, training, hash).
+
+    An imported model shows where its weights came from, its head and the methods that do not
+    apply to it, instead of training rows.
+    """
     data = card.data
+    if card.imported:
+        origin = card.provenance
+        methods = origin.get("methods", {})
+        missing = [f"{name}: {why}" for name, why in methods.items() if why != "applies"]
+        fastai = " (fastai vision_learner)" if origin.get("fastai") else ""
+        return {
+            "architecture": f"{card.arch}{fastai}",
+            "classes": ", ".join(card.classes),
+            "image size": f"{card.image_size} px ({card.resize}), mean {list(card.mean)}, "
+            f"std {list(card.std)}",
+            "imported from": f"{origin.get('source', '?')} (sha256 "
+            f"{str(origin.get('source_sha256', ''))[:16]}…)",
+            "imported": str(origin.get("imported_at", card.created_at)),
+            "head": str(origin.get("head", "?")),
+            "methods not offered": "; ".join(missing) or "none",
+            "weights sha256": card.weights_sha256[:16] + "…",
+        }
     return {
         "architecture": card.arch,
         "classes": ", ".join(card.classes),

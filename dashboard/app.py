@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import state
+
 st.set_page_config(page_title="CAM Lens", page_icon=":material/search:", layout="wide")
+state.keep_sidebar_choices()
 
 PAGES = [
     st.Page("views/overview.py", title="Overview", icon=":material/dashboard:", default=True),

@@ -10,8 +10,9 @@ from cam_core.artifacts import find_artifact_folders
 from cam_core.data import TASKS
 from cam_core.errors import CamLensError
 from cam_core.locations import demo_run_dir, home
+from cam_core.methods import METHODS
 from cam_core.overlay import COLORSCALES
-from dashboard import resources, state
+from dashboard import resources, state, widgets
 
 OTHER = "Another folder…"
 
@@ -31,18 +32,18 @@ def render() -> state.Context | str:
         demos = [str(demo_run_dir(task) / "artifacts") for task in TASKS]
         options = [*demos, *(str(p) for p in found if str(p) not in demos)]
         options.append(OTHER)
-        if st.session_state.get("shared_choice") not in options:
-            st.session_state["shared_choice"] = options[0]
+        if st.session_state.get(state.CHOICE) not in options:
+            st.session_state[state.CHOICE] = options[0]
         choice = st.selectbox(
             "Artifact folder",
             options,
-            key="shared_choice",
+            key=state.CHOICE,
             format_func=lambda o: o if o == OTHER else _label(Path(o)),
             help="Folders under $CAM_LENS_HOME that hold an analysis (manifest.json).",
         )
         if choice == OTHER:
             typed = st.text_input(
-                "Folder path", key="shared_custom_dir", placeholder="/path/to/artifacts"
+                "Folder path", key=state.CUSTOM_DIR, placeholder="/path/to/artifacts"
             )
             folder = Path(typed).expanduser() if typed else Path(demos[0])
         else:
@@ -60,6 +61,9 @@ def render() -> state.Context | str:
         if task:
             st.caption(f"Task: **{task}** · {len(art.manifest.classes)} classes")
         method = _method_selector(art.manifest.methods)
+        for name, reason in art.manifest.unavailable.items():
+            title = METHODS[name].title if name in METHODS else name
+            st.caption(f"Not offered for this model: **{title}**, because {reason}.")
     return state.Context(folder, version, art, method, state.colorscale(), state.opacity())
 
 
@@ -80,10 +84,7 @@ def _method_selector(methods: dict[str, dict[str, object]]) -> str:
         )
     )
     info = methods[method]
-    st.caption(
-        f"Layer `{info.get('layer', 'body')}` · "
-        + ("mean = logit (additive)" if info.get("additive") else "scaled 0–1 per map")
-    )
+    st.caption(f"Layer `{info.get('layer', 'body')}` · {widgets.map_meaning(info)}")
     return method
 
 

@@ -12,6 +12,8 @@ import streamlit as st
 from cam_core.artifacts import Artifacts
 
 ARTIFACTS_DIR = "shared_artifacts_dir"
+CHOICE = "shared_choice"
+CUSTOM_DIR = "shared_custom_dir"
 METHOD = "shared_method"
 COLORSCALE = "shared_colorscale"
 OPACITY = "shared_opacity"
@@ -20,6 +22,21 @@ GALLERY_TRUE = "gal_true"
 GALLERY_PRED = "gal_pred"
 GALLERY_CORRECT = "gal_correct"
 GALLERY_PAGE = "gal_page"
+
+SIDEBAR_WIDGETS = (CHOICE, CUSTOM_DIR, METHOD, COLORSCALE, OPACITY)
+"""Sidebar widgets whose values must survive a page switch."""
+
+
+def keep_sidebar_choices() -> None:
+    """Re-assign the sidebar's widget values before any page runs.
+
+    Streamlit forgets a widget's value when a page switch runs a script in which that widget
+    has not been drawn yet; writing the value back marks it as the user's, so the chosen
+    analysis and method follow the user from page to page.
+    """
+    for key in SIDEBAR_WIDGETS:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,7 @@ def class_map_grid(
     shared_range: bool,
     key: str,
     additive: bool = True,
+    bias: Sequence[float] | None = None,
 ) -> None:
     """One interactive heatmap per class (up to three per row), each downloadable as HTML.
 
@@ -34,16 +35,19 @@ def class_map_grid(
         shared_range: one colour range for all classes (else each map's own).
         key: unique widget-key prefix.
         additive: the method's map mean is the logit (say so in each title).
+        bias: per-class bias of an imported head: then mean + bias = logit.
     """
     zmin, zmax = (float(maps.min()), float(maps.max())) if shared_range else (None, None)
     view_png = encode_png(view)
     columns = st.columns(min(3, len(classes)))
     for k, name in enumerate(classes):
-        title = (
-            f"{name}: mean {float(maps[k].mean()):+.3f} = logit"
-            if additive
-            else f"{name} (scaled 0–1 per map)"
-        )
+        mean = float(maps[k].mean())
+        if additive and bias is not None:
+            title = f"{name}: mean {mean:+.3f} + bias {bias[k]:+.3f} = logit"
+        elif additive:
+            title = f"{name}: mean {mean:+.3f} = logit"
+        else:
+            title = f"{name} (scaled 0–1 per map)"
         figure = resources.class_map_fig(
             np.ascontiguousarray(maps[k]), view_png, title, colorscale, opacity, zmin, zmax
         )
@@ -82,3 +86,16 @@ def csv_download(frame: pd.DataFrame, label: str, file_name: str, key: str) -> N
     st.download_button(
         label, frame.to_csv(index=False), file_name=file_name, mime="text/csv", key=key
     )
+
+
+def map_meaning(info: Mapping[str, object]) -> str:
+    """What a map's values mean, from the manifest's entry of its method."""
+    if not info.get("additive"):
+        return "scaled 0–1 per map"
+    return "mean + bias = logit (additive)" if info.get("bias") else "mean = logit (additive)"
+
+
+def bias_of(info: Mapping[str, object]) -> list[float] | None:
+    """Per-class bias of an imported CAM head (manifest entry of exact CAM), if any."""
+    bias = info.get("bias")
+    return [float(b) for b in bias] if isinstance(bias, list) else None

@@ -95,3 +95,35 @@ def quick_run(quick_home: Path) -> Path:
 def quick_breed_run(quick_home: Path) -> Path:
     """The quick breed run (``model/`` and ``artifacts/``)."""
     return quick_home / "demo" / "breed"
+
+
+@pytest.fixture(scope="session")
+def imported_home(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Dataset) -> Path:
+    """A ``$CAM_LENS_HOME`` with two imported torchvision models analysed on the tiny data:
+    ``imports/mobilenet`` (no CAM head: gradient methods only) and ``imports/resnet``
+    (exact CAM with a bias)."""
+    from safetensors.torch import save_file
+    from torchvision import models as tv_models
+
+    from cam_core.evaluation.suite import QualityConfig
+    from cam_core.importing import ImportConfig, import_model
+    from cam_core.pipeline import AnalyzeConfig, analyze, folder_data_config
+
+    home = tmp_path_factory.mktemp("imported_home")
+    for name, arch, quality in (
+        ("mobilenet", "mobilenet_v3_small", QualityConfig(sample_n=6, sanity_n=4)),
+        ("resnet", "resnet18", None),
+    ):
+        torch.manual_seed(0)
+        model = tv_models.get_model(arch, weights=None, num_classes=2)
+        weights = home / f"{name}.safetensors"
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+        run = home / "imports" / name
+        import_model(ImportConfig(arch, weights, ("cat", "dog"), image_size=64), run / "model")
+        analyze(
+            run / "model",
+            run / "artifacts",
+            folder_data_config(run / "model", str(tiny_dataset.root)),
+            AnalyzeConfig(batch_size=8, num_workers=0, quality=quality),
+        )
+    return home

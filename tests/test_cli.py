@@ -208,4 +208,4 @@ def test_analyze_takes_the_task_from_the_model_card(
     assert set(art.table["label"]) <= set(card.classes)
     capsys.readouterr()
     assert main([*base, "--task", "species", "--out", str(tmp_path / "b")]) == 2
-    assert "the data has classes ['cat', 'dog']" in capsys.readouterr().err
+    assert "the data has classes the model does not know: cat, dog" in capsys.readouterr().err

@@ -278,3 +278,47 @@ def test_a_second_training_is_told_one_is_already_running(quick_preset: Path) ->
     assert not at.exception
     assert any("already running" in w.value for w in at.warning)
     assert not (quick_preset / "demo" / "species" / "artifacts" / "manifest.json").exists()
+
+
+@pytest.fixture()
+def imported_app(imported_home: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("CAM_LENS_HOME", str(imported_home))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.selectbox(key="shared_choice").set_value(
+        str(imported_home / "imports" / "mobilenet" / "artifacts")
+    ).run()
+    return at
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_every_page_works_for_an_imported_model_without_cam(
+    imported_app: AppTest, page: str
+) -> None:
+    at = _open(imported_app, page)
+    assert [t.value for t in at.title] == [PAGES[page]]
+    assert not at.error
+    assert "CAM (exact)" not in at.selectbox(key="shared_method").options
+    why = [c.value for c in at.sidebar.caption if c.value.startswith("Not offered")]
+    assert why and "CAM (exact)" in why[0] and "Hardswish" in why[0]
+
+
+def test_imported_model_card_and_cam_with_bias(imported_app: AppTest, imported_home: Path) -> None:
+    at = _open(imported_app, "views/overview.py")
+    rows = " ".join(" ".join(map(str, t.value.to_numpy().ravel())) for t in at.table)
+    assert "mobilenet.safetensors" in rows and "Hardswish" in rows
+    at.selectbox(key="shared_choice").set_value(
+        str(imported_home / "imports" / "resnet" / "artifacts")
+    ).run()
+    at = _open(at, "views/heatmaps.py")
+    assert "CAM (exact)" in at.selectbox(key="shared_method").options
+    at.selectbox(key="shared_method").set_value("cam").run()
+    titles = [c.proto.spec for c in at.get("plotly_chart")]
+    assert (
+        sum(bool(re.search(r"mean [+-]\d\.\d+ \+ bias [+-]\d\.\d+ = logit", t)) for t in titles)
+        == 2
+    )
+    assert any("mean + bias = logit" in c.value for c in at.sidebar.caption)
+    at = _open(at, "views/try_photos.py")
+    at.file_uploader(key="try_upload").set_value([("photo.png", _png_bytes(), "image/png")]).run()
+    assert not at.exception and not at.error

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cam_core.data import DataConfig, load_dataset, pets_label, read_mask, scan_folder, split_valid
+from cam_core.data import (
+    DataConfig,
+    has_class_folders,
+    load_dataset,
+    pets_label,
+    read_mask,
+    scan_folder,
+    split_valid,
+)
 from cam_core.errors import DataSourceError, DownloadError
 
 
@@ -129,3 +137,17 @@ def test_read_mask_handles_trimaps_and_binary_masks(tmp_path: Path) -> None:
     binary[5:, 5:] = 255
     Image.fromarray(binary).save(tmp_path / "b.png")
     assert read_mask(tmp_path / "b.png", 10).sum() == 25
+
+
+def test_without_a_split_every_image_is_analysed_in_file_order(tmp_path: Path) -> None:
+    for cls in ("ant", "bee"):
+        for i in range(3):
+            _png(tmp_path / cls / f"{i}.png")
+    assert has_class_folders(tmp_path)
+    data = load_dataset(DataConfig(source=str(tmp_path), split=False))
+    assert data.valid_idx == tuple(range(6)) and data.valid_pct == 1.0
+    assert [s.path.name for s in data.valid_samples] == ["0.png", "1.png", "2.png"] * 2
+    flat = tmp_path / "flat"
+    for name in ("Tabby_1.png", "pug_1.png"):
+        _png(flat / name)
+    assert not has_class_folders(flat) and not has_class_folders(tmp_path / "missing")

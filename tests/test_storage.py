@@ -15,7 +15,14 @@ import pytest
 
 from cam_core.artifacts import read_artifacts
 from cam_core.errors import AlreadyRunningError
-from cam_core.storage import TEMP_PREFIX, atomic_write, atomic_write_text, folder_lock
+from cam_core.storage import (
+    TEMP_PREFIX,
+    atomic_write,
+    atomic_write_text,
+    commit_files,
+    folder_lock,
+    write_temp_bytes,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -203,3 +210,14 @@ def test_written_files_get_the_permissions_of_the_umask(
     assert {p.name: oct(p.stat().st_mode & 0o777) for p in written} == {
         p.name: oct(mode) for p in written
     }
+
+
+def test_a_commit_into_a_relative_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    folder = Path("out")
+    folder.mkdir()
+    temps = {name: write_temp_bytes(folder / name, name.encode()) for name in ("a.txt", "b.txt")}
+    commit_files(folder, temps)
+    assert (tmp_path / "out" / "a.txt").read_text() == "a.txt"
+    assert (tmp_path / "out" / "b.txt").read_text() == "b.txt"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.txt", "b.txt"]

@@ -6,13 +6,24 @@ Adding a method: one new file in this folder with a subclass of
 
 from __future__ import annotations
 
+from torch import nn
+
 from cam_core.errors import MethodError
 from cam_core.methods.activation import ClassActivationMap
 from cam_core.methods.base import DEFAULT_LAYER, ExplanationMethod
 from cam_core.methods.gradient import GradCam, GradCamPlusPlus, LayerCam
 from cam_core.methods.score import ScoreCam
 
-__all__ = ["DEFAULT_LAYER", "METHODS", "ExplanationMethod", "get_method", "parse_methods"]
+__all__ = [
+    "DEFAULT_LAYER",
+    "METHODS",
+    "ExplanationMethod",
+    "applicable",
+    "default_method",
+    "get_method",
+    "parse_methods",
+    "unavailable",
+]
 
 METHODS: dict[str, ExplanationMethod] = {
     method.name: method
@@ -47,3 +58,20 @@ def parse_methods(text: str) -> tuple[str, ...]:
     for name in names:
         get_method(name)
     return names
+
+
+def unavailable(net: nn.Module, names: tuple[str, ...] | None = None) -> dict[str, str]:
+    """Method name → why it does not apply to ``net``, for the methods that do not."""
+    reasons = {name: get_method(name).applies_to(net) for name in names or tuple(METHODS)}
+    return {name: reason for name, reason in reasons.items() if reason is not None}
+
+
+def applicable(net: nn.Module, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The methods of ``names`` that apply to ``net``, in order."""
+    missing = unavailable(net, names)
+    return tuple(name for name in names if name not in missing)
+
+
+def default_method(net: nn.Module) -> str:
+    """Exact CAM where the head allows it, else Grad-CAM (which applies to any CNN)."""
+    return "cam" if METHODS["cam"].applies_to(net) is None else "gradcam"

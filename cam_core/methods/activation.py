@@ -7,13 +7,14 @@ from torch import nn
 
 from cam_core.errors import MethodError
 from cam_core.methods.base import DEFAULT_LAYER, ExplanationMethod
-from cam_core.models import CamNet
+from cam_core.models import CamNet, SplitNet
 
 __all__ = ["ClassActivationMap"]
 
 
 class ClassActivationMap(ExplanationMethod):
-    """``einsum('ocij,kc->okij', body(x), W)``: each map's mean is its logit, exactly."""
+    """``einsum('ocij,kc->okij', body(x), W)``: each map's mean is its logit exactly (plus the
+    class's bias for imported heads that have one)."""
 
     name = "cam"
     title = "CAM (exact)"
@@ -21,9 +22,11 @@ class ClassActivationMap(ExplanationMethod):
     normalised = False
 
     def applies_to(self, net: nn.Module) -> str | None:
-        if not isinstance(net, CamNet):
-            return "exact CAM needs global average pooling followed by one linear layer"
-        return None
+        if isinstance(net, CamNet):
+            return None
+        if isinstance(net, SplitNet):
+            return net.head_kind
+        return "exact CAM needs global average pooling followed by one linear layer"
 
     def layer_for(self, requested: str) -> str:
         """Always the body's output: exact CAM is defined before global pooling only."""

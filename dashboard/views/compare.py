@@ -52,7 +52,7 @@ for method, info in manifest.methods.items():
         )
         with cols[2]:
             st.markdown(f"**{info.get('title', method)}** · layer `{info.get('layer', 'body')}`")
-            st.caption("mean = logit (additive)" if info.get("additive") else "scaled 0–1 per map")
+            st.caption(widgets.map_meaning(info))
             hit = scores["pointing_game"]
             pointing = "–" if math.isnan(hit) else ("hit" if hit else "miss")
             st.markdown(
@@ -75,4 +75,5 @@ for method, info in manifest.methods.items():
                 shared_range=bool(info.get("additive")),
                 key=f"cmp_grid_{method}",
                 additive=bool(info.get("additive")),
+                bias=widgets.bias_of(info),
             )

@@ -33,7 +33,15 @@ shared_range = st.toggle(
     help="Compare classes on one scale instead of each map's own range.",
 )
 widgets.class_map_grid(
-    maps, view, classes, ctx.colorscale, ctx.opacity, shared_range, "heat", additive
+    maps,
+    view,
+    classes,
+    ctx.colorscale,
+    ctx.opacity,
+    shared_range,
+    "heat",
+    additive,
+    widgets.bias_of(ctx.method_info),
 )
 
 st.subheader("Difference map")

@@ -94,4 +94,5 @@ for n, prediction in enumerate(predictions):
             shared_range=True,
             key=f"try_{n}",
             additive=bool(ctx.method_info.get("additive")),
+            bias=widgets.bias_of(ctx.method_info),
         )

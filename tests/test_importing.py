@@ -1,0 +1,349 @@
+"""Importing classifiers trained elsewhere: torchvision, timm and fastai weights, never pickles."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+from torchvision import models as tv_models
+
+from cam_core.artifacts import read_artifacts
+from cam_core.cli import main
+from cam_core.data import Dataset
+from cam_core.errors import DataSourceError, ImportModelError, MethodError
+from cam_core.evaluation.suite import QualityConfig
+from cam_core.images import to_model_tensor
+from cam_core.importing import ImportConfig, import_model, read_weights
+from cam_core.model_files import load_model
+from cam_core.models import CamNet, SplitNet
+from cam_core.pipeline import AnalyzeConfig, analyze, folder_data_config, training_data_config
+from cam_core.predict import predict_images
+
+SIZE = 64
+SPECIES = ("cat", "dog")
+# Torchvision architecture → whether exact CAM applies (GAP + one linear layer).
+ARCHS = {
+    "resnet18": True,
+    "densenet121": True,
+    "mobilenet_v3_small": False,
+    "efficientnet_b0": True,
+}
+
+
+def _save(model: torch.nn.Module, folder: Path, fmt: str) -> Path:
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    if fmt == "safetensors":
+        path = folder / "weights.safetensors"
+        save_file(state, str(path))
+    else:
+        path = folder / "weights.pth"
+        torch.save(state, path)
+    return path
+
+
+def _inputs(dataset: Dataset, n: int = 4) -> torch.Tensor:
+    paths = [s.path for s in dataset.samples[:n]]
+    return torch.stack(
+        [
+            to_model_tensor(
+                Image.open(p).convert("RGB"), SIZE, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+            )
+            for p in paths
+        ]
+    )
+
+
+@pytest.mark.parametrize("fmt", ["pth", "safetensors"])
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_imported_model_predicts_like_the_original(
+    arch: str, fmt: str, tmp_path: Path, tiny_dataset: Dataset
+) -> None:
+    torch.manual_seed(0)
+    original = tv_models.get_model(arch, weights=None, num_classes=2).eval()
+    weights = _save(original, tmp_path, fmt)
+    card = import_model(ImportConfig(arch, weights, SPECIES, image_size=SIZE), tmp_path / "m")
+    loaded = load_model(tmp_path / "m", "cpu")
+    x = _inputs(tiny_dataset)
+    with torch.no_grad():
+        expected, got = original(x), loaded.net(x)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert isinstance(loaded.net, CamNet) is ARCHS[arch]
+    assert card.provenance["source_sha256"] and card.provenance["arch"] == arch
+    assert (card.provenance["methods"]["cam"] == "applies") is ARCHS[arch]
+    assert card.provenance["methods"]["gradcam"] == "applies"
+
+
+def test_exact_cam_of_an_imported_resnet_is_mean_plus_bias(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    original = tv_models.resnet18(num_classes=3).eval()
+    with torch.no_grad():
+        original.fc.bias.copy_(torch.tensor([0.5, -1.0, 2.0]))
+    import_model(
+        ImportConfig("resnet18", _save(original, tmp_path, "pth"), ("a", "b", "c"), 96),
+        tmp_path / "m",
+    )
+    net = load_model(tmp_path / "m", "cpu").net
+    assert isinstance(net, CamNet) and net.bias is not None
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        logits, maps = net.forward_with_maps(x)
+        expected = original(x)
+    assert maps.shape == (2, 3, 3, 3)
+    torch.testing.assert_close(maps.mean((2, 3)) + net.bias, expected, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(logits, expected, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_analysing_a_folder_with_an_imported_model(
+    arch: str, tmp_path: Path, tiny_dataset: Dataset
+) -> None:
+    torch.manual_seed(0)
+    original = tv_models.get_model(arch, weights=None, num_classes=2).eval()
+    weights = _save(original, tmp_path, "pth")
+    model_dir = tmp_path / "m"
+    import_model(ImportConfig(arch, weights, SPECIES, image_size=SIZE), model_dir)
+    data = folder_data_config(model_dir, str(tiny_dataset.root))
+    assert not data.split
+    manifest = analyze(
+        model_dir,
+        tmp_path / "a",
+        data,
+        AnalyzeConfig(
+            batch_size=8,
+            num_workers=0,
+            # The quality suite on a head without CAM (the others: predictions and maps only).
+            quality=QualityConfig(sample_n=6, sanity_n=4) if not ARCHS[arch] else None,
+        ),
+    )
+    art = read_artifacts(tmp_path / "a")
+    assert manifest.n_images == len(tiny_dataset.samples)  # every image, no split
+    assert ("cam" in art.maps) is ARCHS[arch]
+    if not ARCHS[arch]:
+        assert "global average pooling" in manifest.unavailable["cam"]
+    grad = np.asarray(art.maps["gradcam"], dtype=np.float32)
+    assert grad.shape[:2] == (len(tiny_dataset.samples), 2)
+    assert np.isfinite(grad).all() and (grad.max(axis=(2, 3)) > 0).any()
+    # Logits in the table are the original model's on the same preprocessed input.
+    x = _inputs(tiny_dataset, len(tiny_dataset.samples))
+    with torch.no_grad():
+        expected = original(x).numpy()
+    logits = art.table[[f"logit_{name}" for name in SPECIES]].to_numpy()
+    np.testing.assert_allclose(logits, expected, atol=1e-4, rtol=1e-4)
+    assert art.table["pred"].tolist() == [SPECIES[k] for k in expected.argmax(1)]
+
+
+def _fastai_learner(dataset: Dataset) -> object:
+    from fastai.vision.all import ImageDataLoaders, Resize, vision_learner
+
+    dls = ImageDataLoaders.from_name_func(
+        dataset.root,
+        [s.path for s in dataset.samples],
+        _species,
+        item_tfms=Resize(SIZE),
+        bs=4,
+        num_workers=0,
+        device=torch.device("cpu"),
+    )
+    return vision_learner(dls, tv_models.resnet18, pretrained=False, normalize=False)
+
+
+def _species(path: Path) -> str:
+    return "cat" if Path(path).name[:1].isupper() else "dog"
+
+
+def test_fastai_learn_save_imports_and_export_pkl_is_refused(
+    tmp_path: Path, tiny_dataset: Dataset
+) -> None:
+    learn = _fastai_learner(tiny_dataset)
+    learn.path = tmp_path  # type: ignore[attr-defined]
+    learn.fit(1)  # type: ignore[attr-defined]  # so that the file holds optimizer state too
+    saved = learn.save("stage")  # type: ignore[attr-defined]
+    with pytest.raises(pickle.UnpicklingError, match="fastcore.foundation.L"):
+        torch.load(saved, weights_only=True)  # what plain weights-only loading says
+    vocab = tuple(learn.dls.vocab)  # type: ignore[attr-defined]
+    with pytest.raises(ImportModelError, match="--fastai"):
+        import_model(ImportConfig("resnet18", saved, vocab, SIZE), tmp_path / "plain")
+    card = import_model(ImportConfig("resnet18", saved, vocab, SIZE, fastai=True), tmp_path / "m")
+    assert card.provenance["methods"]["cam"] != "applies"  # fastai's head: concat pool, BN, MLP
+    net = load_model(tmp_path / "m", "cpu").net
+    assert isinstance(net, SplitNet)
+    model = learn.model.eval()  # type: ignore[attr-defined]
+    x = _inputs(tiny_dataset)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), model(x), atol=1e-5, rtol=1e-5)
+
+    learn.export(tmp_path / "export.pkl")  # type: ignore[attr-defined]
+    with pytest.raises(ImportModelError, match="only pickle can load.*learn.save"):
+        import_model(
+            ImportConfig("resnet18", tmp_path / "export.pkl", vocab, SIZE, fastai=True),
+            tmp_path / "x",
+        )
+    assert not (tmp_path / "x" / "model.json").exists()
+
+
+class _Payload:
+    """Unpickling this creates the canary file (through os.system)."""
+
+    def __init__(self, canary: Path) -> None:
+        self.canary = canary
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.system, (f"touch {self.canary}",)
+
+
+@pytest.mark.parametrize("name", ["weights.pth", "model.pkl", "zipped.pt"])
+def test_a_pickle_payload_is_refused_without_running(tmp_path: Path, name: str) -> None:
+    canary = tmp_path / "canary"
+    payload = _Payload(canary)
+    path = tmp_path / name
+    if name == "zipped.pt":
+        torch.save({"fc.weight": torch.zeros(2, 2), "evil": payload}, path)
+    else:
+        path.write_bytes(pickle.dumps(payload))
+    # The payload is live: plain unpickling would create the canary.
+    live = tmp_path / "live"
+    pickle.loads(pickle.dumps(_Payload(live)))
+    assert live.exists()
+    with pytest.raises(ImportModelError, match="pickle"):
+        read_weights(path)
+    assert not canary.exists()
+    code = main(
+        [
+            "import",
+            "--arch",
+            "resnet18",
+            "--weights",
+            str(path),
+            "--classes",
+            "a,b",
+            "--out",
+            str(tmp_path / "m"),
+        ]
+    )
+    assert code != 0 and not canary.exists() and not (tmp_path / "m" / "model.json").exists()
+
+
+def test_weights_that_do_not_fit_name_the_first_mismatch(tmp_path: Path) -> None:
+    weights = _save(tv_models.resnet18(num_classes=3), tmp_path, "pth")
+    with pytest.raises(ImportModelError, match="3 outputs but 2 classes"):
+        import_model(ImportConfig("resnet18", weights, ("a", "b")), tmp_path / "m")
+    with pytest.raises(ImportModelError, match=r"resnet34: 'layer1.2.conv1.weight' is missing"):
+        import_model(ImportConfig("resnet34", weights, ("a", "b", "c")), tmp_path / "m")
+    with pytest.raises(ImportModelError, match="unknown architecture 'resnet1000'"):
+        import_model(ImportConfig("resnet1000", weights, ("a", "b", "c")), tmp_path / "m")
+    text = tmp_path / "notes.pth"
+    text.write_text("not weights")
+    with pytest.raises(ImportModelError, match="not a PyTorch weights file"):
+        read_weights(text)
+    assert not (tmp_path / "m").exists() or not (tmp_path / "m" / "model.json").exists()
+
+
+def test_timm_models_import(tmp_path: Path, tiny_dataset: Dataset) -> None:
+    import timm
+
+    torch.manual_seed(0)
+    original = timm.create_model("resnet18", pretrained=False, num_classes=2).eval()
+    weights = _save(original, tmp_path, "safetensors")
+    card = import_model(ImportConfig("timm:resnet18", weights, SPECIES, SIZE), tmp_path / "m")
+    net = load_model(tmp_path / "m", "cpu").net
+    x = _inputs(tiny_dataset)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), original(x), atol=1e-5, rtol=1e-5)
+    assert "timm" in card.provenance["methods"]["cam"]
+    from cam_core.methods import get_method
+
+    maps = get_method("gradcam").explain(net, x, "body")
+    assert maps.shape == (4, 2, 2, 2)
+
+
+def test_data_for_imported_models(tmp_path: Path, tiny_dataset: Dataset) -> None:
+    weights = _save(tv_models.resnet18(num_classes=3), tmp_path, "pth")
+    model_dir = tmp_path / "m"
+    import_model(ImportConfig("resnet18", weights, ("cat", "dog", "bird"), SIZE), model_dir)
+    with pytest.raises(DataSourceError, match="imported model.*--data"):
+        training_data_config(model_dir)
+    # Folder classes may be a subset of the model's classes ...
+    data = folder_data_config(model_dir, str(tiny_dataset.root))
+    assert data.task == "species" and not data.split
+    # ... but a class the model does not know is refused.
+    folder = tmp_path / "folder"
+    for label in ("cat", "horse"):
+        (folder / label).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (32, 32), (i * 90, 20, 40)).save(folder / label / f"{i}.png")
+    with pytest.raises(DataSourceError, match="does not know: horse"):
+        analyze(model_dir, tmp_path / "a", folder_data_config(model_dir, str(folder)))
+    assert not (tmp_path / "a" / "manifest.json").exists()
+    # Asking for exact CAM on a model without a CAM head names the reason.
+    mobile = _save(tv_models.mobilenet_v3_small(num_classes=2), tmp_path, "safetensors")
+    import_model(ImportConfig("mobilenet_v3_small", mobile, SPECIES, SIZE), tmp_path / "mb")
+    with pytest.raises(MethodError, match="Hardswish"):
+        analyze(
+            tmp_path / "mb",
+            tmp_path / "b",
+            folder_data_config(tmp_path / "mb", str(tiny_dataset.root)),
+            AnalyzeConfig(methods=("cam",), quality=None, num_workers=0),
+        )
+
+
+def _import_mobilenet(weights: Path, *args: str) -> int:
+    return main(["import", "--arch", "mobilenet_v3_small", "--weights", str(weights), *args])
+
+
+def test_cli_import_analyze_predict(tmp_path: Path, tiny_dataset: Dataset, capsys) -> None:  # type: ignore[no-untyped-def]
+    weights = _save(tv_models.mobilenet_v3_small(num_classes=2), tmp_path, "pth")
+    classes = tmp_path / "classes.txt"
+    classes.write_text("cat\ndog\n")
+    model_dir = tmp_path / "m"
+    assert (
+        _import_mobilenet(
+            weights,
+            "--classes-file",
+            str(classes),
+            "--image-size",
+            str(SIZE),
+            "--out",
+            str(model_dir),
+        )
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "cam" in out["not_offered"] and "gradcam" in out["methods"]
+    assert (
+        main(
+            [
+                "analyze",
+                "--model",
+                str(model_dir),
+                "--data",
+                str(tiny_dataset.root),
+                "--no-quality",
+                "--workers",
+                "0",
+                "--out",
+                str(tmp_path / "a"),
+            ]
+        )
+        == 0
+    )
+    art = read_artifacts(tmp_path / "a")
+    assert "cam" not in art.maps and len(art.table) == len(tiny_dataset.samples)
+    capsys.readouterr()
+    image = str(tiny_dataset.samples[0].path)
+    assert main(["predict", "--model", str(model_dir), image]) == 0
+    line = json.loads(capsys.readouterr().out.strip())
+    assert line["method"] == "gradcam"
+    loaded = load_model(model_dir, "cpu")
+    with pytest.raises(MethodError, match="exact CAM needs"):
+        predict_images(loaded, [(image, Image.open(image).convert("RGB"))], method="cam")
+    assert (
+        _import_mobilenet(weights, "--classes", "cat,dog,bird", "--out", str(tmp_path / "bad")) != 0
+    )
+    assert "2 outputs but 3 classes" in capsys.readouterr().err
