@@ -16,6 +16,7 @@ from cam_core.errors import CamLensError, ImportModelError, MethodError
 from cam_core.locations import demo_run_dir
 from cam_core.methods import DEFAULT_LAYER, METHODS, parse_methods
 from cam_core.pipeline import DEFAULT_METHODS
+from cam_core.reviews import EXPORT_FORMATS, VERDICTS
 
 __all__ = ["build_parser", "main"]
 
@@ -211,6 +212,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("--out", type=Path, required=True, help="model folder to write")
 
+    reviews = sub.add_parser("reviews", help="the analysts' verdicts of an analysis")
+    reviews_sub = reviews.add_subparsers(dest="reviews_command", required=True)
+    export = reviews_sub.add_parser("export", help="write the verdicts as CSV or JSON")
+    export.add_argument("--artifacts", type=Path, required=True, help="artifact folder")
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="csv", help="default: csv")
+    export.add_argument(
+        "--verdict", choices=VERDICTS, default=None, help="only this verdict (default: all)"
+    )
+    export.add_argument("--out", type=Path, required=True, help="file to write")
+
     report = sub.add_parser("report", help="self-contained HTML report of an artifact folder")
     report.add_argument("--artifacts", type=Path, required=True, help="artifact folder")
     report.add_argument("--out", type=Path, required=True, help="HTML file to write")
@@ -362,6 +373,14 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reviews(args: argparse.Namespace) -> int:
+    from cam_core.reviews import export_reviews
+
+    n = export_reviews(args.artifacts, args.out, args.format, args.verdict)
+    print(json.dumps({"reviews": str(args.out), "rows": n}))
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from cam_core.report import write_report
 
@@ -379,6 +398,7 @@ _COMMANDS = {
     "predict": _cmd_predict,
     "import": _cmd_import,
     "report": _cmd_report,
+    "reviews": _cmd_reviews,
 }
 
 

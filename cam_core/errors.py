@@ -16,6 +16,7 @@ __all__ = [
     "ImportModelError",
     "MethodError",
     "ModelFileError",
+    "ReviewStoreError",
     "UrlRejectedError",
 ]
 
@@ -58,3 +59,7 @@ class MethodError(CamLensError):
 
 class ImportModelError(CamLensError):
     """Weights from elsewhere that cannot be imported safely or do not fit the architecture."""
+
+
+class ReviewStoreError(CamLensError):
+    """The review database is damaged, locked for too long, or cannot be opened."""

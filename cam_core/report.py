@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 
 from cam_core.artifacts import Artifacts, read_artifacts
-from cam_core.errors import CamLensError
+from cam_core.errors import CamLensError, ReviewStoreError
 from cam_core.evaluation.suite import quality_table
 from cam_core.images import load_image_file, square_resize
 from cam_core.metrics import confusion_matrix, confusion_shares, per_class_scores
 from cam_core.model_files import ModelCard, read_card
 from cam_core.overlay import encode_png, overlay
+from cam_core.reviews import VERDICTS, load_reviews, reviews_table
 from cam_core.selection import errors
 from cam_core.storage import atomic_write_text
 from cam_core.summaries import headline_metrics, model_card_rows
@@ -155,12 +156,41 @@ def _error_cards(art: Artifacts, top_n: int, colorscale: str, method: str) -> st
     return f'<div class="errors">{"".join(cards)}</div>'
 
 
+def _reviews_html(reviewed: pd.DataFrame | None) -> str:
+    """Reviewed errors grouped by verdict, or why there are none."""
+    if reviewed is None:
+        return '<p class="muted">The review file could not be read (see the log).</p>'
+    wrong = reviewed[reviewed["label"] != reviewed["pred"]]
+    if wrong.empty:
+        return '<p class="muted">No error has been reviewed yet.</p>'
+    parts = []
+    columns = [
+        "path",
+        "label",
+        "pred",
+        "confidence",
+        "corrected_label",
+        "tags",
+        "note",
+        "reviewer",
+        "updated_at",
+    ]
+    for verdict in VERDICTS:
+        rows = wrong[wrong["verdict"] == verdict]
+        if rows.empty:
+            continue
+        shown = rows[columns].assign(path=rows["path"].map(lambda p: str(p).rsplit("/", 1)[-1]))
+        parts.append(f"<h3>{html.escape(verdict)} ({len(rows)})</h3>{_table(shown)}")
+    return "".join(parts)
+
+
 def build_report(
     art: Artifacts,
     card: ModelCard | None,
     top_n: int = 12,
     colorscale: str = "Jet",
     method: str | None = None,
+    reviewed: pd.DataFrame | None = None,
 ) -> str:
     """The report as one HTML string (images inlined as base64 PNG).
 
@@ -171,6 +201,8 @@ def build_report(
         colorscale: overlay colours.
         method: whose maps the error cards show (default: exact CAM when analysed, else the
             first method).
+        reviewed: the analysts' verdicts (:func:`cam_core.reviews.reviews_table`); ``None``
+            when the review file could not be read.
     """
     classes = list(art.manifest.classes)
     shown = method or ("cam" if "cam" in art.maps else art.manifest.method_names[0])
@@ -207,6 +239,7 @@ def build_report(
 <p class="muted">Maps of {html.escape(str(info.get("title", shown)))}: red is where the evidence
 for that class is strongest. {map_note}</p>
 {_error_cards(art, top_n, colorscale, shown)}
+<h2>Reviewed errors by verdict</h2>{_reviews_html(reviewed)}
 </body></html>
 """
 
@@ -229,7 +262,13 @@ def write_report(
     except CamLensError as exc:
         log.warning("model card unavailable: %s", exc)
         card = None
+    try:
+        reviews = load_reviews(artifacts_dir, art.manifest.model_sha256)
+        reviewed: pd.DataFrame | None = reviews_table(art.table, reviews)
+    except ReviewStoreError as exc:
+        log.warning("reviews unavailable: %s", exc)
+        reviewed = None
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, build_report(art, card, top_n, colorscale, method))
+    atomic_write_text(out, build_report(art, card, top_n, colorscale, method, reviewed))
     log.info("wrote report %s", out)
     return out

@@ -7,9 +7,19 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-__all__ = ["SORT_COLUMNS", "GalleryFilter", "errors", "filter_predictions", "page_count", "page_of"]
+__all__ = [
+    "SORT_COLUMNS",
+    "UNREVIEWED",
+    "GalleryFilter",
+    "errors",
+    "filter_predictions",
+    "page_count",
+    "page_of",
+]
 
-SORT_COLUMNS = ("loss", "confidence", "path")
+SORT_COLUMNS = ("loss", "confidence", "path", "label_quality")
+UNREVIEWED = "unreviewed"
+"""The verdict filter's value for images nobody has judged yet."""
 
 
 @dataclass(frozen=True)
@@ -23,6 +33,10 @@ class GalleryFilter:
         pred_classes: keep these predictions (empty: all).
         sort_by: a column of :data:`SORT_COLUMNS`.
         ascending: sort order (``False``: highest first).
+        verdicts: keep images with these verdicts (:data:`UNREVIEWED` for none; empty: all);
+            needs a ``verdict`` column (see :func:`cam_core.reviews.with_reviews`).
+        tag: keep images whose review carries this tag (needs ``review_tags``).
+        suspected_only: keep suspected label errors (needs ``label_issue_rank``).
     """
 
     confidence: tuple[float, float] = (0.0, 1.0)
@@ -31,6 +45,9 @@ class GalleryFilter:
     pred_classes: tuple[str, ...] = ()
     sort_by: str = "loss"
     ascending: bool = False
+    verdicts: tuple[str, ...] = ()
+    tag: str = ""
+    suspected_only: bool = False
 
     def __post_init__(self) -> None:
         if self.correctness not in ("all", "correct", "incorrect"):
@@ -53,6 +70,13 @@ def filter_predictions(table: pd.DataFrame, flt: GalleryFilter) -> pd.DataFrame:
         keep &= table["label"].isin(flt.true_classes)
     if flt.pred_classes:
         keep &= table["pred"].isin(flt.pred_classes)
+    if flt.verdicts:
+        verdict = table["verdict"].replace("", UNREVIEWED)
+        keep &= verdict.isin(flt.verdicts)
+    if flt.tag:
+        keep &= table["review_tags"].map(lambda tags: flt.tag in tags)
+    if flt.suspected_only:
+        keep &= table["label_issue_rank"].notna()
     return table[keep].sort_values(flt.sort_by, ascending=flt.ascending, kind="stable")
 
 

@@ -127,3 +127,31 @@ def imported_home(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Datase
             AnalyzeConfig(batch_size=8, num_workers=0, quality=quality),
         )
     return home
+
+
+@pytest.fixture(scope="session")
+def trained_species_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo species model that has really learned (the demo preset on 900 images, ~30 s),
+    analysed with exact CAM only: ``model/`` and ``artifacts/``."""
+    from dataclasses import replace
+
+    from cam_core.demo import demo_configs
+    from cam_core.pipeline import AnalyzeConfig, analyze
+    from cam_core.training import train_model
+
+    run = tmp_path_factory.mktemp("trained_species")
+    data_cfg, train_cfg = demo_configs(False, "species")
+    data_cfg = replace(
+        data_cfg,
+        demo=replace(data_cfg.demo, n_per_breed=150),
+        cache_root=tmp_path_factory.mktemp("trained_cache"),
+    )
+    dataset = load_dataset(data_cfg)
+    train_model(dataset, train_cfg, run / "model", console=False)
+    analyze(
+        run / "model",
+        run / "artifacts",
+        replace(data_cfg, source=str(dataset.root)),
+        AnalyzeConfig(methods=("cam",), quality=None, num_workers=0),
+    )
+    return run

@@ -1,0 +1,167 @@
+"""Verdicts in SQLite: lasting, concurrent, exported, and clear errors for a bad file."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cam_core.artifacts import read_artifacts
+from cam_core.cli import main
+from cam_core.errors import ReviewStoreError
+from cam_core.reviews import (
+    REVIEWS_FILE,
+    VERDICTS,
+    ReviewStore,
+    export_reviews,
+    load_reviews,
+    verdict_counts,
+    with_reviews,
+)
+from cam_core.selection import UNREVIEWED, GalleryFilter, filter_predictions
+
+
+def test_a_verdict_lasts_and_keeps_its_history(tmp_path: Path) -> None:
+    store = ReviewStore(tmp_path / REVIEWS_FILE, "sha-a")
+    store.save(
+        "x/1.png",
+        "label error",
+        "ana",
+        corrected_label="dog",
+        tags=["blurry", " "],
+        note=" fur like a dog ",
+    )
+    store.save("x/1.png", "ambiguous", "ben", tags=["blurry", "blurry", "crop"])
+    again = ReviewStore(tmp_path / REVIEWS_FILE, "sha-a")  # a restart of the server
+    review = again.get("x/1.png")
+    assert review is not None and review.verdict == "ambiguous" and review.reviewer == "ben"
+    assert review.tags == ("blurry", "crop") and review.corrected_label is None
+    history = again.history("x/1.png")
+    assert [(h["verdict"], h["reviewer"]) for h in history] == [
+        ("label error", "ana"),
+        ("ambiguous", "ben"),
+    ]
+    assert history[0]["note"] == "fur like a dog" and history[0]["corrected_label"] == "dog"
+    # Another model's verdicts are apart.
+    assert ReviewStore(tmp_path / REVIEWS_FILE, "sha-b").all() == {}
+    again.clear("x/1.png", "ana")
+    assert again.get("x/1.png") is None and again.history()[-1]["verdict"] is None
+    with sqlite3.connect(tmp_path / REVIEWS_FILE) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_bad_verdicts_and_names_are_refused(tmp_path: Path) -> None:
+    store = ReviewStore(tmp_path / REVIEWS_FILE, "sha")
+    with pytest.raises(ValueError, match="unknown verdict"):
+        store.save("a.png", "great", "ana")
+    with pytest.raises(ValueError, match="reviewer"):
+        store.save("a.png", "fine", "  ")
+    assert store.all() == {}
+
+
+def test_eight_sessions_saving_at_once_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / REVIEWS_FILE
+    ReviewStore(path, "sha")
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def session(n: int) -> None:
+        store = ReviewStore(path, "sha")
+        barrier.wait()
+        try:
+            for i in range(25):
+                store.save(f"img/{n}_{i}.png", VERDICTS[(n + i) % 4], f"user{n}", note=str(i))
+                store.save(f"img/shared_{i}.png", VERDICTS[n % 4], f"user{n}")
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=session, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    reviews = ReviewStore(path, "sha").all()
+    assert len(reviews) == 8 * 25 + 25
+    for n in range(8):
+        for i in range(25):
+            assert reviews[f"img/{n}_{i}.png"].note == str(i)
+    assert len(ReviewStore(path, "sha").history()) == 8 * 25 * 2
+
+
+def test_a_corrupt_or_locked_file_is_one_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "corrupt" / REVIEWS_FILE
+    bad.parent.mkdir()
+    bad.write_bytes(b"this is no database, just text " * 100)
+    with pytest.raises(ReviewStoreError, match="damaged.*move it away"):
+        ReviewStore(bad, "sha")
+    assert bad.read_bytes().startswith(b"this is no database")  # left as it was
+
+    path = tmp_path / REVIEWS_FILE
+    store = ReviewStore(path, "sha", timeout=0.2)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(ReviewStoreError, match="locked"):
+            store.save("a.png", "fine", "ana")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    store.save("a.png", "fine", "ana")
+    assert store.get("a.png") is not None
+
+
+def test_filters_counts_and_export(tiny_artifacts_dir: Path, tmp_path: Path) -> None:
+    art = read_artifacts(tiny_artifacts_dir)
+    table = art.table
+    wrong = table[~table["correct"]]
+    first, second = str(table["path"].iloc[0]), str(table["path"].iloc[1])
+    store = ReviewStore.beside(tmp_path, art.manifest.model_sha256)
+    store.save(first, "label error", "ana", corrected_label="dog", tags=["odd"], note="n1")
+    store.save(second, "fine", "ben")
+    reviews = store.all()
+    joined = with_reviews(table, reviews)
+    only = filter_predictions(joined, GalleryFilter(verdicts=("label error",)))
+    assert only["path"].tolist() == [first]
+    tagged = filter_predictions(joined, GalleryFilter(tag="odd"))
+    assert tagged["path"].tolist() == [first]
+    rest = filter_predictions(joined, GalleryFilter(verdicts=(UNREVIEWED,)))
+    assert len(rest) == len(table) - 2
+    counts = verdict_counts(table, reviews)
+    assert counts["label error"] == 1 and counts["fine"] == 1
+    assert counts["unreviewed errors"] == len(wrong) - int((~table["correct"]).iloc[:2].sum())
+    # Export through the CLI (the verdicts live beside the analysis).
+    folder = tmp_path / "copy"
+    shutil.copytree(tiny_artifacts_dir, folder)
+    shutil.copy(tmp_path / REVIEWS_FILE, folder / REVIEWS_FILE)
+    out = tmp_path / "label_errors.csv"
+    assert (
+        main(
+            [
+                "reviews",
+                "export",
+                "--artifacts",
+                str(folder),
+                "--verdict",
+                "label error",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    exported = pd.read_csv(out)
+    assert exported[["path", "label", "corrected_label", "note"]].values.tolist() == [
+        [first, table["label"].iloc[0], "dog", "n1"]
+    ]
+    assert export_reviews(folder, tmp_path / "all.json", "json") == 2
+    records = json.loads((tmp_path / "all.json").read_text())
+    assert {r["verdict"] for r in records} == {"label error", "fine"}
+    # No review file: nothing is created by reading.
+    assert load_reviews(tiny_artifacts_dir, art.manifest.model_sha256) == {}
+    assert not (tiny_artifacts_dir / REVIEWS_FILE).exists()
