@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from PIL import Image
+from plotly.subplots import make_subplots
 
 from cam_core.metrics import confusion_shares
 from cam_core.overlay import encode_png
@@ -25,6 +26,7 @@ __all__ = [
     "perturbation_figure",
     "probability_figure",
     "rate_bar_figure",
+    "reliability_figure",
 ]
 
 _MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
@@ -303,5 +305,71 @@ def rate_bar_figure(rates: pd.Series, title: str, axis_title: str) -> go.Figure:
         yaxis={"autorange": "reversed"},
         margin=_MARGIN,
         height=120 + 28 * len(ordered),
+    )
+    return figure
+
+
+def reliability_figure(bins: pd.DataFrame, ece: float) -> go.Figure:
+    """Reliability diagram: accuracy per confidence bin against the diagonal, with counts.
+
+    Args:
+        bins: :func:`cam_core.calibration.reliability_bins` output.
+        ece: the expected calibration error, shown in the title.
+    """
+    centres = ((bins["low"] + bins["high"]) / 2).to_numpy()
+    width = float((bins["high"] - bins["low"]).iloc[0]) if len(bins) else 0.1
+    filled = bins["count"].to_numpy() > 0
+    figure = make_subplots(
+        rows=2, cols=1, shared_xaxes=True, row_heights=[0.72, 0.28], vertical_spacing=0.06
+    )
+    figure.add_trace(
+        go.Bar(
+            x=centres[filled],
+            y=bins["accuracy"].to_numpy()[filled],
+            width=width * 0.92,
+            name="accuracy",
+            marker={"color": "#1f77b4"},
+            customdata=np.stack(
+                [bins["count"].to_numpy()[filled], bins["confidence"].to_numpy()[filled]], axis=1
+            ),
+            hovertemplate="confidence ≈ %{x:.2f}<br>accuracy %{y:.1%}<br>"
+            "mean confidence %{customdata[1]:.3f}<br>%{customdata[0]} images<extra></extra>",
+        ),
+        row=1,
+        col=1,
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=[0, 1],
+            y=[0, 1],
+            mode="lines",
+            name="perfectly calibrated",
+            line={"dash": "dash", "color": "#7f7f7f"},
+        ),
+        row=1,
+        col=1,
+    )
+    figure.add_trace(
+        go.Bar(
+            x=centres,
+            y=bins["count"].to_numpy(),
+            width=width * 0.92,
+            name="images",
+            marker={"color": "#ff7f0e"},
+            text=[str(int(c)) if c else "" for c in bins["count"]],
+            textposition="outside",
+            hovertemplate="%{y} images<extra></extra>",
+        ),
+        row=2,
+        col=1,
+    )
+    figure.update_yaxes(title_text="accuracy", range=[0, 1.05], tickformat=".0%", row=1, col=1)
+    figure.update_yaxes(title_text="images", row=2, col=1)
+    figure.update_xaxes(title_text="confidence (top-class probability)", range=[0, 1], row=2, col=1)
+    figure.update_layout(
+        title=f"Reliability diagram · expected calibration error {ece:.3f}",
+        margin=_MARGIN,
+        height=520,
+        legend={"orientation": "h", "y": 1.08},
     )
     return figure

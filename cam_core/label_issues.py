@@ -67,6 +67,7 @@ def suspected_label_errors(table: pd.DataFrame, classes: Sequence[str]) -> pd.Da
             np.array([remap[int(k)] for k in labels]),
             sub,
             return_indices_ranked_by="self_confidence",
+            n_jobs=1,  # its default forks a process pool, which hangs inside a server thread
         )
     ranks = result[LABEL_ISSUE_RANK].copy()
     for position, row in enumerate(ranked, start=1):

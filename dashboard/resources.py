@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 import torch
@@ -21,10 +22,12 @@ from cam_core.evaluation.faithfulness import (
 )
 from cam_core.figures import class_map_figure, confidence_histogram, confusion_figure
 from cam_core.images import from_model_tensor, load_image_file, square_resize, to_model_tensor
+from cam_core.label_issues import suspected_label_errors
 from cam_core.metrics import confusion_matrix
 from cam_core.model_files import LoadedModel, ModelCard, load_model, read_card
 from cam_core.overlay import encode_png, overlay
 from cam_core.report import build_report
+from cam_core.reviews import ReviewStore
 
 
 def stamp(folder: Path) -> float:
@@ -78,14 +81,34 @@ def overlay_png(
 
 
 @st.cache_data(max_entries=16, show_spinner="Building the report…")
-def report_html(folder: str, version: float, top_n: int, colorscale: str, method: str) -> str:
-    """The self-contained HTML report (built by cam_core)."""
+def report_html(
+    folder: str,
+    version: float,
+    top_n: int,
+    colorscale: str,
+    method: str,
+    reviewed: pd.DataFrame | None = None,
+) -> str:
+    """The self-contained HTML report (built by cam_core), with the current verdicts."""
     art = artifacts(folder, version)
     try:
         card: ModelCard | None = model_card(art.manifest.model_dir, version)
     except CamLensError:  # the report still renders without the card
         card = None
-    return build_report(art, card, top_n, colorscale, method)
+    return build_report(art, card, top_n, colorscale, method, reviewed)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def review_store(folder: str, model_sha256: str) -> ReviewStore:
+    """The verdict store of an analysis, shared by every session (SQLite serialises writers)."""
+    return ReviewStore.beside(Path(folder), model_sha256)
+
+
+@st.cache_data(max_entries=4, show_spinner="Ranking suspected label errors…")
+def label_issues(folder: str, version: float) -> pd.DataFrame:
+    """Suspected label errors (cleanlab) of the analysis: rank and label quality per row."""
+    art = artifacts(folder, version)
+    return suspected_label_errors(art.table, art.manifest.classes)
 
 
 @st.cache_data(max_entries=64, show_spinner="Deleting and inserting pixels…")

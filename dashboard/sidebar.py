@@ -12,7 +12,7 @@ from cam_core.errors import CamLensError
 from cam_core.locations import demo_run_dir, home
 from cam_core.methods import METHODS
 from cam_core.overlay import COLORSCALES
-from dashboard import resources, state, widgets
+from dashboard import resources, review_panel, state, widgets
 
 OTHER = "Another folder…"
 
@@ -32,8 +32,13 @@ def render() -> state.Context | str:
         demos = [str(demo_run_dir(task) / "artifacts") for task in TASKS]
         options = [*demos, *(str(p) for p in found if str(p) not in demos)]
         options.append(OTHER)
-        if st.session_state.get(state.CHOICE) not in options:
-            st.session_state[state.CHOICE] = options[0]
+        chosen = st.session_state.get(state.CHOICE)
+        if chosen not in options:
+            if chosen and (Path(str(chosen)) / "manifest.json").is_file():  # from a link
+                st.session_state[state.CUSTOM_DIR] = str(chosen)
+                st.session_state[state.CHOICE] = OTHER
+            else:
+                st.session_state[state.CHOICE] = options[0]
         choice = st.selectbox(
             "Artifact folder",
             options,
@@ -51,7 +56,9 @@ def render() -> state.Context | str:
         st.session_state[state.ARTIFACTS_DIR] = str(folder)
         st.header("Display")
         st.selectbox("Colour scale", COLORSCALES, key=state.COLORSCALE)
-        st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key=state.OPACITY)
+        if state.OPACITY not in st.session_state:  # default here: the value is kept across pages
+            st.session_state[state.OPACITY] = 0.5
+        st.slider("Overlay opacity", 0.0, 1.0, step=0.05, key=state.OPACITY)
         try:
             version = resources.stamp(folder)
             art = resources.artifacts(str(folder), version)
@@ -64,6 +71,14 @@ def render() -> state.Context | str:
         for name, reason in art.manifest.unavailable.items():
             title = METHODS[name].title if name in METHODS else name
             st.caption(f"Not offered for this model: **{title}**, because {reason}.")
+        st.header("Review")
+        if not st.session_state.get(state.REVIEWER):
+            st.session_state[state.REVIEWER] = review_panel.default_reviewer()
+        st.text_input(
+            "Your name",
+            key=state.REVIEWER,
+            help="Recorded with every verdict you save (who and when).",
+        )
     return state.Context(folder, version, art, method, state.colorscale(), state.opacity())
 
 

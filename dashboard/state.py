@@ -22,8 +22,17 @@ GALLERY_TRUE = "gal_true"
 GALLERY_PRED = "gal_pred"
 GALLERY_CORRECT = "gal_correct"
 GALLERY_PAGE = "gal_page"
+GALLERY_CONFIDENCE = "gal_conf"
+GALLERY_SORT = "gal_sort"
+GALLERY_VERDICTS = "gal_verdicts"
+GALLERY_TAG = "gal_tag"
+GALLERY_SUSPECTED = "gal_suspected"
+REVIEWER = "shared_reviewer"
+HEAT_CLASS = "heat_a"
+LINK_APPLIED = "link_applied"
+LINK_IMAGE = "link_image"
 
-SIDEBAR_WIDGETS = (CHOICE, CUSTOM_DIR, METHOD, COLORSCALE, OPACITY)
+SIDEBAR_WIDGETS = (CHOICE, CUSTOM_DIR, METHOD, COLORSCALE, OPACITY, REVIEWER)
 """Sidebar widgets whose values must survive a page switch."""
 
 

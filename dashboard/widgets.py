@@ -66,7 +66,8 @@ def image_picker(table: pd.DataFrame, key: str) -> int:
     """A select box over the validation images; returns the chosen row position.
 
     A page that sends the user here (a gallery or error card) sets
-    :data:`dashboard.state.SELECTED_ROW`, which this picker takes once.
+    :data:`dashboard.state.SELECTED_ROW`, and a shared link :data:`dashboard.state.LINK_IMAGE`
+    (a file name), which this picker takes once.
     """
     names = [
         f"{i}: {str(p).rsplit('/', 1)[-1]} — {t} → {pr}"
@@ -76,6 +77,13 @@ def image_picker(table: pd.DataFrame, key: str) -> int:
     ]
     if state.SELECTED_ROW in st.session_state:
         st.session_state[key] = min(int(st.session_state.pop(state.SELECTED_ROW)), len(names) - 1)
+    linked = st.session_state.pop(state.LINK_IMAGE, None)
+    if linked:
+        files = [str(p).rsplit("/", 1)[-1] for p in table["path"]]
+        if linked in files:
+            st.session_state[key] = files.index(linked)
+        else:
+            st.warning(f"The linked image {linked} is not in this analysis.")
     return int(
         st.selectbox("Validation image", range(len(names)), format_func=names.__getitem__, key=key)
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -33,9 +34,11 @@ PAGES = [
     ("misclassified", "Misclassified", "validation images are misclassified"),
     ("heatmaps", "Class heatmaps", "Difference map"),
     ("gallery", "Gallery", "images match the filter"),
+    ("review", "Review errors", "judged"),
     ("breeds", "Breeds", "Worst errors per breed"),
     ("compare", "Compare methods", "insertion AUC:"),
     ("quality", "Explanation quality", "Deletion and insertion, step by step"),
+    ("calibration", "Calibration", "Confidently wrong"),
     ("try_photos", "Try your photos", "Upload images"),
 ]
 
@@ -169,3 +172,52 @@ def test_switching_to_the_breed_task_in_a_real_browser(server: str, page: object
     expect(page.get_by_text("Task: breed").first).to_be_visible(timeout=60_000)
     assert "Traceback" not in page.content()
     page.screenshot(path=str(SHOTS / "breeds_breed_task.png"), full_page=True)
+
+
+def test_a_verdict_survives_a_new_browser_and_deep_links_open_the_image(
+    server: str, page: object, quick_run: Path, tmp_path: Path
+) -> None:
+    from urllib.parse import urlencode
+
+    from playwright.sync_api import Page, expect
+
+    from cam_core.artifacts import read_artifacts
+    from cam_core.cli import main
+    from cam_core.selection import errors
+
+    assert isinstance(page, Page)
+    browser = page.context.browser
+    assert browser is not None
+    folder = quick_run / "artifacts"
+    table = read_artifacts(folder).table
+    wrong = errors(table, "loss")
+    assert len(wrong), "the quick model made no error to review"
+    name = str(wrong["path"].iloc[0]).rsplit("/", 1)[-1]
+
+    first_context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    first = first_context.new_page()
+    first.goto(f"{server}/review")
+    expect(first.get_by_text(name, exact=True).first).to_be_visible(timeout=60_000)
+    first.get_by_role("button", name="Label error").click()
+    expect(first.get_by_text("Image 2 of").first).to_be_visible(timeout=60_000)
+    first_context.close()
+
+    # A new browser context (no session, no cookies) opening a link to that image.
+    second_context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    second = second_context.new_page()
+    link = urlencode({"page": "heatmaps", "analysis": str(folder), "image": name})
+    second.goto(f"{server}/?{link}")
+    expect(second.get_by_role("heading", name="Class heatmaps").first).to_be_visible(timeout=60_000)
+    picker = second.locator("[data-testid='stMain'] [data-testid='stSelectbox']").first
+    expect(picker.locator("input").first).to_have_value(re.compile(re.escape(name)), timeout=60_000)
+    verdict_line = second.get_by_text(re.compile(r"label error · .*by \S+, 20\d\d"))
+    expect(verdict_line.first).to_be_visible(timeout=60_000)
+    assert "page=heatmaps" in second.url and "image=" in second.url
+    SHOTS.mkdir(exist_ok=True)
+    second.screenshot(path=str(SHOTS / "verdict.png"), full_page=True)
+    second_context.close()
+
+    out = tmp_path / "verdicts.csv"
+    assert main(["reviews", "export", "--artifacts", str(folder), "--out", str(out)]) == 0
+    exported = out.read_text()
+    assert name in exported and "label error" in exported

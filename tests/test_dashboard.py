@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,9 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from cam_core.artifacts import read_artifacts
+from cam_core.calibration import expected_calibration_error
+from cam_core.label_issues import suspected_label_errors
+from cam_core.reviews import REVIEWS_FILE, ReviewStore
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = {
@@ -18,9 +22,11 @@ PAGES = {
     "views/misclassified.py": "Misclassified",
     "views/heatmaps.py": "Class heatmaps",
     "views/gallery.py": "Gallery",
+    "views/review.py": "Review errors",
     "views/breeds.py": "Breeds",
     "views/compare.py": "Compare methods",
     "views/quality.py": "Explanation quality",
+    "views/calibration.py": "Calibration",
     "views/try_photos.py": "Try your photos",
 }
 
@@ -322,3 +328,105 @@ def test_imported_model_card_and_cam_with_bias(imported_app: AppTest, imported_h
     at = _open(at, "views/try_photos.py")
     at.file_uploader(key="try_upload").set_value([("photo.png", _png_bytes(), "image/png")]).run()
     assert not at.exception and not at.error
+
+
+def test_calibration_page_diagram_ece_and_the_confidently_wrong_list(
+    app: AppTest, quick_run: Path
+) -> None:
+    table = read_artifacts(quick_run / "artifacts").table
+    at = _open(app, "views/calibration.py")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Expected calibration error"] == f"{expected_calibration_error(table):.3f}"
+    assert len(at.get("plotly_chart")) == 1
+    at.slider(key="cal_threshold").set_value(0.5).run()
+    wrong = table[~table["correct"] & (table["confidence"] >= 0.5)]
+    assert any(f"**{len(wrong)}** wrong predictions" in m.value for m in at.markdown)
+    if len(wrong):
+        at.button(key="cal_open").click().run()
+        assert [t.value for t in at.title] == ["Gallery"]
+        assert _matched(at) == len(wrong)
+
+
+def test_suspected_label_error_filter_and_sort(app: AppTest, quick_run: Path) -> None:
+    art = read_artifacts(quick_run / "artifacts")
+    suspected = suspected_label_errors(art.table, art.manifest.classes)
+    at = _open(app, "views/gallery.py")
+    at.toggle(key="gal_suspected").set_value(True).run()
+    assert not at.exception
+    assert _matched(at) == int(suspected["label_issue_rank"].notna().sum())
+    at.selectbox(key="gal_sort").set_value("suspected label error first").run()
+    assert not at.exception
+
+
+@pytest.fixture()
+def own_run(quick_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the quick species run in a home of its own (for tests that write to it)."""
+    home = tmp_path / "home"
+    shutil.copytree(quick_run.parents[1], home)
+    monkeypatch.setenv("CAM_LENS_HOME", str(home))
+    return home / "demo" / "species"
+
+
+def test_verdicts_from_every_view_last_and_are_counted(own_run: Path) -> None:
+    folder = own_run / "artifacts"
+    art = read_artifacts(folder)
+    app = AppTest.from_file(APP, default_timeout=120)
+    app.run()
+    wrong = art.table[~art.table["correct"]]
+    at = _open(app, "views/review.py")
+    at.text_input(key="shared_reviewer").set_value("ana").run()
+    first = str(wrong.sort_values("loss", ascending=False)["path"].iloc[0])
+    at.button(key="rev_set_model_error").click().run()
+    assert not at.exception
+    store = ReviewStore.beside(folder, art.manifest.model_sha256)
+    saved = store.get(first)
+    assert saved is not None and saved.verdict == "model error" and saved.reviewer == "ana"
+    # The class heatmaps' form, on the same image (a fresh session: it was stored).
+    at = _open(app, "views/heatmaps.py")
+    at.radio(key="heat_review_verdict").set_value("label error")
+    at.text_input(key="heat_review_tags").set_value("blurry, odd")
+    at.button(key="FormSubmitter:heat_review_form-Save verdict").click().run()
+    assert not at.exception
+    path = str(art.table["path"].iloc[at.selectbox(key="heat_row").value])
+    review = store.get(path)
+    assert review is not None and review.verdict == "label error"
+    assert review.tags == ("blurry", "odd")
+    at = _open(at, "views/overview.py")
+    counts = {m.label: m.value for m in at.metric}
+    assert int(counts["label error"]) + int(counts["model error"]) >= 1
+    at = _open(at, "views/gallery.py")
+    at.text_input(key="gal_tag").set_value("odd").run()
+    assert _matched(at) == 1
+
+
+def test_a_deep_link_opens_that_image(quick_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAM_LENS_HOME", str(quick_run.parents[1]))
+    art = read_artifacts(quick_run / "artifacts")
+    name = str(art.table["path"].iloc[3]).rsplit("/", 1)[-1]
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params.update(
+        {
+            "page": "heatmaps",
+            "analysis": str(quick_run / "artifacts"),
+            "method": "gradcam",
+            "image": name,
+        }
+    )
+    at.run()
+    assert not at.exception
+    assert [t.value for t in at.title] == ["Class heatmaps"]
+    assert at.selectbox(key="heat_row").value == 3
+    assert at.selectbox(key="shared_method").value == "gradcam"
+
+
+def test_a_damaged_review_file_is_one_line_and_pages_still_work(own_run: Path) -> None:
+    folder = own_run / "artifacts"
+    (folder / REVIEWS_FILE).write_bytes(b"garbage, not sqlite " * 50)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    for page in ("views/overview.py", "views/gallery.py", "views/review.py"):
+        at = _open(at, page)
+        assert [t.value for t in at.title] == [PAGES[page]]
+        errors = [e.value for e in at.error]
+        assert len(errors) == 1 and "damaged" in errors[0] and "\n" not in errors[0]
+    assert (folder / REVIEWS_FILE).read_bytes().startswith(b"garbage")

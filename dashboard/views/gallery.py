@@ -2,32 +2,39 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
-from cam_core.selection import GalleryFilter, filter_predictions, page_count, page_of
-from dashboard import resources, sidebar, state, widgets
+from cam_core.reviews import VERDICTS
+from cam_core.selection import UNREVIEWED, GalleryFilter, filter_predictions, page_count, page_of
+from dashboard import links, resources, review_panel, sidebar, state, widgets
 
 SORTS = {
     "loss (highest first)": ("loss", False),
     "confidence (highest first)": ("confidence", False),
     "confidence (lowest first)": ("confidence", True),
     "file name": ("path", True),
+    "suspected label error first": ("label_quality", True),
 }
 
 ctx = sidebar.require()
-table = ctx.art.table
+table = review_panel.annotated(ctx)
 classes = list(ctx.art.manifest.classes)
 
 st.title("Gallery")
 with st.container(border=True):
     row1 = st.columns([2, 1, 1.3])
-    confidence = row1[0].slider(
-        "Confidence of the prediction", 0.0, 1.0, (0.0, 1.0), 0.01, key="gal_conf"
+    if state.GALLERY_CONFIDENCE not in st.session_state:
+        st.session_state[state.GALLERY_CONFIDENCE] = (0.0, 1.0)
+    confidence: tuple[float, float] = row1[0].slider(  # type: ignore[assignment]
+        "Confidence of the prediction", 0.0, 1.0, step=0.01, key=state.GALLERY_CONFIDENCE
     )
     correctness = row1[1].radio(
         "Show", ["all", "correct", "incorrect"], horizontal=True, key=state.GALLERY_CORRECT
     )
-    sort = row1[2].selectbox("Sort by", list(SORTS), key="gal_sort")
+    if st.session_state.get(state.GALLERY_SORT) not in SORTS:
+        st.session_state[state.GALLERY_SORT] = next(iter(SORTS))
+    sort = row1[2].selectbox("Sort by", list(SORTS), key=state.GALLERY_SORT)
     row2 = st.columns([1.5, 1.5, 1, 1])
     true_classes = row2[0].multiselect(
         "True class", classes, key=state.GALLERY_TRUE, placeholder="all classes"
@@ -42,6 +49,20 @@ with st.container(border=True):
         key="gal_overlay",
         help="Show the predicted class's map over each image.",
     )
+    row3 = st.columns([2, 1.5, 1.5])
+    verdicts = row3[0].multiselect(
+        "Verdict",
+        [UNREVIEWED, *VERDICTS],
+        key=state.GALLERY_VERDICTS,
+        placeholder="any verdict",
+    )
+    tag = row3[1].text_input("Tag", key=state.GALLERY_TAG, placeholder="any tag")
+    suspected = row3[2].toggle(
+        "Suspected label errors only",
+        key=state.GALLERY_SUSPECTED,
+        help="Images whose given label is likely wrong, by confident learning (cleanlab) on "
+        "the predicted probabilities; sort by 'suspected label error first' to rank them.",
+    )
 
 matched = filter_predictions(
     table,
@@ -52,7 +73,24 @@ matched = filter_predictions(
         pred_classes=tuple(pred_classes),
         sort_by=SORTS[str(sort)][0],
         ascending=SORTS[str(sort)][1],
+        verdicts=tuple(verdicts),
+        tag=str(tag).strip(),
+        suspected_only=bool(suspected),
     ),
+)
+links.copy_link(
+    "gallery",
+    ctx,
+    {
+        "conf": f"{float(confidence[0]):g}-{float(confidence[1]):g}",
+        "show": str(correctness),
+        "true": ",".join(true_classes),
+        "pred": ",".join(pred_classes),
+        "sort": str(sort),
+        "verdict": ",".join(verdicts),
+        "tag": str(tag).strip(),
+        "suspected": "1" if suspected else "",
+    },
 )
 st.markdown(f"**{len(matched)}** of {len(table)} images match the filter.")
 widgets.csv_download(matched, "Filtered table (CSV)", "gallery.csv", "gal_csv")
@@ -66,6 +104,7 @@ if int(st.session_state.get(state.GALLERY_PAGE, 1)) > pages:
 page = st.number_input(f"Page (of {pages})", 1, pages, key=state.GALLERY_PAGE)
 rows, _ = page_of(matched, int(page), per_page)
 
+reviews = review_panel.reviews(ctx)
 columns = st.columns(5)
 for slot, (index, row) in enumerate(rows.iterrows()):
     position = table.index.get_loc(index)
@@ -82,8 +121,13 @@ for slot, (index, row) in enumerate(rows.iterrows()):
     else:
         png = resources.view_png(str(row["path"]), ctx.art.manifest.image_size)
     mark = "" if row["correct"] else f" ✗ true {row['label']}"
+    if not pd.isna(row["label_issue_rank"]):
+        mark += f" · suspected label error #{int(row['label_issue_rank'])}"
     with columns[slot % 5]:
         st.image(png, caption=f"{row['pred']} ({row['confidence']:.2f}){mark}", width="stretch")
+        review_panel.quick_verdict(
+            ctx, str(row["path"]), reviews.get(str(row["path"])), f"gal_verdict_{position}"
+        )
         if st.button("Heatmaps", key=f"gal_open_{position}", width="stretch"):
             st.session_state[state.SELECTED_ROW] = position
             st.switch_page("views/heatmaps.py")

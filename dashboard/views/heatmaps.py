@@ -9,7 +9,7 @@ import streamlit as st
 from PIL import Image
 
 from cam_core.figures import difference_figure, figure_html
-from dashboard import resources, sidebar, widgets
+from dashboard import links, resources, review_panel, sidebar, state, widgets
 
 ctx = sidebar.require()
 table = ctx.art.table
@@ -26,6 +26,13 @@ st.markdown(
     f"**true:** {row['label']} · **predicted:** {row['pred']} ({row['confidence']:.3f}) · "
     + " · ".join(f"logit {c} = {row[f'logit_{c}']:+.3f}" for c in classes)
 )
+image_name = str(row["path"]).rsplit("/", 1)[-1]
+links.copy_link(
+    "heatmaps",
+    ctx,
+    {"image": image_name, "class": str(st.session_state.get(state.HEAT_CLASS, ""))},
+)
+review_panel.verdict_editor(ctx, str(row["path"]), "heat_review")
 shared_range = st.toggle(
     "Same colour range for every class",
     value=True,
@@ -53,7 +60,9 @@ if not additive:
     )
     st.stop()
 pick = st.columns(2)
-class_a = pick[0].selectbox("Class A", classes, index=classes.index(str(row["pred"])), key="heat_a")
+if st.session_state.get(state.HEAT_CLASS) not in classes:
+    st.session_state[state.HEAT_CLASS] = str(row["pred"])
+class_a = pick[0].selectbox("Class A", classes, key=state.HEAT_CLASS)
 class_b = pick[1].selectbox(
     "Class B",
     classes,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from cam_core.selection import errors, page_count, page_of
-from dashboard import resources, sidebar, state, widgets
+from dashboard import links, resources, review_panel, sidebar, state, widgets
 
 ctx = sidebar.require()
 table = ctx.art.table
@@ -32,6 +32,12 @@ second = controls[1].selectbox(
 per_page = controls[2].selectbox("Per page", [10, 25, 50], key="mis_per_page")
 wrong = errors(table, sort_by)
 st.markdown(f"**{len(wrong)}** of {len(table)} validation images are misclassified.")
+links.share("misclassified", ctx)
+verdicts = review_panel.reviews(ctx)
+if not wrong.empty and st.button(
+    "Review them one by one", key="mis_review", icon=":material/rate_review:"
+):
+    st.switch_page("views/review.py")
 if wrong.empty:
     st.success("The model gets every validation image right.")
     st.stop()
@@ -71,6 +77,9 @@ for index, row in rows.iterrows():
             st.markdown(f"confidence {row['confidence']:.3f} · loss {row['loss']:.3f}")
             st.caption(" · ".join(f"{c}: {row[f'prob_{c}']:.3f}" for c in classes))
             st.caption(str(row["path"]).rsplit("/", 1)[-1])
+            review_panel.quick_verdict(
+                ctx, str(row["path"]), verdicts.get(str(row["path"])), f"mis_verdict_{position}"
+            )
             if st.button("Open in class heatmaps", key=f"mis_open_{position}"):
                 st.session_state[state.SELECTED_ROW] = position
                 st.switch_page("views/heatmaps.py")

@@ -7,8 +7,9 @@ import streamlit as st
 from cam_core.errors import CamLensError
 from cam_core.figures import figure_html
 from cam_core.metrics import per_class_scores
+from cam_core.reviews import export_bytes, reviews_table, verdict_counts
 from cam_core.summaries import headline_metrics, model_card_rows
-from dashboard import resources, sidebar, state
+from dashboard import links, resources, review_panel, sidebar, state
 
 ctx = sidebar.require()
 table, manifest = ctx.art.table, ctx.art.manifest
@@ -21,9 +22,36 @@ except CamLensError as exc:
     card = None
     st.warning(f"Model card unavailable: {exc}")
 
+links.share("overview", ctx)
 cols = st.columns(5)
 for col, headline in zip(cols, headline_metrics(table, ctx.method), strict=False):
     col.metric(headline.label, headline.value, help=headline.help)
+
+reviews = review_panel.reviews(ctx)
+reviewed = reviews_table(table, reviews)
+with st.container(border=True):
+    st.markdown("**Review** · verdicts of the analysts on these images")
+    counts = verdict_counts(table, reviews)
+    for col, (verdict, count) in zip(st.columns(len(counts)), counts.items(), strict=True):
+        col.metric(verdict, count)
+    exports = st.columns([1, 1, 1, 3])
+    label_errors = reviewed[reviewed["verdict"] == "label error"]
+    for column, (label, frame, fmt, file_name) in zip(
+        exports,
+        (
+            ("Verdicts (CSV)", reviewed, "csv", "verdicts.csv"),
+            ("Verdicts (JSON)", reviewed, "json", "verdicts.json"),
+            ("Label errors (CSV)", label_errors, "csv", "label_errors.csv"),
+        ),
+        strict=False,
+    ):
+        column.download_button(
+            label,
+            export_bytes(frame, fmt),
+            file_name=file_name,
+            mime="application/json" if fmt == "json" else "text/csv",
+            key=f"overview_{file_name.replace('.', '_')}",
+        )
 
 left, right = st.columns([1, 1])
 with left:
@@ -73,7 +101,7 @@ dl[0].download_button(
 )
 dl[1].download_button(
     "HTML report",
-    resources.report_html(ctx.key, ctx.version, 12, ctx.colorscale, ctx.method),
+    resources.report_html(ctx.key, ctx.version, 12, ctx.colorscale, ctx.method, reviewed),
     file_name="cam_lens_report.html",
     mime="text/html",
     type="primary",
