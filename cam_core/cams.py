@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from cam_core.images import load_image_file, to_model_tensor
 from cam_core.methods import DEFAULT_LAYER, get_method
 from cam_core.model_files import LoadedModel
 from cam_core.models import CamNet
+from cam_core.precision import autocast, resolve_precision
 from cam_core.progress import ConsoleProgress, ProgressFn
 
 __all__ = ["ExplainedFiles", "cams_for_batch", "explain_files", "load_images", "upsample_maps"]
@@ -28,24 +28,27 @@ log = logging.getLogger(__name__)
 
 @torch.inference_mode()
 def cams_for_batch(
-    model: LoadedModel, images: torch.Tensor
+    model: LoadedModel, images: torch.Tensor, precision: str = "fp32"
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Logits and, where the head allows exact CAM, every class map, from one forward pass.
 
     Args:
         model: a loaded model.
         images: normalised images ``(N, 3, S, S)`` on any device.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (:mod:`cam_core.precision`).
 
     Returns:
         ``(logits, maps)`` on CPU, float32: ``(N, K)`` and ``(N, K, h, w)``; ``maps`` is
         ``None`` for a model without a CAM head.
     """
+    resolved = resolve_precision(precision, model.device)
     x = images.to(model.device, non_blocking=True)
     net = model.net
-    with contextlib.ExitStack() as stack:
-        if model.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-            stack.enter_context(torch.autocast("cuda", dtype=torch.float16))
+    if resolved != "fp32":
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(False):  # parameters stay normal tensors (gradient methods)
+            net.to(memory_format=torch.channels_last)
+    with autocast(resolved, model.device):
         if isinstance(net, CamNet):
             logits, maps = net.forward_with_maps(x)
             return logits.float().cpu(), maps.float().cpu()
@@ -109,6 +112,7 @@ def explain_files(
     batch_size: int = 64,
     num_workers: int | None = None,
     progress: ProgressFn | None = None,
+    precision: str = "fp32",
 ) -> ExplainedFiles:
     """Run the model and every requested explanation method over image files in batches.
 
@@ -123,6 +127,8 @@ def explain_files(
         batch_size: images per forward pass.
         num_workers: DataLoader workers decoding images (``None``: one per core, at most 4).
         progress: optional callback (message, fraction done).
+        precision: of the forward pass that gives logits and exact CAM (``auto``, ``fp32``,
+            ``bf16``, ``fp16``); the other methods run in fp32.
 
     Returns:
         Logits ``(N, K)`` and each method's maps ``(N, K, h, w)``.
@@ -141,7 +147,7 @@ def explain_files(
     with ConsoleProgress("class maps", len(paths), "images") as bar:
         for images in load_images(model, paths, batch_size, num_workers):
             start = time.perf_counter()
-            logits, cam = cams_for_batch(model, images)
+            logits, cam = cams_for_batch(model, images, precision)
             all_logits.append(logits.numpy())
             if "cam" in chosen and cam is not None:
                 seconds["cam"] += time.perf_counter() - start

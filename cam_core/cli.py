@@ -16,6 +16,7 @@ from cam_core.errors import CamLensError, ImportModelError, MethodError
 from cam_core.locations import demo_run_dir
 from cam_core.methods import DEFAULT_LAYER, METHODS, parse_methods
 from cam_core.pipeline import DEFAULT_METHODS
+from cam_core.precision import PRECISIONS
 from cam_core.reviews import EXPORT_FORMATS, VERDICTS
 
 __all__ = ["build_parser", "main"]
@@ -147,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=256,
         help="images (seeded sample) for deletion/insertion (default: %(default)s)",
     )
+    analyze.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="logits and exact CAM: auto (bf16 + channels_last on a CPU with native bf16, "
+        "fp16 on CUDA, else fp32), fp32, bf16 or fp16 (default: auto)",
+    )
     analyze.add_argument("--out", type=Path, required=True, help="artifact folder to write")
 
     predict = sub.add_parser("predict", help="predict images or URLs, one JSON line each")
@@ -170,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument(
         "--layer", default=None, help="layer for gradient methods (default: the model's)"
+    )
+    predict.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="logits and exact CAM: auto (bf16 + channels_last on a CPU with native bf16, "
+        "fp16 on CUDA, else fp32), fp32, bf16 or fp16 (default: auto)",
     )
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_URL")
 
@@ -286,6 +301,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             methods=args.methods,
             layer=args.layer,
             quality=None if args.no_quality else QualityConfig(sample_n=args.quality_n),
+            precision=args.precision,
         ),
     )
     print(json.dumps({"artifacts": str(args.out), **manifest.metrics}))
@@ -320,7 +336,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             failed += 1
             continue
-        (prediction,) = predict_images(model, [(source, image)], method=method, layer=layer)
+        (prediction,) = predict_images(
+            model, [(source, image)], method=method, layer=layer, precision=args.precision
+        )
         print(json.dumps(prediction.to_json()), flush=True)
         if args.out_dir is not None:
             for k, name in enumerate(prediction.classes):

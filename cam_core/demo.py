@@ -85,7 +85,9 @@ def run_demo(
         out / "model",
         out / "artifacts",
         replace(data_cfg, source=str(dataset.root)),
-        AnalyzeConfig(methods=tuple(METHODS)),
+        # fp32 on every machine: bf16 exists on some CPUs only, and the demo's figures are
+        # compared across machines.
+        AnalyzeConfig(methods=tuple(METHODS), precision="fp32"),
         progress=scaled_progress(progress, 0.6, 1.0),
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,21 +11,26 @@ import numpy as np
 import torch
 
 from cam_core.artifacts import Manifest, build_predictions, write_artifacts
-from cam_core.cams import explain_files, load_images
+from cam_core.cams import ExplainedFiles, explain_files, load_images
 from cam_core.data import DataConfig, Dataset, has_class_folders, load_dataset, read_masks
 from cam_core.errors import DataSourceError
 from cam_core.evaluation.suite import QualityConfig, assess
 from cam_core.methods import METHODS, applicable, get_method, parse_methods, unavailable
 from cam_core.metrics import summary
-from cam_core.model_files import load_model, read_card
+from cam_core.model_files import LoadedModel, load_model, read_card
+from cam_core.precision import PRECISIONS, resolve_precision
 from cam_core.progress import ProgressFn, scaled_progress
 from cam_core.storage import folder_lock
 
 __all__ = [
     "DEFAULT_METHODS",
+    "AnalysisJob",
     "AnalyzeConfig",
     "analyze",
+    "explain_rows",
+    "finish",
     "folder_data_config",
+    "prepare",
     "training_data_config",
 ]
 
@@ -48,6 +54,9 @@ class AnalyzeConfig:
         layer: the layer the gradient and score methods read; ``None``: the model card's
             (``body``, the last feature maps, unless the import named another).
         quality: how to score the maps; ``None`` skips the quality metrics.
+        precision: of the forward pass giving logits and exact CAM (``auto``: bf16 autocast +
+            channels_last on a CPU with native bf16, fp16 on CUDA, else fp32); recorded in the
+            manifest. The other methods run in fp32.
     """
 
     batch_size: int = 64
@@ -56,8 +65,13 @@ class AnalyzeConfig:
     methods: tuple[str, ...] | None = None
     layer: str | None = None
     quality: QualityConfig | None = field(default_factory=QualityConfig)
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}"
+            )
         if self.methods is not None:
             parse_methods(",".join(self.methods))
         if self.batch_size < 1:
@@ -131,24 +145,29 @@ def folder_data_config(
     )
 
 
-def analyze(
-    model_dir: Path,
-    out: Path,
-    data_cfg: DataConfig | None = None,
-    cfg: AnalyzeConfig = AnalyzeConfig(),
-    progress: ProgressFn | None = None,
-) -> Manifest:
-    """Predict, compute every method's maps of every class and score them; write artifacts.
+@dataclass(frozen=True)
+class AnalysisJob:
+    """A checked analysis before any map is computed: model, data, methods and layer."""
 
-    Args:
-        model_dir: a saved model folder.
-        out: artifact folder (replaced atomically file by file, manifest last).
-        data_cfg: which data; ``None`` reuses the model's training data and split.
-        cfg: batch size, workers, device, methods, layer, quality settings.
-        progress: optional callback (message, fraction done).
+    model: LoadedModel
+    model_dir: Path
+    dataset: Dataset
+    methods: tuple[str, ...]
+    layer: str
+    not_offered: dict[str, str]
+    precision: str
+
+    @property
+    def paths(self) -> list[Path]:
+        """The analysed images, in table order."""
+        return [s.path for s in self.dataset.valid_samples]
+
+
+def prepare(model_dir: Path, data_cfg: DataConfig | None, cfg: AnalyzeConfig) -> AnalysisJob:
+    """Load and check everything an analysis needs; computes nothing yet.
 
     Raises:
-        ModelFileError, DataSourceError, DownloadError, AlreadyRunningError, MethodError.
+        ModelFileError, DataSourceError, DownloadError, MethodError, ValueError (precision).
     """
     model = load_model(model_dir, cfg.device)
     dataset: Dataset = load_dataset(data_cfg or training_data_config(model_dir))
@@ -164,86 +183,122 @@ def analyze(
     not_offered = unavailable(model.net)
     for name, reason in not_offered.items():
         log.info("%s is not offered for this model: %s", get_method(name).title, reason)
-    layer = cfg.layer or model.card.layer
-    valid = dataset.valid_samples
-    paths = [s.path for s in valid]
-    with folder_lock(out, "analysis"):
-        explained = explain_files(
-            model,
-            paths,
-            methods,
-            layer,
-            batch_size=cfg.batch_size,
-            num_workers=cfg.num_workers,
-            progress=scaled_progress(progress, 0.0, 0.6 if cfg.quality else 1.0),
+    return AnalysisJob(
+        model=model,
+        model_dir=model_dir,
+        dataset=dataset,
+        methods=tuple(methods),
+        layer=cfg.layer or model.card.layer,
+        not_offered=not_offered,
+        precision=resolve_precision(cfg.precision, model.device),
+    )
+
+
+def explain_rows(
+    job: AnalysisJob,
+    cfg: AnalyzeConfig,
+    rows: Sequence[int] | None = None,
+    progress: ProgressFn | None = None,
+) -> ExplainedFiles:
+    """Logits and every method's maps of the job's images (or of the given rows only)."""
+    paths = job.paths if rows is None else [job.paths[i] for i in rows]
+    return explain_files(
+        job.model,
+        paths,
+        job.methods,
+        job.layer,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+        progress=progress,
+        precision=job.precision,
+    )
+
+
+def finish(
+    job: AnalysisJob,
+    out: Path,
+    explained: ExplainedFiles,
+    cfg: AnalyzeConfig,
+    progress: ProgressFn | None = None,
+) -> Manifest:
+    """Build the table, score the maps and write the artifacts; call under the folder lock.
+
+    Args:
+        job: the prepared analysis.
+        out: artifact folder.
+        explained: logits and maps of every image of the job, in table order.
+        cfg: quality settings and batch size.
+        progress: optional callback (message, fraction done).
+    """
+    model, valid, paths = job.model, job.dataset.valid_samples, job.paths
+    table = build_predictions(valid, model.card.classes, explained.logits)
+    chosen = {name: get_method(name) for name in job.methods}
+    layers = {name: method.layer_for(job.layer) for name, method in chosen.items()}
+    methods_info = {
+        name: {
+            "title": method.title,
+            "layer": layers[name],
+            "additive": method.additive,
+            "normalised": method.normalised,
+            "library": method.library,
+            "seconds": round(explained.seconds.get(name, 0.0), 3),
+            "precision": job.precision if name == "cam" else "fp32",
+            **_bias_of(model.net, method.additive),
+        }
+        for name, method in chosen.items()
+    }
+    quality: dict[str, dict[str, float]] = {}
+    evaluation: dict[str, object] = {}
+    if cfg.quality is not None and len(valid):
+        if progress is not None:
+            progress("scoring the maps", 0.6)
+        has_masks = any(s.mask_path for s in valid)
+        masks = (
+            read_masks([s.mask_path for s in valid], model.card.image_size) if has_masks else None
         )
-        table = build_predictions(valid, model.card.classes, explained.logits)
-        chosen = {name: get_method(name) for name in methods}
-        layers = {name: method.layer_for(layer) for name, method in chosen.items()}
-        methods_info = {
-            name: {
-                "title": method.title,
-                "layer": layers[name],
-                "additive": method.additive,
-                "normalised": method.normalised,
-                "library": method.library,
-                "seconds": round(explained.seconds[name], 3),
-                **_bias_of(model.net, method.additive),
-            }
-            for name, method in chosen.items()
-        }
-        quality: dict[str, dict[str, float]] = {}
-        evaluation: dict[str, object] = {}
-        if cfg.quality is not None and len(valid):
-            if progress is not None:
-                progress("scoring the maps", 0.6)
-            has_masks = any(s.mask_path for s in valid)
-            masks = (
-                read_masks([s.mask_path for s in valid], model.card.image_size)
-                if has_masks
-                else None
-            )
-            true_idx = np.array([model.card.classes.index(s.label) for s in valid], dtype=int)
+        true_idx = np.array([model.card.classes.index(s.label) for s in valid], dtype=int)
 
-            def images_for(rows: np.ndarray) -> torch.Tensor:
-                chosen = [paths[i] for i in rows]
-                return torch.cat(list(load_images(model, chosen, cfg.batch_size, 0)))
+        def images_for(rows: np.ndarray) -> torch.Tensor:
+            picked = [paths[i] for i in rows]
+            return torch.cat(list(load_images(model, picked, cfg.batch_size, 0)))
 
-            result = assess(
-                model.net,
-                explained.maps,
-                layers,
-                true_idx,
-                masks,
-                images_for,
-                model.card.image_size,
-                cfg.quality,
-            )
-            for column, values in result.columns.items():
-                table[column] = values
-            quality, evaluation = result.quality, result.evaluation
-        primary = "cam" if "cam" in methods else methods[0]
-        metrics = summary(table, primary)
-        data_info = {
-            "source": dataset.source,
-            "root": str(dataset.root),
-            "valid_pct": dataset.valid_pct,
-            "seed": dataset.seed,
-            "task": dataset.task,
-        }
-        manifest = write_artifacts(
-            out,
-            table,
+        result = assess(
+            model.net,
             explained.maps,
-            model.card,
-            model_dir,
-            metrics,
-            data_info,
-            methods_info,
-            quality,
-            evaluation,
-            not_offered,
+            layers,
+            true_idx,
+            masks,
+            images_for,
+            model.card.image_size,
+            cfg.quality,
         )
+        for column, values in result.columns.items():
+            table[column] = values
+        quality, evaluation = result.quality, result.evaluation
+    primary = "cam" if "cam" in job.methods else job.methods[0]
+    metrics = summary(table, primary)
+    dataset = job.dataset
+    data_info = {
+        "source": dataset.source,
+        "root": str(dataset.root),
+        "valid_pct": dataset.valid_pct,
+        "seed": dataset.seed,
+        "task": dataset.task,
+        "precision": job.precision,
+    }
+    manifest = write_artifacts(
+        out,
+        table,
+        explained.maps,
+        model.card,
+        job.model_dir,
+        metrics,
+        data_info,
+        methods_info,
+        quality,
+        evaluation,
+        job.not_offered,
+    )
     log.info(
         "analysis: %d images, accuracy %.4f%s",
         len(table),
@@ -251,3 +306,30 @@ def analyze(
         f", pointing game {metrics['pointing_game']:.4f}" if "pointing_game" in metrics else "",
     )
     return manifest
+
+
+def analyze(
+    model_dir: Path,
+    out: Path,
+    data_cfg: DataConfig | None = None,
+    cfg: AnalyzeConfig = AnalyzeConfig(),
+    progress: ProgressFn | None = None,
+) -> Manifest:
+    """Predict, compute every method's maps of every class and score them; write artifacts.
+
+    Args:
+        model_dir: a saved model folder.
+        out: artifact folder (replaced atomically file by file, manifest last).
+        data_cfg: which data; ``None`` reuses the model's training data and split.
+        cfg: batch size, workers, device, precision, methods, layer, quality settings.
+        progress: optional callback (message, fraction done).
+
+    Raises:
+        ModelFileError, DataSourceError, DownloadError, AlreadyRunningError, MethodError.
+    """
+    job = prepare(model_dir, data_cfg, cfg)
+    with folder_lock(out, "analysis"):
+        explained = explain_rows(
+            job, cfg, progress=scaled_progress(progress, 0.0, 0.6 if cfg.quality else 1.0)
+        )
+        return finish(job, out, explained, cfg, progress)

@@ -75,6 +75,7 @@ def predict_images(
     batch_size: int = 32,
     method: str = "cam",
     layer: str = DEFAULT_LAYER,
+    precision: str = "auto",
 ) -> list[Prediction]:
     """Predict a list of ``(source, RGB image)`` pairs in batches, with one method's maps.
 
@@ -84,6 +85,8 @@ def predict_images(
         batch_size: images per forward pass.
         method: explanation method (registry name).
         layer: the layer gradient and score methods read.
+        precision: of the logits and exact CAM (:mod:`cam_core.precision`; ``auto``: bf16 on a
+            CPU with native bf16, fp16 on CUDA, else fp32).
 
     Returns:
         One :class:`Prediction` per input, in order.
@@ -99,7 +102,7 @@ def predict_images(
         batch = torch.stack(
             [to_model_tensor(img, card.image_size, card.mean, card.std) for _, img in chunk]
         )
-        logits, maps = cams_for_batch(model, batch)
+        logits, maps = cams_for_batch(model, batch, precision)
         if method != "cam" or maps is None:
             maps = explainer.explain(model.net, batch, explainer.layer_for(layer))
         probs = torch.softmax(logits, dim=1).numpy()

@@ -27,7 +27,14 @@ def test_bench_cam_json_has_plain_keys_and_a_targets_object(tmp_path: Path) -> N
     )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(summary["ratios"]) == {"ours_vs_plain", "tutorial_vs_ours", "gradcam_vs_ours"}
+    assert set(summary["ratios"]) == {
+        "ours_vs_plain",
+        "tutorial_vs_ours",
+        "gradcam_vs_ours",
+        "bf16_speedup_vs_plain_fp32",
+    }
+    assert summary["ratios"]["bf16_speedup_vs_plain_fp32"] > 0
+    assert 0 <= summary["bf16_argmax_agreement_first_batch"] <= 1
     assert set(summary["targets"]) == {*summary["ratios"], "upload_latency_s"}
     assert summary["upload_latency_s"] > 0
     assert set(summary["method_images_per_s"]) == {

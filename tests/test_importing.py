@@ -118,6 +118,7 @@ def test_analysing_a_folder_with_an_imported_model(
         AnalyzeConfig(
             batch_size=8,
             num_workers=0,
+            precision="fp32",  # compared with the original model in fp32 below
             # The quality suite on a head without CAM (the others: predictions and maps only).
             quality=QualityConfig(sample_n=6, sanity_n=4) if not ARCHS[arch] else None,
         ),

@@ -1,0 +1,68 @@
+"""bf16 / fp16 autocast: which precision runs, and bf16 agreeing with fp32 on a trained demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+from cam_core import precision as precision_module
+from cam_core.artifacts import read_manifest
+from cam_core.cams import explain_files
+from cam_core.data import load_dataset
+from cam_core.model_files import load_model
+from cam_core.pipeline import AnalyzeConfig, analyze, training_data_config
+from cam_core.precision import resolve_precision
+
+
+def test_auto_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_precision("auto", cuda) == "fp16"
+    monkeypatch.setattr(precision_module, "native_bf16", lambda: True)
+    assert resolve_precision("auto", cpu) == "bf16"
+    monkeypatch.setattr(precision_module, "native_bf16", lambda: False)
+    assert resolve_precision("auto", cpu) == "fp32"
+    assert resolve_precision("bf16", cpu) == "bf16"  # asked for: emulated where not native
+    with pytest.raises(ValueError, match="fp16 autocast needs a CUDA"):
+        resolve_precision("fp16", cpu)
+    with pytest.raises(ValueError, match="unknown precision"):
+        resolve_precision("fp8", cpu)
+    with pytest.raises(ValueError, match="unknown precision"):
+        AnalyzeConfig(precision="half")
+
+
+def test_bf16_agrees_with_fp32_on_the_demo(trained_species_run: Path) -> None:
+    model = load_model(trained_species_run / "model", "cpu")
+    dataset = load_dataset(training_data_config(trained_species_run / "model"))
+    paths = [s.path for s in dataset.valid_samples]
+    fp32 = explain_files(model, paths, ("cam",), num_workers=0, precision="fp32")
+    bf16 = explain_files(model, paths, ("cam",), num_workers=0, precision="bf16")
+    agree = (fp32.logits.argmax(1) == bf16.logits.argmax(1)).mean()
+    assert agree >= 0.995
+    maps32 = fp32.maps["cam"].astype(np.float32)
+    maps16 = bf16.maps["cam"].astype(np.float32)
+    pred = fp32.logits.argmax(1)
+    rho = [
+        spearmanr(maps32[i, k].ravel(), maps16[i, k].ravel()).statistic for i, k in enumerate(pred)
+    ]
+    assert float(np.median(rho)) >= 0.99
+    # Exact CAM under bf16: each map's mean is still its logit, to bf16 precision.
+    np.testing.assert_allclose(maps16.mean(axis=(2, 3)), bf16.logits, rtol=2e-2, atol=2e-2)
+    np.testing.assert_allclose(bf16.logits, fp32.logits, rtol=5e-2, atol=5e-2)
+
+
+def test_the_manifest_records_the_precision(tiny_model_dir: Path, tmp_path: Path) -> None:
+    analyze(
+        tiny_model_dir,
+        tmp_path / "a",
+        cfg=AnalyzeConfig(
+            methods=("cam", "gradcam"), quality=None, num_workers=0, precision="bf16"
+        ),
+    )
+    manifest = read_manifest(tmp_path / "a")
+    assert manifest.data["precision"] == "bf16"
+    assert manifest.methods["cam"]["precision"] == "bf16"
+    assert manifest.methods["gradcam"]["precision"] == "fp32"
