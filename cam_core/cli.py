@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -279,31 +280,35 @@ def _cmd_train(args: argparse.Namespace) -> int:
         DataConfig(source=args.data, task=args.task, valid_pct=args.valid_pct, seed=args.seed)
     )
     card = train_model(dataset, cfg, args.out)
-    print(json.dumps({"model": str(args.out), **card.metrics}))
+    if int(os.environ.get("RANK", "0")) == 0:  # under accelerate launch: rank 0 reports
+        print(json.dumps({"model": str(args.out), **card.metrics}))
     return 0
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
+    from cam_core.distributed import launched, sharded_analyze
     from cam_core.evaluation.suite import QualityConfig
     from cam_core.pipeline import AnalyzeConfig, analyze, folder_data_config
 
     data_cfg = None
     if args.data:
         data_cfg = folder_data_config(args.model, args.data, args.task, args.valid_pct, args.seed)
-    manifest = analyze(
-        args.model,
-        args.out,
-        data_cfg,
-        AnalyzeConfig(
-            batch_size=args.bs,
-            num_workers=args.workers,
-            device=args.device,
-            methods=args.methods,
-            layer=args.layer,
-            quality=None if args.no_quality else QualityConfig(sample_n=args.quality_n),
-            precision=args.precision,
-        ),
+    cfg = AnalyzeConfig(
+        batch_size=args.bs,
+        num_workers=args.workers,
+        device=args.device,
+        methods=args.methods,
+        layer=args.layer,
+        quality=None if args.no_quality else QualityConfig(sample_n=args.quality_n),
+        precision=args.precision,
     )
+    if launched():  # one of several processes started by torchrun
+        sharded = sharded_analyze(args.model, args.out, data_cfg, cfg)
+        if sharded is None:
+            return 0  # rank 0 prints the result
+        manifest = sharded
+    else:
+        manifest = analyze(args.model, args.out, data_cfg, cfg)
     print(json.dumps({"artifacts": str(args.out), **manifest.metrics}))
     return 0
 

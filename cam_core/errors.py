@@ -11,12 +11,14 @@ __all__ = [
     "ArtifactError",
     "CamLensError",
     "DataSourceError",
+    "DistributedError",
     "DownloadError",
     "ImageRejectedError",
     "ImportModelError",
     "MethodError",
     "ModelFileError",
     "ReviewStoreError",
+    "TrainingError",
     "UrlRejectedError",
 ]
 
@@ -63,3 +65,11 @@ class ImportModelError(CamLensError):
 
 class ReviewStoreError(CamLensError):
     """The review database is damaged, locked for too long, or cannot be opened."""
+
+
+class DistributedError(CamLensError):
+    """A rank of a sharded (torchrun) analysis failed; nothing was written."""
+
+
+class TrainingError(CamLensError):
+    """Training cannot run as set up (e.g. several processes without accelerate)."""

@@ -8,7 +8,9 @@ Only the stage-2 model is saved, as safetensors, so the app never unpickles a ``
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
+import os
 import urllib.error
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,7 +20,7 @@ import torch
 from torch import nn
 
 from cam_core.data import Dataset, Sample
-from cam_core.errors import DownloadError
+from cam_core.errors import DownloadError, TrainingError
 from cam_core.images import load_image_file
 from cam_core.model_files import IMAGENET_MEAN, IMAGENET_STD, ModelCard, save_model
 from cam_core.models import ARCHITECTURES, CamNet, build_body, default_device, num_features
@@ -178,6 +180,25 @@ def _stage1_learner(dls: Any, cfg: TrainConfig, n_classes: int, cbs: list[Any]) 
         ) from None
 
 
+def _world() -> tuple[int, int]:
+    """``(rank, world size)`` under ``accelerate launch``/``torchrun``; ``(0, 1)`` otherwise."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _distributed(learn: Any) -> contextlib.AbstractContextManager[Any]:
+    """fastai's data-parallel context (Accelerate) when several processes train, else none."""
+    if _world()[1] == 1:
+        return contextlib.nullcontext()
+    if importlib.util.find_spec("accelerate") is None:
+        raise TrainingError(
+            "several processes are training but accelerate is not installed; "
+            "pip install accelerate (or train in one process)"
+        )
+    import fastai.distributed  # noqa: F401  (adds Learner.distrib_ctx)
+
+    return learn.distrib_ctx(sync_bn=False)
+
+
 def train_model(
     data: Dataset,
     cfg: TrainConfig,
@@ -204,7 +225,13 @@ def train_model(
     """
     from fastai.vision.all import Learner, accuracy, set_seed
 
-    with folder_lock(out, "training"):
+    rank, world = _world()
+    if world > 1 and torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    # Under `accelerate launch` every process trains its part of each batch; rank 0 alone
+    # holds the folder lock and saves the model.
+    lock = folder_lock(out, "training") if rank == 0 else contextlib.nullcontext()
+    with lock:
         device = default_device(cfg.device)
         set_seed(cfg.seed, reproducible=True)
         dls = _build_dataloaders(data, cfg, device)
@@ -224,7 +251,7 @@ def train_model(
         if cfg.epochs1:
             for cb in reporter:
                 cb.stage = "stage 1"
-            with _bars(learn, console, "stage 1"):
+            with _bars(learn, console, "stage 1"), _distributed(learn):
                 _fit(learn, cfg.epochs1, cfg, lr)
                 stage1_loss, stage1_acc = learn.validate()
             stage1 = {"stage1_valid_loss": float(stage1_loss), "stage1_accuracy": float(stage1_acc)}
@@ -236,7 +263,7 @@ def train_model(
             learn2.to_fp16()
         for cb in reporter:
             cb.stage = "stage 2 (CAM head)"
-        with _bars(learn2, console, "stage 2 (CAM head)"):
+        with _bars(learn2, console, "stage 2 (CAM head)"), _distributed(learn2):
             _fit(learn2, cfg.epochs2, cfg, lr)
             valid_loss, valid_acc = learn2.validate()
         log.info("stage 2: valid loss %.4f, accuracy %.4f", valid_loss, valid_acc)
@@ -257,6 +284,8 @@ def train_model(
             training={**asdict(cfg), "device": str(device), "lr": lr, "recipe": cfg.recipe},
             metrics={"valid_loss": float(valid_loss), "valid_accuracy": float(valid_acc), **stage1},
         )
+        if rank != 0:
+            return card  # rank 0 saves
         return save_model(net.float().cpu(), card, out)
 
 

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import importlib.util
 import threading
 from pathlib import Path
 
 import pytest
 
 from cam_core.data import Dataset
-from cam_core.errors import AlreadyRunningError
+from cam_core.errors import AlreadyRunningError, TrainingError
 from cam_core.model_files import load_model
 from cam_core.storage import folder_lock
 from cam_core.training import TrainConfig, train_model
@@ -78,3 +79,18 @@ def test_bad_configuration_is_refused() -> None:
         TrainConfig(arch="alexnet")
     with pytest.raises(ValueError, match="epochs2"):
         TrainConfig(epochs2=0)
+
+
+def test_several_processes_without_accelerate_is_one_clear_error(
+    tiny_dataset: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        "cam_core.training.importlib.util.find_spec",
+        lambda name: None if name == "accelerate" else real_find_spec(name),
+    )
+    with pytest.raises(TrainingError, match="pip install accelerate"):
+        train_model(tiny_dataset, TINY, tmp_path / "model", console=False)
+    assert not (tmp_path / "model" / "model.json").exists()

@@ -1,0 +1,139 @@
+"""Sharded analysis on torchrun (2 CPU processes, gloo) against a single-process run."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cam_core.artifacts import read_artifacts
+from cam_core.cams import ExplainedFiles
+from cam_core.distributed import merge_shards, shard_rows
+from cam_core.errors import DistributedError
+from cam_core.pipeline import AnalyzeConfig, analyze
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _torchrun(
+    model_dir: Path, out: Path, env_path: str | None = None
+) -> subprocess.CompletedProcess[str]:
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if env_path is not None:
+        env["PYTHONPATH"] = env_path
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--master-addr",
+            "127.0.0.1",
+            "--master-port",
+            str(_port()),
+            "-m",
+            "cam_core",
+            "analyze",
+            "--model",
+            str(model_dir),
+            "--out",
+            str(out),
+            "--methods",
+            "cam,gradcam",
+            "--no-quality",
+            "--workers",
+            "0",
+            "--bs",
+            "4",
+            "--precision",
+            "fp32",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_the_sampler_pads_and_the_merge_drops_the_repeats() -> None:
+    shards = [shard_rows(5, 2, rank) for rank in range(2)]
+    assert shards == [[0, 2, 4], [1, 3, 0]]  # rank 1 gets row 0 again as padding
+    parts = []
+    for rows in shards:
+        logits = np.array([[float(r), -float(r)] for r in rows], dtype=np.float32)
+        maps = {"cam": np.stack([np.full((2, 1, 1), r, np.float16) for r in rows])}
+        parts.append((rows, logits, maps, {"cam": 1.0}))
+    merged = merge_shards(parts, 5)
+    assert isinstance(merged, ExplainedFiles)
+    np.testing.assert_array_equal(merged.logits[:, 0], np.arange(5))
+    np.testing.assert_array_equal(merged.maps["cam"][:, 0, 0, 0], np.arange(5))
+    with pytest.raises(DistributedError, match="2 images were analysed by no rank"):
+        merge_shards(parts[:1], 5)
+
+
+def test_two_processes_equal_one(tiny_model_dir: Path, tmp_path: Path) -> None:
+    single = tmp_path / "single"
+    analyze(
+        tiny_model_dir,
+        single,
+        cfg=AnalyzeConfig(
+            methods=("cam", "gradcam"), quality=None, num_workers=0, batch_size=4, precision="fp32"
+        ),
+    )
+    sharded = tmp_path / "sharded"
+    result = _torchrun(tiny_model_dir, sharded)
+    assert result.returncode == 0, result.stderr[-3000:]
+    one, two = read_artifacts(single), read_artifacts(sharded)
+    assert len(two.table) == len(one.table)  # each image exactly once
+    pd.testing.assert_series_equal(two.table["path"], one.table["path"])
+    pd.testing.assert_frame_equal(
+        two.table[["label", "pred", "correct"]], one.table[["label", "pred", "correct"]]
+    )
+    np.testing.assert_allclose(two.table["logit_cat"], one.table["logit_cat"], atol=1e-5)
+    for method in ("cam", "gradcam"):
+        np.testing.assert_allclose(
+            np.asarray(two.maps[method], np.float32),
+            np.asarray(one.maps[method], np.float32),
+            atol=2e-3,
+        )
+
+
+def test_a_failing_rank_fails_the_run_and_keeps_the_old_artifacts(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "art"
+    analyze(tiny_model_dir, out, cfg=AnalyzeConfig(methods=("cam",), quality=None, num_workers=0))
+    before = (out / "manifest.json").read_bytes()
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    # Loaded by every rank at start-up: rank 1's explanation step raises.
+    (hooks / "sitecustomize.py").write_text(
+        "import os\n"
+        "if os.environ.get('RANK') == '1':\n"
+        "    import cam_core.pipeline as p\n"
+        "    def broken(*args, **kwargs):\n"
+        "        raise OSError('disk full on rank 1')\n"
+        "    p.explain_rows = broken\n"
+    )
+    result = _torchrun(tiny_model_dir, out, env_path=str(hooks))
+    assert result.returncode != 0
+    assert "rank 1: disk full on rank 1" in result.stderr
+    assert "previous artifacts are intact" in result.stderr
+    assert (out / "manifest.json").read_bytes() == before
+    assert read_artifacts(out).manifest.methods.keys() == {"cam"}
