@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from machine import describe
+from machine import describe, write_section
 
 from cam_core.cams import cams_for_batch, explain_files
 from cam_core.demo_data import BREEDS, draw_sample
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         "cam_bytes_per_image": len(CLASSES) * h * h * 2,
         "peak_rss_mb_after_analysis": peak_rss_mb,
     }
-    args.out.write_text(render_markdown(summary, results))
+    write_section(args.out, "cam", render_markdown(summary, results))
     if args.json:
         print(json.dumps(summary))
     else:

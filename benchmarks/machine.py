@@ -23,3 +23,17 @@ def describe() -> str:
         f"{cpu}, {torch.get_num_threads()} torch threads{gpu}; Python "
         f"{platform.python_version()}, torch {torch.__version__}"
     )
+
+
+def write_section(path: Path, name: str, text: str) -> None:
+    """Put ``text`` into ``path`` between ``<!-- name -->`` markers, keeping other sections
+    (``bench_cam.py`` and ``bench_dashboard.py`` share ``RESULTS.md``)."""
+    begin, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    block = f"{begin}\n{text.rstrip()}\n{end}\n"
+    old = path.read_text() if path.exists() else ""
+    if begin in old and end in old:
+        head, rest = old.split(begin, 1)
+        new = head + block + rest.split(end, 1)[1].lstrip("\n")
+    else:
+        new = (old.rstrip() + "\n\n" if old.strip() else "") + block
+    path.write_text(new)

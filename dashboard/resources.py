@@ -1,5 +1,7 @@
-"""Cached access to cam_core for every page: models in ``st.cache_resource``, tables, arrays,
-images and figures in ``st.cache_data``. Pages never read files or the model directly."""
+"""Cached access to cam_core for every page: models and analyses in ``st.cache_resource`` (one
+shared object per version: the table is read and the file hashes are checked once, and maps
+stay memory-mapped instead of being copied into every session), derived tables, images and
+figures in ``st.cache_data``. Pages never read files or the model directly."""
 
 from __future__ import annotations
 
@@ -44,9 +46,10 @@ def model(model_dir: str, weights_sha256: str) -> LoadedModel:
     return load_model(Path(model_dir))
 
 
-@st.cache_data(max_entries=4, show_spinner="Reading the analysis…")
+@st.cache_resource(max_entries=4, show_spinner="Reading the analysis…")
 def artifacts(folder: str, version: float) -> Artifacts:
-    """The verified artifact folder; ``version`` (the manifest time) invalidates the cache."""
+    """The verified artifact folder, shared read-only by every session (never modify it);
+    ``version`` (the manifest time) makes a rewritten analysis a new entry."""
     return read_artifacts(Path(folder))
 
 

@@ -24,6 +24,7 @@ def class_map_grid(
     key: str,
     additive: bool = True,
     bias: Sequence[float] | None = None,
+    shown: Sequence[int] | None = None,
 ) -> None:
     """One interactive heatmap per class (up to three per row), each downloadable as HTML.
 
@@ -36,11 +37,15 @@ def class_map_grid(
         key: unique widget-key prefix.
         additive: the method's map mean is the logit (say so in each title).
         bias: per-class bias of an imported head: then mean + bias = logit.
+        shown: indices of the classes to draw (default: all); the colour range still spans
+            every class.
     """
     zmin, zmax = (float(maps.min()), float(maps.max())) if shared_range else (None, None)
     view_png = encode_png(view)
-    columns = st.columns(min(3, len(classes)))
-    for k, name in enumerate(classes):
+    drawn = list(shown) if shown is not None else list(range(len(classes)))
+    columns = st.columns(max(1, min(3, len(drawn))))
+    for slot, k in enumerate(drawn):
+        name = classes[k]
         mean = float(maps[k].mean())
         if additive and bias is not None:
             title = f"{name}: mean {mean:+.3f} + bias {bias[k]:+.3f} = logit"
@@ -51,11 +56,11 @@ def class_map_grid(
         figure = resources.class_map_fig(
             np.ascontiguousarray(maps[k]), view_png, title, colorscale, opacity, zmin, zmax
         )
-        with columns[k % len(columns)]:
+        with columns[slot % len(columns)]:
             st.plotly_chart(figure, key=f"{key}_fig_{k}")
             st.download_button(
                 f"{name} map (HTML)",
-                figure_html(figure),
+                lambda figure=figure: figure_html(figure),  # built only when clicked
                 file_name=f"map_{name}.html",
                 mime="text/html",
                 key=f"{key}_dl_{k}",
@@ -107,3 +112,28 @@ def bias_of(info: Mapping[str, object]) -> list[float] | None:
     """Per-class bias of an imported CAM head (manifest entry of exact CAM), if any."""
     bias = info.get("bias")
     return [float(b) for b in bias] if isinstance(bias, list) else None
+
+
+MANY_CLASSES = 6
+"""Above this many classes, pages draw the most probable ones unless the user picks others."""
+
+
+def classes_to_show(
+    row: pd.Series, classes: Sequence[str], key: str, default_n: int = MANY_CLASSES
+) -> list[int]:
+    """All classes when there are few; else a multiselect defaulting to the most probable."""
+    if len(classes) <= MANY_CLASSES:
+        return list(range(len(classes)))
+    probs = np.array([float(row[f"prob_{c}"]) for c in classes])
+    top = [classes[k] for k in np.argsort(-probs)[:default_n]]
+    for must in (str(row["label"]), str(row["pred"])):
+        if must not in top:
+            top.append(must)
+    picked = st.multiselect(
+        f"Classes shown ({len(classes)} in all)",
+        classes,
+        default=top,
+        key=f"{key}_{row.name}",
+        help="The most probable classes, the true class and the prediction; add any other.",
+    )
+    return [classes.index(c) for c in picked]

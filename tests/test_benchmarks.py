@@ -47,3 +47,29 @@ def test_bench_cam_json_has_plain_keys_and_a_targets_object(tmp_path: Path) -> N
     assert all(value > 0 for value in summary["method_images_per_s"].values())
     assert not any("(" in key for key in summary)
     assert "| method scorecam: every class, batch of 1 |" in (tmp_path / "RESULTS.md").read_text()
+
+
+def test_bench_dashboard_times_every_page_and_keeps_other_sections(tmp_path: Path) -> None:
+    results = tmp_path / "RESULTS.md"
+    results.write_text("<!-- cam -->\ncam figures\n<!-- /cam -->\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/bench_dashboard.py",
+            *("--n", "120", "--classes", "8", "--side", "4", "--reps", "1", "--json"),
+            *("--out", str(results)),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert len(summary["pages"]) == 10  # nine pages and the first load
+    assert all(entry["first_visit_s"] > 0 for entry in summary["pages"].values())
+    assert summary["rss_mb"] > 0 and summary["first_load_s"] > 0
+    text = results.read_text()
+    assert "cam figures" in text and "| views/gallery.py |" in text
+    assert text.count("<!-- dashboard -->") == 1

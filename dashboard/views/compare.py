@@ -25,6 +25,7 @@ chosen = pick[1].selectbox(
     "Class", classes, index=classes.index(str(row["label"])), key=f"cmp_class_{row_index}"
 )
 k = classes.index(str(chosen))
+shown = widgets.classes_to_show(row, classes, "cmp_classes")
 st.markdown(
     f"**true:** {row['label']} · **predicted:** {row['pred']} ({row['confidence']:.3f}) · "
     f"maps of **{chosen}**"
@@ -76,4 +77,5 @@ for method, info in manifest.methods.items():
                 key=f"cmp_grid_{method}",
                 additive=bool(info.get("additive")),
                 bias=widgets.bias_of(info),
+                shown=shown,
             )

@@ -49,6 +49,7 @@ widgets.class_map_grid(
     "heat",
     additive,
     widgets.bias_of(ctx.method_info),
+    widgets.classes_to_show(row, classes, "heat_classes"),
 )
 
 st.subheader("Difference map")
@@ -82,7 +83,7 @@ st.caption(
 )
 st.download_button(
     "Difference map (HTML)",
-    figure_html(diff),
+    lambda: figure_html(diff),
     file_name=f"diff_{row_index}.html",
     mime="text/html",
     key="heat_diff_dl",
