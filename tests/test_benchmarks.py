@@ -10,15 +10,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_bench_cam_json_has_plain_keys_and_a_targets_object(tmp_path: Path) -> None:
+def _run(script: str, *args: str) -> dict:  # type: ignore[type-arg]
+    """Run a benchmark script with ``--json``; its JSON object."""
     result = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/bench_cam.py",
-            *("--n", "4", "--size", "32", "--batch", "2", "--reps", "1", "--tutorial-n", "1"),
-            *("--method-n", "2", "--costly-n", "1", "--device", "cpu", "--json"),
-            *("--out", str(tmp_path / "RESULTS.md")),
-        ],
+        [sys.executable, f"benchmarks/{script}", *args, "--json"],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -26,7 +21,16 @@ def test_bench_cam_json_has_plain_keys_and_a_targets_object(tmp_path: Path) -> N
         check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_bench_cam_json_has_plain_keys_and_a_targets_object(tmp_path: Path) -> None:
+    summary = _run(
+        "bench_cam.py",
+        *("--n", "4", "--size", "32", "--batch", "2", "--reps", "1", "--tutorial-n", "1"),
+        *("--method-n", "2", "--costly-n", "1", "--device", "cpu"),
+        *("--out", str(tmp_path / "RESULTS.md")),
+    )
     assert set(summary["ratios"]) == {
         "ours_vs_plain",
         "tutorial_vs_ours",
@@ -52,21 +56,10 @@ def test_bench_cam_json_has_plain_keys_and_a_targets_object(tmp_path: Path) -> N
 def test_bench_dashboard_times_every_page_and_keeps_other_sections(tmp_path: Path) -> None:
     results = tmp_path / "RESULTS.md"
     results.write_text("<!-- cam -->\ncam figures\n<!-- /cam -->\n")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "benchmarks/bench_dashboard.py",
-            *("--n", "120", "--classes", "8", "--side", "4", "--reps", "1", "--json"),
-            *("--out", str(results)),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    summary = _run(
+        "bench_dashboard.py",
+        *("--n", "120", "--classes", "8", "--side", "4", "--reps", "1", "--out", str(results)),
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert len(summary["pages"]) == 10  # nine pages and the first load
     assert all(entry["first_visit_s"] > 0 for entry in summary["pages"].values())
     assert summary["rss_mb"] > 0 and summary["first_load_s"] > 0
