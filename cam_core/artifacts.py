@@ -41,6 +41,7 @@ __all__ = [
     "find_artifact_folders",
     "maps_file",
     "read_artifacts",
+    "verify_maps",
     "read_manifest",
     "write_artifacts",
 ]
@@ -316,12 +317,30 @@ def read_manifest(folder: Path) -> Manifest:
         raise ArtifactError(f"{path} lacks fields or has wrong types ({exc})") from None
 
 
-def read_artifacts(folder: Path, verify: bool = True) -> Artifacts:
+def verify_maps(folder: Path, manifest: Manifest) -> None:
+    """Check every map file's sha256 against the manifest (seconds for gigabytes of maps).
+
+    Raises:
+        ArtifactError: a map file is missing or does not match its hash.
+    """
+    for info in manifest.methods.values():
+        name = str(info["file"])
+        path = committed_path(folder, name)
+        if not path.is_file():
+            raise ArtifactError(f"{path} is missing; rerun the analysis")
+        if name in manifest.files and sha256_file(path) != manifest.files[name]:
+            raise ArtifactError(f"{path} does not match its manifest hash; rerun the analysis")
+
+
+def read_artifacts(folder: Path, verify: bool = True, verify_maps: bool = True) -> Artifacts:
     """Load a verified artifact folder; maps are memory-mapped, not read whole.
 
     Args:
         folder: the artifact folder.
         verify: check each file's sha256 against the manifest.
+        verify_maps: with ``verify``, hash the map files too; ``False`` leaves them to
+            :func:`verify_maps` (the dashboard runs it in the background: hashing gigabytes
+            of maps would hold up the first page). Their shapes are always checked.
 
     Raises:
         ArtifactError: anything missing, modified, misaligned or of the wrong shape.
@@ -332,7 +351,8 @@ def read_artifacts(folder: Path, verify: bool = True) -> Artifacts:
     for name, path in paths.items():
         if not path.is_file():
             raise ArtifactError(f"{path} is missing; rerun the analysis")
-        if verify and name in manifest.files and sha256_file(path) != manifest.files[name]:
+        check = verify and (verify_maps or name == TABLE_FILE)
+        if check and name in manifest.files and sha256_file(path) != manifest.files[name]:
             raise ArtifactError(f"{path} does not match its manifest hash; rerun the analysis")
     try:
         table = pd.read_parquet(paths[TABLE_FILE])

@@ -6,6 +6,8 @@ figures in ``st.cache_data``. Pages never read files or the model directly."""
 from __future__ import annotations
 
 import io
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from cam_core.artifacts import Artifacts, read_artifacts
+from cam_core.artifacts import Artifacts, read_artifacts, verify_maps
 from cam_core.errors import CamLensError
 from cam_core.evaluation.faithfulness import (
     PerturbationCurves,
@@ -48,9 +50,34 @@ def model(model_dir: str, weights_sha256: str) -> LoadedModel:
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the analysis…")
 def artifacts(folder: str, version: float) -> Artifacts:
-    """The verified artifact folder, shared read-only by every session (never modify it);
-    ``version`` (the manifest time) makes a rewritten analysis a new entry."""
-    return read_artifacts(Path(folder))
+    """The artifact folder, shared read-only by every session (never modify it); ``version``
+    (the manifest time) makes a rewritten analysis a new entry.
+
+    The table's hash is checked here; the maps' hashes (gigabytes for big analyses) are checked
+    once per version in the background, see :func:`map_check`.
+    """
+    art = read_artifacts(Path(folder), verify_maps=False)
+    with _CHECKS_LOCK:
+        _CHECKS[(folder, version)] = _CHECKER.submit(verify_maps, Path(folder), art.manifest)
+    return art
+
+
+_CHECKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cam-lens-hash-check")
+_CHECKS: dict[tuple[str, float], Future[None]] = {}
+_CHECKS_LOCK = threading.Lock()
+
+
+def map_check(folder: str, version: float) -> str | None:
+    """``"pending"`` while the map files' hashes are being checked, an error message when one
+    does not match, ``None`` once they all do."""
+    with _CHECKS_LOCK:
+        future = _CHECKS.get((folder, version))
+    if future is None:
+        return None
+    if not future.done():
+        return "pending"
+    error = future.exception()
+    return str(error) if error is not None else None
 
 
 @st.cache_data(max_entries=4)

@@ -64,6 +64,11 @@ def render() -> state.Context | str:
             art = resources.artifacts(str(folder), version)
         except CamLensError as exc:
             return str(exc)
+        check = resources.map_check(str(folder), version)
+        if check == "pending":
+            st.caption("Checking the map files against their hashes in the background…")
+        elif check is not None:
+            return check
         task = art.manifest.data.get("task")
         if task:
             st.caption(f"Task: **{task}** · {len(art.manifest.classes)} classes")

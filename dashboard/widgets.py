@@ -97,7 +97,11 @@ def image_picker(table: pd.DataFrame, key: str) -> int:
 def csv_download(frame: pd.DataFrame, label: str, file_name: str, key: str) -> None:
     """A download button for a table as CSV (for spreadsheets and stakeholders)."""
     st.download_button(
-        label, frame.to_csv(index=False), file_name=file_name, mime="text/csv", key=key
+        label,
+        lambda: frame.to_csv(index=False),  # built when clicked: large tables take seconds
+        file_name=file_name,
+        mime="text/csv",
+        key=key,
     )
 
 

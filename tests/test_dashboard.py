@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from cam_core.artifacts import read_artifacts
 from cam_core.calibration import expected_calibration_error
 from cam_core.label_issues import suspected_label_errors
 from cam_core.reviews import REVIEWS_FILE, ReviewStore
+from dashboard import resources
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = {
@@ -430,3 +432,21 @@ def test_a_damaged_review_file_is_one_line_and_pages_still_work(own_run: Path) -
         errors = [e.value for e in at.error]
         assert len(errors) == 1 and "damaged" in errors[0] and "\n" not in errors[0]
     assert (folder / REVIEWS_FILE).read_bytes().startswith(b"garbage")
+
+
+def test_a_modified_map_file_is_caught_by_the_background_hash_check(own_run: Path) -> None:
+    maps = own_run / "artifacts" / "maps" / "gradcam.npy"
+    data = bytearray(maps.read_bytes())
+    data[-8:] = bytes(255 - b for b in data[-8:])  # same size and shape, other values
+    maps.write_bytes(bytes(data))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception
+    version = resources.stamp(own_run / "artifacts")
+    for _ in range(100):  # the check runs in a background thread
+        if resources.map_check(str(own_run / "artifacts"), version) != "pending":
+            break
+        time.sleep(0.1)
+    at.run()
+    shown = [e.value for kind in (at.markdown, at.error, at.warning, at.info) for e in kind]
+    assert any("gradcam.npy does not match its manifest hash" in str(t) for t in shown)

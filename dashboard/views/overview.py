@@ -47,7 +47,7 @@ with st.container(border=True):
     ):
         column.download_button(
             label,
-            export_bytes(frame, fmt),
+            lambda frame=frame, fmt=fmt: export_bytes(frame, fmt),
             file_name=file_name,
             mime="application/json" if fmt == "json" else "text/csv",
             key=f"overview_{file_name.replace('.', '_')}",
@@ -111,7 +111,7 @@ dl[1].download_button(
 )
 dl[2].download_button(
     "Predictions (CSV)",
-    table.to_csv(index=False),
+    lambda: table.to_csv(index=False),  # built when clicked
     file_name="predictions.csv",
     mime="text/csv",
     key="overview_csv",
