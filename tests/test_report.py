@@ -56,3 +56,28 @@ def test_report_has_the_quality_table_and_the_chosen_maps(quick_run: Path) -> No
     assert "Maps of Grad-CAM++" in html and "min-max scaled per image" in html
     cam_html = build_report(art, None, top_n=2)
     assert "Maps of CAM (exact)" in cam_html and "mean equals the class logit" in cam_html
+
+
+def test_report_lists_reviewed_errors_by_verdict(quick_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from cam_core.report import write_report
+    from cam_core.reviews import REVIEWS_FILE, ReviewStore
+
+    folder = tmp_path / "artifacts"
+    shutil.copytree(quick_run / "artifacts", folder)
+    (folder / REVIEWS_FILE).unlink(missing_ok=True)
+    art = read_artifacts(folder)
+    out = tmp_path / "before.html"
+    write_report(folder, out)
+    assert "No error has been reviewed yet." in out.read_text()
+    wrong = art.table[~art.table["correct"]]
+    store = ReviewStore.beside(folder, art.manifest.model_sha256)
+    first, second = (str(p) for p in wrong["path"].iloc[:2])
+    store.save(first, "label error", "ana", corrected_label="dog", note="ears of a dog")
+    store.save(second, "ambiguous", "ben")
+    write_report(folder, out)
+    text = out.read_text()
+    assert "<h3>label error (1)</h3>" in text and "<h3>ambiguous (1)</h3>" in text
+    assert first.rsplit("/", 1)[-1] in text and "ears of a dog" in text
+    assert text.index("label error (1)") < text.index("ambiguous (1)")
