@@ -41,8 +41,8 @@ __all__ = [
     "find_artifact_folders",
     "maps_file",
     "read_artifacts",
-    "verify_maps",
     "read_manifest",
+    "verify_maps",
     "write_artifacts",
 ]
 

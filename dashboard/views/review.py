@@ -73,7 +73,11 @@ for column, (label, role) in zip(
         ctx.colorscale,
         ctx.opacity,
     )
-    column.image(png, caption=f"{ctx.method_info.get('title', ctx.method)}: {label} ({role})")
+    column.image(
+        png,
+        caption=f"{ctx.method_info.get('title', ctx.method)}: {label} ({role})",
+        width="stretch",
+    )
 rank = row["label_issue_rank"]
 suspect = "" if pd.isna(rank) else f" · suspected label error #{int(rank)}"
 st.markdown(
