@@ -3,8 +3,9 @@
 Builds an artifact folder (default 100,000 images, 37 classes, 16×16 maps, two methods) with
 random logits and maps, then runs each dashboard page in Streamlit's AppTest: "cold" is the
 first page of a fresh app with empty caches (the analysis is read and its hashes checked),
-"warm" the median of further runs of a page. Reports the process's resident memory, writes its
-section of ``benchmarks/RESULTS.md`` and, with ``--json``, prints one JSON object.
+"warm" the median of further runs of a page. The pages run in a fresh process, as in a
+Streamlit server, whose resident memory is reported. Writes its section of
+``benchmarks/RESULTS.md`` and, with ``--json``, prints one JSON object.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import json
 import os
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -51,6 +54,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=3, help="warm runs per page (default 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("RESULTS.md"))
+    parser.add_argument(
+        "--time-pages",
+        type=Path,
+        default=None,
+        help="(internal) time the pages of this artifact folder and print JSON",
+    )
     return parser.parse_args(argv)
 
 
@@ -179,20 +188,37 @@ def render(summary: dict[str, object], pages: dict[str, dict[str, float]]) -> st
     return "\n".join(lines)
 
 
+def measure(folder: Path, reps: int) -> dict[str, object]:
+    """Page times and resident memory of a fresh process that only serves the dashboard (as
+    a Streamlit server would: it never built the synthetic data)."""
+    import streamlit.testing.v1  # noqa: F401  (imports counted in the baseline)
+
+    import dashboard.resources  # noqa: F401
+
+    baseline = rss_mb()
+    pages = time_pages(folder, reps)
+    return {"pages": pages, "rss_mb": rss_mb(), "rss_mb_before_pages": baseline}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.time_pages is not None:
+        print(json.dumps(measure(args.time_pages, args.reps)))
+        return 0
     methods = [m for m in args.methods.split(",") if m]
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         folder = build(Path(tmp), args.n, args.classes, args.side, methods)
         build_s = time.perf_counter() - start
-        import streamlit.testing.v1  # noqa: F401  (imports counted in the baseline)
-
-        import cam_core.cams  # noqa: F401
-        import dashboard.resources  # noqa: F401
-
-        baseline = rss_mb()
-        pages = time_pages(folder, args.reps)
+        child = subprocess.run(
+            [sys.executable, __file__, "--time-pages", str(folder), "--reps", str(args.reps)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        measured = json.loads(child.stdout.strip().splitlines()[-1])
+        pages = measured["pages"]
+        baseline = measured["rss_mb_before_pages"]
         warm = [e["warm_s"] for p, e in pages.items() if not p.startswith("(")]
         summary = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -205,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
             "build_s": build_s,
             "first_load_s": pages["(first load of the app)"]["first_visit_s"],
             "max_warm_s": max(warm),
-            "rss_mb": rss_mb(),
+            "rss_mb": measured["rss_mb"],
             "rss_mb_before_pages": baseline,
             "pages": pages,
             "targets": TARGETS,

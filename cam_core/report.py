@@ -8,7 +8,6 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from cam_core.artifacts import Artifacts, read_artifacts
@@ -143,7 +142,7 @@ def _error_cards(art: Artifacts, top_n: int, colorscale: str, method: str) -> st
                 f"{html.escape(str(exc))}</p></div>"
             )
             continue
-        maps = np.asarray(art.maps_of(method)[position], dtype=np.float32)
+        maps = art.image_maps(method, position)
         images = [_img_tag(encode_png(view), "image")]
         for name in (row["pred"], row["label"]):
             k = classes.index(name)

@@ -113,8 +113,12 @@ def breed_table(table: pd.DataFrame, method: str = "cam") -> pd.DataFrame:
     if "breed" not in table.columns or table["breed"].isna().all():
         raise ValueError("this analysis has no breeds (its data is not in the Pets naming)")
     column = f"pointing_hit.{method}"
+    # Only the columns used: groups of a wide table (a logit and a probability per class)
+    # would copy tens of MB for a big analysis.
+    wanted = ["breed", "label", "pred", "correct", "confidence"]
+    narrow = table[wanted + ([column] if column in table.columns else [])]
     rows = []
-    for breed, group in table.groupby("breed", sort=True):
+    for breed, group in narrow.groupby("breed", sort=True):
         wrong = group.loc[~group["correct"], "pred"]
         rows.append(
             {

@@ -32,6 +32,7 @@ from cam_core.model_files import LoadedModel, ModelCard, load_model, read_card
 from cam_core.overlay import encode_png, overlay
 from cam_core.report import build_report
 from cam_core.reviews import ReviewStore
+from cam_core.summaries import breed_table
 
 
 def stamp(folder: Path) -> float:
@@ -106,7 +107,7 @@ def overlay_png(
     art = artifacts(folder, version)
     path = str(art.table.iloc[row]["path"])
     view = square_resize(load_image_file(Path(path)), art.manifest.image_size)
-    cam = np.asarray(art.maps_of(method)[row, class_index], dtype=np.float32)
+    cam = art.image_maps(method, row)[class_index]
     return encode_png(overlay(view, cam, colorscale, opacity))
 
 
@@ -157,7 +158,7 @@ def perturbation_view(
         loaded.card.mean,
         loaded.card.std,
     )
-    single = np.asarray(art.maps_of(method)[row, target], dtype=np.float32)
+    single = art.image_maps(method, row)[target]
     curves = perturbation_curves(loaded.net, image[None], single[None], np.array([target]), steps)
     deleted, inserted = perturbation_frames(image, single, steps)
     card = loaded.card
@@ -189,3 +190,13 @@ def class_map_fig(
     """One class-map figure; reruns with the same inputs reuse it."""
     view = Image.open(io.BytesIO(view_png_bytes))
     return class_map_figure(cam, view, title, colorscale, opacity, zmin, zmax)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def breed_summary(folder: str, version: float, method: str) -> pd.DataFrame:
+    """Per-breed figures of an analysis (the Breeds page's table).
+
+    Raises:
+        ValueError: the analysis has no breeds.
+    """
+    return breed_table(artifacts(folder, version).table, method)

@@ -67,9 +67,17 @@ def reviews(ctx: state.Context) -> dict[str, Review]:
         return {}
 
 
-def annotated(ctx: state.Context) -> pd.DataFrame:
-    """The table with verdict, review tags and the suspected-label-error rank and quality."""
-    joined = with_reviews(ctx.art.table, reviews(ctx))
+LISTED = ("path", "label", "pred", "correct", "confidence", "loss")
+"""The columns image lists need (not the per-class logits and probabilities: a copy of those
+for 100k images and many classes would cost every rerun tens of MB)."""
+
+
+def annotated(ctx: state.Context, rows: pd.Index | None = None) -> pd.DataFrame:
+    """The table's listing columns (of ``rows``, default all) with verdict, review tags and
+    the suspected-label-error rank and label quality."""
+    table = ctx.art.table
+    base = table.loc[:, list(LISTED)] if rows is None else table.loc[rows, list(LISTED)]
+    joined = with_reviews(base, reviews(ctx))
     issues = resources.label_issues(ctx.key, ctx.version)
     return joined.join(issues)
 

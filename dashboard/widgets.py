@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -67,42 +67,72 @@ def class_map_grid(
             )
 
 
-def image_picker(table: pd.DataFrame, key: str) -> int:
-    """A select box over the validation images; returns the chosen row position.
+LARGE_TABLE = 5000
+"""Above this many images the picker is a row number and a file-name search, not a list."""
 
+
+def _row_of(table: pd.DataFrame, file_name: str) -> int | None:
+    """The first row whose file name is ``file_name`` (vectorised: fast on 100k rows)."""
+    names = table["path"].astype(str).str.rsplit("/", n=1).str[-1]
+    hits = np.flatnonzero((names == file_name.strip()).to_numpy())
+    return int(hits[0]) if len(hits) else None
+
+
+def image_picker(table: pd.DataFrame, key: str) -> int:
+    """The validation image to show; returns its row position.
+
+    A select box over every image, or, for more than :data:`LARGE_TABLE` images (a list that
+    long would be sent to the browser on every rerun), a row number and a file-name search.
     A page that sends the user here (a gallery or error card) sets
     :data:`dashboard.state.SELECTED_ROW`, and a shared link :data:`dashboard.state.LINK_IMAGE`
     (a file name), which this picker takes once.
     """
+    n = len(table)
+    if state.SELECTED_ROW in st.session_state:
+        st.session_state[key] = min(int(st.session_state.pop(state.SELECTED_ROW)), n - 1)
+    linked = st.session_state.pop(state.LINK_IMAGE, None)
+    if linked:
+        row = _row_of(table, str(linked))
+        if row is not None:
+            st.session_state[key] = row
+        else:
+            st.warning(f"The linked image {linked} is not in this analysis.")
+    if n > LARGE_TABLE:
+
+        def find() -> None:
+            wanted = str(st.session_state.get(f"{key}_find", "")).strip()
+            row = _row_of(table, wanted) if wanted else None
+            if row is not None:
+                st.session_state[key] = row
+
+        cols = st.columns([1, 2])
+        row = int(cols[0].number_input(f"Validation image (row, of {n})", 0, n - 1, key=key))
+        cols[1].text_input("Go to a file name", key=f"{key}_find", on_change=find)
+        record = table.iloc[row]
+        st.caption(
+            f"{str(record['path']).rsplit('/', 1)[-1]} — {record['label']} → {record['pred']}"
+        )
+        return row
     names = [
         f"{i}: {str(p).rsplit('/', 1)[-1]} — {t} → {pr}"
         for i, (p, t, pr) in enumerate(
             zip(table["path"], table["label"], table["pred"], strict=True)
         )
     ]
-    if state.SELECTED_ROW in st.session_state:
-        st.session_state[key] = min(int(st.session_state.pop(state.SELECTED_ROW)), len(names) - 1)
-    linked = st.session_state.pop(state.LINK_IMAGE, None)
-    if linked:
-        files = [str(p).rsplit("/", 1)[-1] for p in table["path"]]
-        if linked in files:
-            st.session_state[key] = files.index(linked)
-        else:
-            st.warning(f"The linked image {linked} is not in this analysis.")
-    return int(
-        st.selectbox("Validation image", range(len(names)), format_func=names.__getitem__, key=key)
-    )
+    return int(st.selectbox("Validation image", range(n), format_func=names.__getitem__, key=key))
 
 
-def csv_download(frame: pd.DataFrame, label: str, file_name: str, key: str) -> None:
-    """A download button for a table as CSV (for spreadsheets and stakeholders)."""
-    st.download_button(
-        label,
-        lambda: frame.to_csv(index=False),  # built when clicked: large tables take seconds
-        file_name=file_name,
-        mime="text/csv",
-        key=key,
-    )
+def csv_download(
+    frame: pd.DataFrame | Callable[[], pd.DataFrame], label: str, file_name: str, key: str
+) -> None:
+    """A download button for a table as CSV (for spreadsheets and stakeholders); the CSV (and
+    the table, when given as a function) is built only when the button is clicked."""
+
+    def build() -> str:
+        table = frame() if callable(frame) else frame
+        return table.to_csv(index=False)
+
+    st.download_button(label, build, file_name=file_name, mime="text/csv", key=key)
 
 
 def map_meaning(info: Mapping[str, object]) -> str:

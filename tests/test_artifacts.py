@@ -124,3 +124,14 @@ def test_a_format_1_folder_opens_as_method_cam(artifacts_copy: Path) -> None:
     assert art.table["pointing_hit.cam"].equals(new.table["pointing_hit.cam"])
     with pytest.raises(ArtifactError, match="no maps of 'gradcam'"):
         art.maps_of("gradcam")
+
+
+def test_one_image_maps_read_from_the_file_equal_the_memory_map(tiny_artifacts_dir: Path) -> None:
+    art = read_artifacts(tiny_artifacts_dir)
+    for method in art.manifest.method_names:
+        for row in (0, len(art.table) - 1):
+            read = art.image_maps(method, row)
+            assert read.dtype == np.float32
+            np.testing.assert_array_equal(read, np.asarray(art.maps_of(method)[row], np.float32))
+    with pytest.raises(IndexError, match="outside the analysis"):
+        art.image_maps("cam", len(art.table))

@@ -450,3 +450,19 @@ def test_a_modified_map_file_is_caught_by_the_background_hash_check(own_run: Pat
     at.run()
     shown = [e.value for kind in (at.markdown, at.error, at.warning, at.info) for e in kind]
     assert any("gradcam.npy does not match its manifest hash" in str(t) for t in shown)
+
+
+def test_big_analyses_pick_images_by_row_and_file_name(
+    app: AppTest, quick_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dashboard import widgets
+
+    monkeypatch.setattr(widgets, "LARGE_TABLE", 3)  # the quick run has more images than that
+    table = read_artifacts(quick_run / "artifacts").table
+    at = _open(app, "views/heatmaps.py")
+    assert at.number_input(key="heat_row").value == 0
+    name = str(table["path"].iloc[4]).rsplit("/", 1)[-1]
+    at.text_input(key="heat_row_find").set_value(name).run()
+    assert not at.exception
+    assert at.number_input(key="heat_row").value == 4
+    assert any(c.value.startswith(name) for c in at.caption)

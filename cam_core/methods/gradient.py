@@ -15,9 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, LayerCAM
-from pytorch_grad_cam.base_cam import BaseCAM
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from cam_core.methods.base import ExplanationMethod, resolve_layer, training_mode_kept
@@ -34,20 +31,35 @@ class _AtLayerResolution:
         return None
 
 
-def _at_layer_resolution(cls: type[BaseCAM]) -> type[BaseCAM]:
+def _at_layer_resolution(cls: type[Any]) -> type[Any]:
     return type(cls.__name__, (_AtLayerResolution, cls), {})
 
 
 class LibraryMethod(ExplanationMethod):
-    """A pytorch-grad-cam method run for every class of a batch (one pass per class)."""
+    """A pytorch-grad-cam method run for every class of a batch (one pass per class).
+
+    Subclasses name the library's class in ``extractor_name`` (imported on first use: the
+    library pulls in OpenCV, SciPy, scikit-learn and matplotlib, some 350 MB that a dashboard
+    showing stored maps never needs) or give the class itself in ``extractor_class``.
+    """
 
     library = GRAD_CAM_LIBRARY
-    extractor_class: type[BaseCAM]
+    extractor_name: str = ""
+    extractor_class: type[Any] | None = None
+
+    def _library_class(self) -> type[Any]:
+        if self.extractor_class is not None:
+            return self.extractor_class
+        import pytorch_grad_cam
+
+        return getattr(pytorch_grad_cam, self.extractor_name)
 
     def _extractor(self, net: nn.Module, target: nn.Module) -> Any:
-        return _at_layer_resolution(self.extractor_class)(model=net, target_layers=[target])
+        return _at_layer_resolution(self._library_class())(model=net, target_layers=[target])
 
     def explain(self, net: nn.Module, images: torch.Tensor, layer: str) -> torch.Tensor:
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
         target = resolve_layer(net, layer)
         device = next(net.parameters()).device
         # Gradients are needed even when a caller runs under inference_mode or no_grad, and
@@ -72,7 +84,7 @@ class GradCam(LibraryMethod):
 
     name = "gradcam"
     title = "Grad-CAM"
-    extractor_class = GradCAM
+    extractor_name = "GradCAM"
 
 
 class GradCamPlusPlus(LibraryMethod):
@@ -80,7 +92,7 @@ class GradCamPlusPlus(LibraryMethod):
 
     name = "gradcampp"
     title = "Grad-CAM++"
-    extractor_class = GradCAMPlusPlus
+    extractor_name = "GradCAMPlusPlus"
 
 
 class LayerCam(LibraryMethod):
@@ -88,4 +100,4 @@ class LayerCam(LibraryMethod):
 
     name = "layercam"
     title = "Layer-CAM"
-    extractor_class = LayerCAM
+    extractor_name = "LayerCAM"

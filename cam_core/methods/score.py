@@ -9,11 +9,11 @@ channels of the class logit) and everything around it stay the library's.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 import torch
-from pytorch_grad_cam import ScoreCAM
 from torch import nn
 
 from cam_core.methods.gradient import LibraryMethod, _AtLayerResolution
@@ -21,47 +21,56 @@ from cam_core.methods.gradient import LibraryMethod, _AtLayerResolution
 __all__ = ["ScoreCam"]
 
 
-class _SharedScoreCAM(_AtLayerResolution, ScoreCAM):
-    """pytorch-grad-cam's Score-CAM whose channel scores are computed once for all classes."""
+@functools.cache
+def _shared_score_cam() -> type[Any]:
+    """The class below, defined on first use (importing the library costs ~350 MB)."""
+    from pytorch_grad_cam import ScoreCAM
 
-    def __init__(self, model: nn.Module, target_layers: list[nn.Module], channel_batch: int):
-        super().__init__(model, target_layers)
-        self.channel_batch = channel_batch
-        self._scores: torch.Tensor | None = None
+    class _SharedScoreCAM(_AtLayerResolution, ScoreCAM):
+        """pytorch-grad-cam's Score-CAM whose channel scores are computed once for all classes."""
 
-    def get_cam_weights(
-        self,
-        input_tensor: torch.Tensor,
-        target_layer: nn.Module,
-        targets: list[Any],
-        activations: np.ndarray,
-        grads: np.ndarray,
-    ) -> np.ndarray:
-        if self._scores is None:
-            self._scores = self._channel_scores(input_tensor, activations)
-        classes = torch.tensor([t.category for t in targets])
-        chosen = self._scores[torch.arange(len(classes)), :, classes]
-        return torch.softmax(chosen, dim=-1).numpy()
+        def __init__(self, model: nn.Module, target_layers: list[nn.Module], channel_batch: int):
+            super().__init__(model, target_layers)
+            self.channel_batch = channel_batch
+            self._scores: torch.Tensor | None = None
 
-    @torch.no_grad()
-    def _channel_scores(self, input_tensor: torch.Tensor, activations: np.ndarray) -> torch.Tensor:
-        """Logits ``(N, C, K)`` of each image masked by each of its upsampled channels."""
-        height, width = input_tensor.shape[-2:]
-        upsample = nn.UpsamplingBilinear2d(size=(int(height), int(width)))
-        scores = []
-        for image, act in zip(input_tensor, torch.from_numpy(activations), strict=True):
-            up = upsample(act[None].to(self.device))[0]
-            low = up.flatten(1).min(dim=1).values[:, None, None]
-            high = up.flatten(1).max(dim=1).values[:, None, None]
-            up = (up - low) / (high - low + 1e-8)
-            rows = []
-            for start in range(0, len(up), self.channel_batch):
-                masked = image[None] * up[start : start + self.channel_batch, None]
-                rows.append(self.model(masked).float().cpu())
-                # The forward hooks store every masked batch's activations; drop them.
-                self.activations_and_grads.activations.clear()
-            scores.append(torch.cat(rows))
-        return torch.stack(scores)
+        def get_cam_weights(
+            self,
+            input_tensor: torch.Tensor,
+            target_layer: nn.Module,
+            targets: list[Any],
+            activations: np.ndarray,
+            grads: np.ndarray,
+        ) -> np.ndarray:
+            if self._scores is None:
+                self._scores = self._channel_scores(input_tensor, activations)
+            classes = torch.tensor([t.category for t in targets])
+            chosen = self._scores[torch.arange(len(classes)), :, classes]
+            return torch.softmax(chosen, dim=-1).numpy()
+
+        @torch.no_grad()
+        def _channel_scores(
+            self, input_tensor: torch.Tensor, activations: np.ndarray
+        ) -> torch.Tensor:
+            """Logits ``(N, C, K)`` of each image masked by each of its upsampled channels."""
+            height, width = input_tensor.shape[-2:]
+            upsample = nn.UpsamplingBilinear2d(size=(int(height), int(width)))
+            scores = []
+            for image, act in zip(input_tensor, torch.from_numpy(activations), strict=True):
+                up = upsample(act[None].to(self.device))[0]
+                low = up.flatten(1).min(dim=1).values[:, None, None]
+                high = up.flatten(1).max(dim=1).values[:, None, None]
+                up = (up - low) / (high - low + 1e-8)
+                rows = []
+                for start in range(0, len(up), self.channel_batch):
+                    masked = image[None] * up[start : start + self.channel_batch, None]
+                    rows.append(self.model(masked).float().cpu())
+                    # The forward hooks store every masked batch's activations; drop them.
+                    self.activations_and_grads.activations.clear()
+                scores.append(torch.cat(rows))
+            return torch.stack(scores)
+
+    return _SharedScoreCAM
 
 
 class ScoreCam(LibraryMethod):
@@ -76,4 +85,4 @@ class ScoreCam(LibraryMethod):
     channel_batch = 64
 
     def _extractor(self, net: nn.Module, target: nn.Module) -> Any:
-        return _SharedScoreCAM(net, [target], self.channel_batch)
+        return _shared_score_cam()(net, [target], self.channel_batch)

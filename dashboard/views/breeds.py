@@ -9,7 +9,6 @@ import streamlit as st
 
 from cam_core.figures import rate_bar_figure
 from cam_core.selection import errors
-from cam_core.summaries import breed_table
 from dashboard import resources, sidebar, state
 
 ctx = sidebar.require()
@@ -19,7 +18,7 @@ task = ctx.art.manifest.data.get("task", "species")
 
 st.title("Breeds")
 try:
-    breeds = breed_table(table, ctx.method)
+    breeds = resources.breed_summary(ctx.key, ctx.version, ctx.method)
 except ValueError as exc:
     st.info(f"No breed view: {exc}.")
     st.stop()
@@ -53,8 +52,11 @@ with right:
 
 st.subheader("Worst errors per breed")
 per_breed = st.select_slider("Errors shown per breed", [3, 5, 10], value=5, key="breed_strip_n")
+listed = table[["path", "label", "pred", "correct", "confidence", "loss", "breed"]]
+worst = errors(listed, "loss").groupby("breed", sort=False).head(int(per_breed))
+by_breed = dict(tuple(worst.groupby("breed", sort=False)))
 for breed, info in breeds.iterrows():
-    wrong = errors(table[table["breed"] == breed], "loss").head(int(per_breed))
+    wrong = by_breed.get(breed, worst.iloc[:0])
     if wrong.empty:
         continue
     st.markdown(f"**{breed}** ({info['label']}): {int(info['n'] * info['error_rate'])} errors")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import math
 
-import numpy as np
 import streamlit as st
 from PIL import Image
 
@@ -68,7 +67,7 @@ for method, info in manifest.methods.items():
             )
         with st.expander(f"Every class with {info.get('title', method)}"):
             widgets.class_map_grid(
-                np.asarray(ctx.art.maps_of(method)[row_index], dtype=np.float32),
+                ctx.art.image_maps(method, row_index),
                 Image.open(io.BytesIO(view_png)),
                 classes,
                 ctx.colorscale,

@@ -93,7 +93,13 @@ links.copy_link(
     },
 )
 st.markdown(f"**{len(matched)}** of {len(table)} images match the filter.")
-widgets.csv_download(matched, "Filtered table (CSV)", "gallery.csv", "gal_csv")
+review_columns = ["verdict", "corrected_label", "reviewer", "label_issue_rank", "label_quality"]
+widgets.csv_download(
+    lambda: ctx.art.table.loc[matched.index].join(matched[review_columns]),
+    "Filtered table (CSV)",
+    "gallery.csv",
+    "gal_csv",
+)
 if matched.empty:
     st.info("No image matches; widen the confidence range or clear the class filters.")
     st.stop()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 
-import numpy as np
 import streamlit as st
 from PIL import Image
 
@@ -20,7 +19,7 @@ st.title("Class heatmaps")
 row_index = widgets.image_picker(table, "heat_row")
 row = table.iloc[row_index]
 view = Image.open(io.BytesIO(resources.view_png(str(row["path"]), ctx.art.manifest.image_size)))
-maps = np.asarray(ctx.maps[row_index], dtype=np.float32)
+maps = ctx.art.image_maps(ctx.method, row_index)
 
 st.markdown(
     f"**true:** {row['label']} · **predicted:** {row['pred']} ({row['confidence']:.3f}) · "

@@ -10,7 +10,7 @@ from cam_core.selection import errors
 from dashboard import links, resources, review_panel, sidebar, state
 
 ctx = sidebar.require()
-table = review_panel.annotated(ctx)
+table = ctx.art.table
 classes = list(ctx.art.manifest.classes)
 
 st.title("Review errors")
@@ -23,7 +23,7 @@ order = controls[0].radio(
     help="Worst loss first, or by cleanlab's label quality (lowest first).",
 )
 unreviewed_only = controls[1].toggle("Unreviewed only", key="rev_unreviewed")
-queue = errors(table, "loss")
+queue = review_panel.annotated(ctx, errors(table, "loss").index)
 if order != "loss":
     queue = queue.sort_values("label_quality", kind="stable")
 if unreviewed_only:
