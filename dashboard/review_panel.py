@@ -72,12 +72,14 @@ LISTED = ("path", "label", "pred", "correct", "confidence", "loss")
 for 100k images and many classes would cost every rerun tens of MB)."""
 
 
-def annotated(ctx: state.Context, rows: pd.Index | None = None) -> pd.DataFrame:
+def annotated(
+    ctx: state.Context, verdicts: dict[str, Review], rows: pd.Index | None = None
+) -> pd.DataFrame:
     """The table's listing columns (of ``rows``, default all) with verdict, review tags and
     the suspected-label-error rank and label quality."""
     table = ctx.art.table
     base = table.loc[:, list(LISTED)] if rows is None else table.loc[rows, list(LISTED)]
-    joined = with_reviews(base, reviews(ctx))
+    joined = with_reviews(base, verdicts)
     issues = resources.label_issues(ctx.key, ctx.version)
     return joined.join(issues)
 
@@ -125,14 +127,13 @@ def quick_verdict(ctx: state.Context, path: str, current: Review | None, key: st
         if choice == NO_VERDICT:
             _clear(ctx, path)
         else:
-            keep = current if current is not None else None
             save(
                 ctx,
                 path,
                 choice,
-                corrected_label=keep.corrected_label if keep else None,
-                tags=keep.tags if keep else (),
-                note=keep.note if keep else "",
+                corrected_label=current.corrected_label if current else None,
+                tags=current.tags if current else (),
+                note=current.note if current else "",
             )
 
     options = [NO_VERDICT, *VERDICTS]

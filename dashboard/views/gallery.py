@@ -18,7 +18,8 @@ SORTS = {
 }
 
 ctx = sidebar.require()
-table = review_panel.annotated(ctx)
+reviews = review_panel.reviews(ctx)
+table = review_panel.annotated(ctx, reviews)
 classes = list(ctx.art.manifest.classes)
 
 st.title("Gallery")
@@ -110,7 +111,6 @@ if int(st.session_state.get(state.GALLERY_PAGE, 1)) > pages:
 page = st.number_input(f"Page (of {pages})", 1, pages, key=state.GALLERY_PAGE)
 rows, _ = page_of(matched, int(page), per_page)
 
-reviews = review_panel.reviews(ctx)
 columns = st.columns(5)
 for slot, (index, row) in enumerate(rows.iterrows()):
     position = table.index.get_loc(index)

@@ -23,7 +23,8 @@ order = controls[0].radio(
     help="Worst loss first, or by cleanlab's label quality (lowest first).",
 )
 unreviewed_only = controls[1].toggle("Unreviewed only", key="rev_unreviewed")
-queue = review_panel.annotated(ctx, errors(table, "loss").index)
+verdicts = review_panel.reviews(ctx)
+queue = review_panel.annotated(ctx, verdicts, errors(table, "loss").index)
 if order != "loss":
     queue = queue.sort_values("label_quality", kind="stable")
 if unreviewed_only:
@@ -84,7 +85,7 @@ st.markdown(
     f"**given label:** {row['label']} · **predicted:** {row['pred']} "
     f"({row['confidence']:.3f}) · label quality {row['label_quality']:.3f}{suspect}"
 )
-current = review_panel.reviews(ctx).get(path)
+current = verdicts.get(path)
 st.markdown(review_panel.describe(current))
 
 details = st.columns([1, 1, 2])
