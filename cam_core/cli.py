@@ -16,6 +16,7 @@ from cam_core.data import TASKS
 from cam_core.errors import CamLensError, ImportModelError, MethodError
 from cam_core.locations import demo_run_dir
 from cam_core.methods import DEFAULT_LAYER, METHODS, parse_methods
+from cam_core.models import ARCHITECTURES
 from cam_core.pipeline import DEFAULT_METHODS
 from cam_core.precision import PRECISIONS
 from cam_core.reviews import EXPORT_FORMATS, VERDICTS
@@ -87,13 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--arch",
         default="resnet34",
-        help="resnet18, resnet34, resnet50 or democnn (default: %(default)s)",
+        choices=ARCHITECTURES,
+        help="default: %(default)s; democnn2 is the demo's small CNN (democnn its first version)",
     )
     train.add_argument("--size", type=_positive, default=512, help="input size (default: 512)")
     train.add_argument("--bs", type=_positive, default=32, help="batch size (default: 32)")
     train.add_argument("--epochs1", type=int, default=1, help="stage-1 epochs (default: 1)")
     train.add_argument("--epochs2", type=_positive, default=5, help="stage-2 epochs (default: 5)")
     train.add_argument("--lr", type=float, default=None, help="learning rate")
+    train.add_argument(
+        "--head-lr-mult",
+        type=float,
+        default=1.0,
+        help="from scratch: stage 2 trains the new CAM head this many times faster than the "
+        "body (the demo uses 10; default: 1)",
+    )
     train.add_argument(
         "--no-pretrained",
         action="store_true",
@@ -272,6 +281,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         epochs2=args.epochs2,
         pretrained=not args.no_pretrained and args.data != "demo",
         lr=args.lr,
+        head_lr_mult=args.head_lr_mult,
         seed=args.seed,
         num_workers=args.workers,
         device=args.device,

@@ -23,7 +23,14 @@ from cam_core.data import Dataset, Sample
 from cam_core.errors import DownloadError, TrainingError
 from cam_core.images import load_image_file
 from cam_core.model_files import IMAGENET_MEAN, IMAGENET_STD, ModelCard, save_model
-from cam_core.models import ARCHITECTURES, CamNet, build_body, default_device, num_features
+from cam_core.models import (
+    ARCHITECTURES,
+    DEMO_CNNS,
+    CamNet,
+    build_body,
+    default_device,
+    num_features,
+)
 from cam_core.progress import ProgressFn, interactive
 from cam_core.storage import folder_lock
 
@@ -44,6 +51,9 @@ class TrainConfig:
         epochs2: stage-2 epochs (CAM head).
         pretrained: start from ImageNet weights (``fine_tune``); else one-cycle from scratch.
         lr: learning rate; ``None`` picks 2e-3 for fine-tuning and 3e-3 from scratch.
+        head_lr_mult: from scratch, stage 2 trains the new CAM head at ``lr * head_lr_mult``
+            and the body at ``lr`` (fastai's discriminative learning rates). Fine-tuning keeps
+            fastai's own split and ignores it.
         seed: seeds every random number generator.
 
         num_workers: DataLoader workers; ``None`` picks one per core, at most 4.
@@ -57,6 +67,7 @@ class TrainConfig:
     epochs2: int = 5
     pretrained: bool = True
     lr: float | None = None
+    head_lr_mult: float = 1.0
     seed: int = 42
     num_workers: int | None = None
     device: str | None = None
@@ -64,12 +75,17 @@ class TrainConfig:
     @property
     def recipe(self) -> str:
         """In words: the tutorial's two stages, or the CAM head trained from the start."""
+        head = (
+            f" (the new head at {self.head_lr_mult:g}x the body's learning rate)"
+            if self.head_lr_mult != 1.0 and not self.pretrained
+            else ""
+        )
         if self.epochs1:
             return (
                 f"two stages (the tutorial's): {self.epochs1} epoch(s) with a standard head, then "
-                f"{self.epochs2} with the CAM head"
+                f"{self.epochs2} with the CAM head{head}"
             )
-        return f"one stage: the CAM head trained from the start for {self.epochs2} epochs"
+        return f"one stage: the CAM head trained from the start for {self.epochs2} epochs{head}"
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -81,6 +97,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.epochs1 < 0 or self.epochs2 < 1:
             raise ValueError("epochs1 must be >= 0 and epochs2 >= 1")
+        if not self.head_lr_mult > 0:
+            raise ValueError(f"head_lr_mult must be positive, got {self.head_lr_mult}")
 
 
 def _sample_image(sample: Sample) -> Any:
@@ -148,9 +166,13 @@ def _make_progress_callback(progress: ProgressFn, total_batches: int) -> Any:
     return _ReportProgress()
 
 
-def _fit(learn: Any, epochs: int, cfg: TrainConfig, lr: float) -> None:
+def _fit(learn: Any, epochs: int, cfg: TrainConfig, lr: float, head_lr_mult: float = 1.0) -> None:
+    """fastai's ``fine_tune`` for pretrained bodies, else one cycle; from scratch the last
+    parameter group (the head) may learn ``head_lr_mult`` times faster than the body."""
     if cfg.pretrained:
         learn.fine_tune(epochs, base_lr=lr)
+    elif head_lr_mult != 1.0:
+        learn.fit_one_cycle(epochs, slice(lr, lr * head_lr_mult))
     else:
         learn.fit_one_cycle(epochs, lr)
 
@@ -159,8 +181,8 @@ def _stage1_learner(dls: Any, cfg: TrainConfig, n_classes: int, cbs: list[Any]) 
     from fastai.vision.all import Learner, accuracy, create_head, vision_learner
     from torchvision import models as tv_models
 
-    if cfg.arch == "democnn":
-        body = build_body("democnn")
+    if cfg.arch in DEMO_CNNS:
+        body = build_body(cfg.arch)
         model = nn.Sequential(body, create_head(num_features(body), n_classes))
         return Learner(dls, model, metrics=accuracy, cbs=cbs)
     try:
@@ -264,7 +286,7 @@ def train_model(
         for cb in reporter:
             cb.stage = "stage 2 (CAM head)"
         with _bars(learn2, console, "stage 2 (CAM head)"), _distributed(learn2):
-            _fit(learn2, cfg.epochs2, cfg, lr)
+            _fit(learn2, cfg.epochs2, cfg, lr, cfg.head_lr_mult)
             valid_loss, valid_acc = learn2.validate()
         log.info("stage 2: valid loss %.4f, accuracy %.4f", valid_loss, valid_acc)
         card = ModelCard(

@@ -39,17 +39,18 @@ def make_model(
     seed: int = 0,
     image_size: int = TINY_SIZE,
     data: dict | None = None,
+    arch: str = "democnn2",
 ) -> ModelCard:
-    """Save a seeded, untrained demo CNN with a CAM head."""
+    """Save a seeded, untrained demo CNN (``arch``) with a CAM head."""
     torch.manual_seed(seed)
-    net = CamNet(build_body("democnn"), len(classes))
+    net = CamNet(build_body(arch), len(classes))
     # Random BN statistics make the maps differ per class and per image.
     for module in net.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.uniform_(-0.1, 0.1)
             module.running_var.uniform_(0.5, 1.5)
     card = ModelCard(
-        arch="democnn", n_features=128, classes=classes, image_size=image_size, data=data or {}
+        arch=arch, n_features=128, classes=classes, image_size=image_size, data=data or {}
     )
     return save_model(net, card, folder)
 
@@ -131,7 +132,7 @@ def imported_home(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Datase
 
 @pytest.fixture(scope="session")
 def trained_species_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A demo species model that has really learned (the demo preset on 900 images, ~30 s),
+    """A demo species model that has really learned (the demo preset on 1,200 images, ~35 s),
     analysed with exact CAM only: ``model/`` and ``artifacts/``."""
     from dataclasses import replace
 
@@ -143,7 +144,7 @@ def trained_species_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data_cfg, train_cfg = demo_configs(False, "species")
     data_cfg = replace(
         data_cfg,
-        demo=replace(data_cfg.demo, n_per_breed=150),
+        demo=replace(data_cfg.demo, n_per_breed=200),
         cache_root=tmp_path_factory.mktemp("trained_cache"),
     )
     dataset = load_dataset(data_cfg)

@@ -66,3 +66,46 @@ def test_bench_dashboard_times_every_page_and_keeps_other_sections(tmp_path: Pat
     text = results.read_text()
     assert "cam figures" in text and "| views/gallery.py |" in text
     assert text.count("<!-- dashboard -->") == 1
+
+
+def _spread(value: float) -> dict[str, float]:
+    return {"mean": value, "min": value, "max": value}
+
+
+def test_quality_renders_a_saved_result_without_training(tmp_path: Path) -> None:
+    cam = {"pointing_game": 0.9, "deletion_auc": 0.3, "insertion_auc": 0.95}
+    saved = {
+        "date": "2026-11-27T00:00:00+00:00",
+        "machine": "test machine",
+        "n_seeds": 2,
+        "runs": [
+            {
+                "task": "breed",
+                "seed": seed,
+                "accuracy": 0.99,
+                "seconds": 90.0,
+                "quality": {"cam": cam},
+            }
+            for seed in (42, 3)
+        ],
+        "summary": {
+            "breed": {"accuracy": _spread(0.99), "cam": {m: _spread(v) for m, v in cam.items()}}
+        },
+    }
+    (tmp_path / "saved.json").write_text(json.dumps(saved))
+    out = tmp_path / "QUALITY.md"
+    args = ["benchmarks/quality.py", "--render", str(tmp_path / "saved.json"), "--out", str(out)]
+    done = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    text = out.read_text()
+    assert "- machine: test machine" in text and "- tuned on: " in text
+    assert "| breed | 42 | 99.00% | 90.00% | 0.300 | 0.950 | 90 |" in text
+    assert "| cam | 0.900 [0.900, 0.900] | 0.300 [0.300, 0.300] | 0.950 [0.950, 0.950] |" in text
+    (tmp_path / "saved.json").write_text("{")
+    broken = subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True)
+    assert broken.returncode != 0
+    assert (
+        broken.stderr.strip().startswith("error: cannot render")
+        and "Traceback" not in broken.stderr
+    )
+    assert out.read_text() == text  # the last good file stays

@@ -88,7 +88,9 @@ def _receptive_field_centre(arch: str, size: int, cell: tuple[int, int]) -> tupl
     )
 
 
-@pytest.mark.parametrize(("arch", "size", "grid"), [("democnn", 96, 12), ("resnet18", 512, 16)])
+@pytest.mark.parametrize(
+    ("arch", "size", "grid"), [("democnn2", 96, 12), ("democnn", 96, 12), ("resnet18", 512, 16)]
+)
 def test_upsampling_puts_each_cell_on_its_receptive_field_centre(
     arch: str, size: int, grid: int
 ) -> None:
@@ -100,6 +102,19 @@ def test_upsampling_puts_each_cell_on_its_receptive_field_centre(
     peak_y, peak_x = np.unravel_index(int(np.argmax(up)), up.shape)
     assert abs(peak_y - centre_y) < 0.5 and abs(peak_x - centre_x) < 0.5
     assert up[peak_y, peak_x] == 1.0
+
+
+@pytest.mark.parametrize(("arch", "side"), [("democnn2", 27), ("democnn", 59)])
+def test_each_demo_cnn_cell_sees_a_window_of_its_receptive_field(arch: str, side: int) -> None:
+    body = build_body(arch).eval()
+    image = torch.rand(1, 3, 96, 96, requires_grad=True)
+    body(image)[0, :, 6, 6].sum().backward()
+    assert image.grad is not None
+    rows, cols = torch.nonzero(image.grad[0].abs().sum(0)).unbind(1)
+    assert int(rows.max() - rows.min()) + 1 == side
+    assert int(cols.max() - cols.min()) + 1 == side
+    # Centred on the cell's pixel (stride 8): rows 48 - 13 .. 48 + 13 for a 27 px window.
+    assert int(rows.min() + rows.max()) == 2 * 48
 
 
 def test_upsampling_interpolates_between_centres_and_holds_the_edge() -> None:

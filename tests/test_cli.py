@@ -93,6 +93,19 @@ def test_train_offline_pets_message(
     assert not (tmp_path / "m").exists()
 
 
+def test_train_refuses_bad_architecture_and_head_rate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", "--data", "demo", "--arch", "vgg", "--out", str(tmp_path / "m")])
+    assert "invalid choice: 'vgg'" in capsys.readouterr().err
+    args = ["train", "--data", "demo", "--head-lr-mult", "0", "--out", str(tmp_path / "m")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: head_lr_mult must be positive, got 0.0"]
+    assert not (tmp_path / "m").exists()
+
+
 def test_offline_pretrained_weights_suggest_no_pretrained(
     tiny_dataset: Dataset,
     tmp_path: Path,
@@ -200,6 +213,7 @@ def test_analyze_takes_the_task_from_the_model_card(
     card = read_card(quick_breed_run / "model")
     assert card.data["task"] == "breed" and len(card.classes) == 6
     assert "two stages" in card.training["recipe"]
+    assert "the new head at 10x the body's learning rate" in card.training["recipe"]
     base = ["-q", "analyze", "--model", str(quick_breed_run / "model"), "--no-quality"]
     base += ["--methods", "cam", "--data", card.data["root"], "--workers", "0"]
     assert main([*base, "--out", str(tmp_path / "a")]) == 0

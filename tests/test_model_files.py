@@ -99,3 +99,18 @@ def test_weights_of_another_architecture_are_refused(model_dir: Path) -> None:
     card_path.write_text(json.dumps({**raw, "arch": "resnet18", "n_features": 512}))
     with pytest.raises(ModelFileError, match="does not fit architecture 'resnet18'"):
         load_model(model_dir)
+
+
+def test_a_model_of_the_first_demo_cnn_still_loads(tmp_path: Path) -> None:
+    make_model(tmp_path / "old", arch="democnn")
+    old = load_model(tmp_path / "old")
+    assert old.card.arch == "democnn"
+    assert old.net.body[6][0].kernel_size == (3, 3)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert old.net(x).shape == (2, 2)
+    # Its weights do not pass for the current demo CNN, whose last convolutions are 1x1.
+    card_path = tmp_path / "old" / "model.json"
+    card_path.write_text(json.dumps({**json.loads(card_path.read_text()), "arch": "democnn2"}))
+    with pytest.raises(ModelFileError, match="does not fit architecture 'democnn2'"):
+        load_model(tmp_path / "old")

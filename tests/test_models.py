@@ -7,7 +7,9 @@ from torch import nn
 from cam_core.models import CamNet, build_body, cam_head, num_features
 
 
-@pytest.mark.parametrize(("arch", "nf"), [("democnn", 128), ("resnet18", 512), ("resnet50", 2048)])
+@pytest.mark.parametrize(
+    ("arch", "nf"), [("democnn2", 128), ("democnn", 128), ("resnet18", 512), ("resnet50", 2048)]
+)
 def test_num_features_is_read_from_the_body(arch: str, nf: int) -> None:
     assert num_features(build_body(arch)) == nf
 
@@ -36,7 +38,7 @@ def test_unknown_arch_is_a_clear_error() -> None:
 @pytest.mark.parametrize("n_classes", [2, 5])
 def test_maps_of_every_class_average_to_the_logits(n_classes: int) -> None:
     torch.manual_seed(0)
-    net = CamNet(build_body("democnn"), n_classes).eval()
+    net = CamNet(build_body("democnn2"), n_classes).eval()
     x = torch.randn(3, 3, 64, 64)
     with torch.no_grad():
         logits, maps = net.forward_with_maps(x)

@@ -19,7 +19,7 @@ def test_rank_correlation() -> None:
 
 def test_randomised_copies_leave_the_original_alone() -> None:
     torch.manual_seed(0)
-    net = CamNet(build_body("democnn"), 2).eval()
+    net = CamNet(build_body("democnn2"), 2).eval()
     before = {k: v.clone() for k, v in net.state_dict().items()}
     stages = [(name, copy.state_dict()) for name, copy in randomised_models(net, seed=3)]
     assert [name for name, _ in stages] == ["head", "head+last block"]
@@ -30,7 +30,7 @@ def test_randomised_copies_leave_the_original_alone() -> None:
 
 def test_cam_maps_change_when_the_model_is_randomised() -> None:
     torch.manual_seed(0)
-    net = CamNet(build_body("democnn"), 2).eval()
+    net = CamNet(build_body("democnn2"), 2).eval()
     images = torch.randn(6, 3, 48, 48, generator=torch.Generator().manual_seed(2))
     targets = np.array([0, 1, 0, 1, 0, 1])
     cam = get_method("cam")

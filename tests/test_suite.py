@@ -15,7 +15,7 @@ from cam_core.models import CamNet, build_body
 
 def test_assess_scores_methods_and_baselines_on_a_sample() -> None:
     torch.manual_seed(0)
-    net = CamNet(build_body("democnn"), 2).eval()
+    net = CamNet(build_body("democnn2"), 2).eval()
     images = torch.randn(7, 3, 48, 48, generator=torch.Generator().manual_seed(0))
     maps = {
         name: get_method(name).explain(net, images, "body").numpy() for name in ("cam", "gradcam")

@@ -38,7 +38,7 @@ def test_headlines_format_the_table_figures() -> None:
 
 
 def test_card_rows_survive_missing_metrics() -> None:
-    card = ModelCard(arch="democnn", n_features=128, classes=("cat", "dog"), image_size=96)
+    card = ModelCard(arch="democnn2", n_features=128, classes=("cat", "dog"), image_size=96)
     rows = model_card_rows(card)
     assert rows["classes"] == "cat, dog"
     assert rows["training accuracy (valid)"] == "n/a"

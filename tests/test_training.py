@@ -2,18 +2,21 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 from cam_core.data import Dataset
 from cam_core.errors import AlreadyRunningError, TrainingError
 from cam_core.model_files import load_model
+from cam_core.models import CamNet, build_body
 from cam_core.storage import folder_lock
-from cam_core.training import TrainConfig, train_model
+from cam_core.training import TrainConfig, _build_dataloaders, _cam_splitter, _fit, train_model
 
 TINY = TrainConfig(
-    arch="democnn",
+    arch="democnn2",
     image_size=48,
     batch_size=8,
     epochs1=1,
@@ -79,6 +82,25 @@ def test_bad_configuration_is_refused() -> None:
         TrainConfig(arch="alexnet")
     with pytest.raises(ValueError, match="epochs2"):
         TrainConfig(epochs2=0)
+    with pytest.raises(ValueError, match="head_lr_mult must be positive"):
+        TrainConfig(head_lr_mult=0)
+
+
+def test_the_cam_head_learns_faster_when_asked(tiny_dataset: Dataset, tmp_path: Path) -> None:
+    from fastai.vision.all import Learner
+
+    cfg = replace(TINY, head_lr_mult=10.0)
+    dls = _build_dataloaders(tiny_dataset, cfg, torch.device("cpu"))
+    learn = Learner(dls, CamNet(build_body("democnn2"), 2), splitter=_cam_splitter)
+    with learn.no_bar(), learn.no_logging():
+        _fit(learn, 1, cfg, 1e-3, cfg.head_lr_mult)
+    body, head = (group["lr"] for group in learn.opt.hypers)
+    assert head == pytest.approx(10 * body)
+    card = train_model(tiny_dataset, cfg, tmp_path / "model", console=False)
+    assert card.training["head_lr_mult"] == 10.0
+    assert "the new head at 10x the body's learning rate" in card.training["recipe"]
+    # Fine-tuning a pretrained body keeps fastai's own split: the recipe does not claim it.
+    assert "10x" not in replace(cfg, pretrained=True).recipe
 
 
 def test_several_processes_without_accelerate_is_one_clear_error(
