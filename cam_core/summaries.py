@@ -103,9 +103,9 @@ def breed_table(table: pd.DataFrame, method: str = "cam") -> pd.DataFrame:
 
     Returns:
         Indexed by breed, worst error rate first: ``n``, ``label`` (the class the breed
-        belongs to under the task), ``accuracy``, ``error_rate``, ``top_wrong`` (most frequent
-        wrong prediction, empty when none), ``mean_confidence``, ``pointing_game`` (NaN
-        without masks).
+        belongs to under the task), ``accuracy``, ``errors`` (count), ``error_rate``,
+        ``top_wrong`` (most frequent wrong prediction, empty when none), ``mean_confidence``,
+        ``pointing_game`` (NaN without masks).
 
     Raises:
         ValueError: the table has no breeds (data without Pets naming).
@@ -126,6 +126,7 @@ def breed_table(table: pd.DataFrame, method: str = "cam") -> pd.DataFrame:
                 "n": len(group),
                 "label": group["label"].mode().iloc[0],
                 "accuracy": float(group["correct"].mean()),
+                "errors": len(wrong),
                 "error_rate": float(1 - group["correct"].mean()),
                 "top_wrong": str(wrong.mode().iloc[0]) if len(wrong) else "",
                 "mean_confidence": float(group["confidence"].mean()),

@@ -186,8 +186,16 @@ def test_breeds_page_under_both_tasks(app: AppTest, quick_run: Path, quick_breed
     shown = at.dataframe[0].value
     assert set(shown["label"]) == set(shown.index)  # under the breed task a breed is a class
     wrong = read_artifacts(quick_breed_run / "artifacts").table
-    n_wrong = sum(min(5, n) for n in (~wrong["correct"]).groupby(wrong["breed"]).sum())
+    per_breed = (~wrong["correct"]).groupby(wrong["breed"]).sum()
+    n_wrong = sum(min(5, n) for n in per_breed)
     assert len(at.get("image")) == n_wrong
+    # Each strip's heading counts that breed's errors exactly (not a rounded rate times n).
+    headings = {m.value for m in at.markdown if "error" in m.value and m.value.startswith("**")}
+    for breed, n in per_breed[per_breed > 0].items():
+        assert any(
+            h.startswith(f"**{breed}** (") and h.endswith(f": {n} error{'s' * (n != 1)}")
+            for h in headings
+        )
     if n_wrong:
         first = next(b for b in at.button if b.key.startswith("breed_open_"))
         first.click().run()

@@ -74,6 +74,7 @@ def test_breed_table_counts_each_breed() -> None:
     assert list(breeds.index) == ["Tabby", "pug"]  # worst error rate first
     tabby = breeds.loc["Tabby"]
     assert tabby["n"] == 3 and tabby["top_wrong"] == "dog" and tabby["label"] == "cat"
+    assert tabby["errors"] == 2 and breeds.loc["pug", "errors"] == 0
     assert math.isclose(tabby["accuracy"], 1 / 3) and math.isclose(tabby["pointing_game"], 2 / 3)
     assert breeds.loc["pug", "top_wrong"] == "" and math.isnan(breeds.loc["pug", "pointing_game"])
     with pytest.raises(ValueError, match="no breeds"):

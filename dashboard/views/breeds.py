@@ -35,6 +35,7 @@ with left:
             "n": st.column_config.NumberColumn("images"),
             "label": st.column_config.TextColumn("class"),
             "accuracy": st.column_config.NumberColumn("accuracy", format="percent"),
+            "errors": None,
             "error_rate": None,
             "top_wrong": st.column_config.TextColumn("most frequent wrong prediction"),
             "mean_confidence": st.column_config.NumberColumn("mean confidence", format="%.3f"),
@@ -59,7 +60,8 @@ for breed, info in breeds.iterrows():
     wrong = by_breed.get(breed, worst.iloc[:0])
     if wrong.empty:
         continue
-    st.markdown(f"**{breed}** ({info['label']}): {int(info['n'] * info['error_rate'])} errors")
+    count = int(info["errors"])
+    st.markdown(f"**{breed}** ({info['label']}): {count} error{'s' if count != 1 else ''}")
     cols = st.columns(int(per_breed))
     for col, (index, row) in zip(cols, wrong.iterrows(), strict=False):
         position = table.index.get_loc(index)
