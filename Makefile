@@ -15,7 +15,8 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
-$(CAM_LENS_HOME)/demo/%/artifacts/manifest.json: | $(VENV)/.installed
+# Rebuilt when the demo preset or its data generator is newer than the run (after a pull).
+$(CAM_LENS_HOME)/demo/%/artifacts/manifest.json: cam_core/demo.py cam_core/demo_data.py | $(VENV)/.installed
 	$(PY) -m cam_core demo --task $*
 
 demo: $(CAM_LENS_HOME)/demo/species/artifacts/manifest.json $(CAM_LENS_HOME)/demo/breed/artifacts/manifest.json
