@@ -1,0 +1,40 @@
+"""The Makefile rebuilds the demo when its preset is newer than the run, and only then."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _planned(home: Path) -> list[str]:
+    """The commands ``make demo`` would run (``make -n``), for a demo home of ``home``."""
+    done = subprocess.run(
+        ["make", "-n", "demo", f"CAM_LENS_HOME={home}", "VENV=.venv"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return [line for line in done.stdout.splitlines() if "cam_core demo" in line]
+
+
+def test_a_demo_older_than_its_preset_is_rebuilt(tmp_path: Path) -> None:
+    newest_source = max(
+        (REPO / "cam_core" / n).stat().st_mtime for n in ("demo.py", "demo_data.py")
+    )
+    manifests = [
+        tmp_path / "demo" / task / "artifacts" / "manifest.json" for task in ("species", "breed")
+    ]
+    assert len(_planned(tmp_path)) == 2  # no demo yet: both tasks are built
+    for manifest in manifests:
+        manifest.parent.mkdir(parents=True)
+        manifest.write_text("{}")
+        os.utime(manifest, (newest_source + 60, newest_source + 60))
+    assert _planned(tmp_path) == []
+    os.utime(manifests[1], (newest_source - 60, newest_source - 60))
+    planned = _planned(tmp_path)
+    assert len(planned) == 1 and planned[0].endswith("demo --task breed")
