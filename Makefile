@@ -16,7 +16,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	touch $@
 
 # Rebuilt when the demo preset or its data generator is newer than the run (after a pull).
-$(CAM_LENS_HOME)/demo/%/artifacts/manifest.json: cam_core/demo.py cam_core/demo_data.py | $(VENV)/.installed
+$(CAM_LENS_HOME)/demo/%/artifacts/manifest.json: cam_core/analysis/demo.py cam_core/data/demo_data.py | $(VENV)/.installed
 	$(PY) -m cam_core demo --task $*
 
 demo: $(CAM_LENS_HOME)/demo/species/artifacts/manifest.json $(CAM_LENS_HOME)/demo/breed/artifacts/manifest.json
@@ -32,7 +32,8 @@ test: $(VENV)/.installed browser
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check cam_core dashboard tests benchmarks
-	$(PY) -m mypy cam_core
+	$(PY) -m mypy
+	$(PY) -m vulture cam_core dashboard --min-confidence 100
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_cam.py

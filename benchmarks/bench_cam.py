@@ -22,15 +22,15 @@ from pathlib import Path
 import torch
 from machine import describe, write_section
 
-from cam_core.cams import cams_for_batch, explain_files
-from cam_core.demo_data import BREEDS, draw_sample
-from cam_core.images import decode_image, to_model_tensor
-from cam_core.methods import DEFAULT_LAYER, METHODS
-from cam_core.model_files import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelCard
-from cam_core.models import CamNet, build_body
-from cam_core.overlay import encode_png, overlay
-from cam_core.precision import native_bf16
-from cam_core.predict import predict_images
+from cam_core.analysis.cams import explain_batch, explain_files
+from cam_core.analysis.predict import predict_images
+from cam_core.data.demo_data import BREEDS, draw_sample
+from cam_core.intake.images import decode_image, to_model_tensor
+from cam_core.methods import DEFAULT_LAYER, METHODS, get_method
+from cam_core.modelling.model_files import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelCard
+from cam_core.modelling.models import CamNet, build_body
+from cam_core.modelling.precision import native_bf16
+from cam_core.present.overlay import encode_png, overlay
 
 CLASSES = ("cat", "dog")
 TARGETS = {
@@ -140,17 +140,18 @@ def main(argv: list[str] | None = None) -> int:
                     net(x)
 
         fast = "fp16" if device.type == "cuda" else "fp32"  # the default path, as before
+        cam_only = (get_method("cam"),)
 
         def ours() -> None:
             for chunk in chunks:
-                cams_for_batch(model, chunk, fast)
+                explain_batch(model, chunk, cam_only, precision=fast)
 
         # bf16 autocast + channels_last on a copy (the conversion to channels_last is in place).
         bf16_model = LoadedModel(card=card, net=copy.deepcopy(net), device=device, folder=Path("."))
 
         def ours_bf16() -> None:
             for chunk in chunks:
-                cams_for_batch(bf16_model, chunk, "bf16")
+                explain_batch(bf16_model, chunk, cam_only, precision="bf16")
 
         @torch.inference_mode()
         def plain_fp32() -> None:
@@ -176,9 +177,9 @@ def main(argv: list[str] | None = None) -> int:
             "n": args.n,
         }
         with torch.inference_mode():
-            a = cams_for_batch(model, chunks[0], fast)
-            b = cams_for_batch(bf16_model, chunks[0], "bf16")
-        bf16_argmax_agreement = float((a[0].argmax(1) == b[0].argmax(1)).float().mean())
+            a = explain_batch(model, chunks[0], cam_only, precision=fast).logits
+            b = explain_batch(bf16_model, chunks[0], cam_only, precision="bf16").logits
+        bf16_argmax_agreement = float((a.argmax(1) == b.argmax(1)).float().mean())
 
         tutorial_paths = paths[: args.tutorial_n]
         t_tutorial = median_seconds(
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def single_upload() -> None:
             img = decode_image(data, name="upload.jpg")
-            (prediction,) = predict_images(model, [("upload.jpg", img)])
+            (prediction,) = predict_images(model, [("upload.jpg", img)], "cam")
             for k in range(len(CLASSES)):
                 encode_png(overlay(prediction.view, prediction.maps[k]))
 

@@ -27,8 +27,9 @@ import pandas as pd
 from machine import describe, write_section
 from PIL import Image
 
-from cam_core.artifacts import write_artifacts
-from cam_core.model_files import ModelCard
+from cam_core.analysis.artifacts import maps_file, new_manifest, write_artifacts
+from cam_core.methods import MethodRecord
+from cam_core.modelling.model_files import ModelCard
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = (
@@ -118,17 +119,27 @@ def build(root: Path, n: int, n_classes: int, side: int, methods: list[str]) -> 
         maps[method] = array
     card = ModelCard(arch="resnet34", n_features=512, classes=classes, image_size=64)
     out = root / "artifacts"
-    info = {m: {"title": m, "layer": "body", "additive": m == "cam"} for m in methods}
-    write_artifacts(
-        out,
-        table,
-        maps,
+    records = {
+        m: MethodRecord(
+            title=m,
+            layer="body",
+            additive=m == "cam",
+            normalised=m != "cam",
+            library="synthetic",
+            shape=tuple(maps[m].shape),
+            file=maps_file(m),
+        )
+        for m in methods
+    }
+    manifest = new_manifest(
         card,
         root / "model",
+        n,
+        records,
         {"accuracy": float(table["correct"].mean())},
         {"source": "synthetic", "task": "breed"},
-        info,
     )
+    write_artifacts(out, table, maps, manifest)
     return out
 
 

@@ -21,9 +21,9 @@ from typing import Any
 
 from machine import describe
 
-from cam_core.artifacts import read_manifest
-from cam_core.data import TASKS
-from cam_core.demo import run_demo
+from cam_core.analysis.artifacts import read_manifest
+from cam_core.analysis.demo import run_demo
+from cam_core.data.sources import TASKS
 from cam_core.evaluation.suite import verdicts
 
 SEEDS = (42, 3, 7, 11, 23, 31, 57, 64, 99, 123)

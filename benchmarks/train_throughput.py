@@ -8,7 +8,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from cam_core.models import CamNet, build_body
+from cam_core.modelling.models import CamNet, build_body
 
 
 def images_per_second(amp: bool, size: int, batch: int, steps: int) -> float:

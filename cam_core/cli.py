@@ -8,24 +8,25 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cam_core import __version__
-from cam_core.data import TASKS
+from cam_core.data.sources import TASKS
 from cam_core.errors import CamLensError, ImportModelError, MethodError
 from cam_core.locations import demo_run_dir
-from cam_core.methods import DEFAULT_LAYER, METHODS, parse_methods
-from cam_core.models import ARCHITECTURES
-from cam_core.pipeline import DEFAULT_METHODS
-from cam_core.precision import PRECISIONS
-from cam_core.reviews import EXPORT_FORMATS, VERDICTS
+from cam_core.methods import DEFAULT_LAYER, DEFAULT_METHODS, METHODS, parse_methods
+from cam_core.modelling.models import ARCHITECTURES
+from cam_core.modelling.precision import PRECISIONS
+from cam_core.review.reviews import EXPORT_FORMATS, VERDICTS
 
 __all__ = ["build_parser", "main"]
 
 log = logging.getLogger("cam_core")
 
 EXIT_ERROR = 2
+Subcommands = argparse._SubParsersAction  # argparse's own type of ``add_subparsers()``
+DATA_HELP = "pets, demo, or a folder (Pets naming or one sub-folder per class)"
 
 
 def _positive(text: str) -> int:
@@ -49,16 +50,7 @@ def _methods(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``python -m cam_core`` argument parser."""
-    parser = argparse.ArgumentParser(
-        prog="python -m cam_core",
-        description="Train CAM-ready classifiers and explain them with class activation maps.",
-    )
-    parser.add_argument("--version", action="version", version=f"cam_core {__version__}")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_demo(sub: Subcommands) -> None:
     demo = sub.add_parser("demo", help="generate demo data, train, analyse (offline)")
     demo.add_argument(
         "--out",
@@ -75,9 +67,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="species (cat vs dog) or breed (six breeds); default: %(default)s",
     )
 
-    data_help = "pets, demo, or a folder (Pets naming or one sub-folder per class)"
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from cam_core.analysis.demo import run_demo
+
+    out = args.out or demo_run_dir(args.task)
+    manifest = run_demo(out, quick=args.quick, seed=args.seed, task=args.task)
+    print(
+        json.dumps(
+            {"model": str(out / "model"), "artifacts": str(out / "artifacts"), **manifest.metrics}
+        )
+    )
+    return 0
+
+
+def _add_train(sub: Subcommands) -> None:
     train = sub.add_parser("train", help="two-stage training, saves a model folder")
-    train.add_argument("--data", required=True, help=data_help)
+    train.add_argument("--data", required=True, help=DATA_HELP)
     train.add_argument(
         "--task",
         choices=TASKS,
@@ -114,12 +120,40 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default=None, help="cuda or cpu (default: cuda when present)")
     train.add_argument("--out", type=Path, required=True, help="model folder to write")
 
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from cam_core.data.sources import DataConfig, load_dataset
+    from cam_core.modelling.training import TrainConfig, train_model
+
+    cfg = TrainConfig(
+        arch=args.arch,
+        image_size=args.size,
+        batch_size=args.bs,
+        epochs1=args.epochs1,
+        epochs2=args.epochs2,
+        pretrained=not args.no_pretrained and args.data != "demo",
+        lr=args.lr,
+        head_lr_mult=args.head_lr_mult,
+        seed=args.seed,
+        num_workers=args.workers,
+        device=args.device,
+    )
+    dataset = load_dataset(
+        DataConfig(source=args.data, task=args.task, valid_pct=args.valid_pct, seed=args.seed)
+    )
+    card = train_model(dataset, cfg, args.out)
+    if int(os.environ.get("RANK", "0")) == 0:  # under accelerate launch: rank 0 reports
+        print(json.dumps({"model": str(args.out), **card.metrics}))
+    return 0
+
+
+def _add_analyze(sub: Subcommands) -> None:
     analyze = sub.add_parser(
         "analyze", help="batched predictions + class maps of the validation set"
     )
     analyze.add_argument("--model", type=Path, required=True, help="model folder")
     analyze.add_argument(
-        "--data", default=None, help=f"{data_help} (default: the model's own training data)"
+        "--data", default=None, help=f"{DATA_HELP} (default: the model's own training data)"
     )
     analyze.add_argument(
         "--task", choices=TASKS, default=None, help="with --data (default: the model's task)"
@@ -167,6 +201,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument("--out", type=Path, required=True, help="artifact folder to write")
 
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from cam_core.analysis.distributed import launched, sharded_analyze
+    from cam_core.analysis.pipeline import AnalyzeConfig, analyze, folder_data_config
+    from cam_core.evaluation.suite import QualityConfig
+
+    data_cfg = None
+    if args.data:
+        data_cfg = folder_data_config(args.model, args.data, args.task, args.valid_pct, args.seed)
+    cfg = AnalyzeConfig(
+        batch_size=args.bs,
+        num_workers=args.workers,
+        device=args.device,
+        methods=args.methods,
+        layer=args.layer,
+        quality=None if args.no_quality else QualityConfig(sample_n=args.quality_n),
+        precision=args.precision,
+    )
+    if launched():  # one of several processes started by torchrun
+        sharded = sharded_analyze(args.model, args.out, data_cfg, cfg)
+        if sharded is None:
+            return 0  # rank 0 prints the result
+        manifest = sharded
+    else:
+        manifest = analyze(args.model, args.out, data_cfg, cfg)
+    print(json.dumps({"artifacts": str(args.out), **manifest.metrics}))
+    return 0
+
+
+def _add_predict(sub: Subcommands) -> None:
     predict = sub.add_parser("predict", help="predict images or URLs, one JSON line each")
     predict.add_argument("--model", type=Path, required=True, help="model folder")
     predict.add_argument(
@@ -198,6 +262,49 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_URL")
 
+
+def _safe_stem(source: str, index: int) -> str:
+    tail = source.rstrip("/").rsplit("/", 1)[-1]
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(tail).stem)[:60] or "image"
+    return f"{index:03d}_{stem}"
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from cam_core.analysis.predict import load_input, predict_images
+    from cam_core.intake.fetch import FetchConfig
+    from cam_core.methods import default_method
+    from cam_core.modelling.model_files import load_model
+    from cam_core.present.overlay import encode_png, overlay
+    from cam_core.storage import atomic_write_bytes
+
+    model = load_model(args.model, args.device)
+    method = args.method or default_method(model.net)
+    layer = args.layer or model.card.layer
+    fetch_cfg = FetchConfig(allow_private=args.allow_private_urls)
+    failed = 0
+    if args.out_dir is not None:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+    for index, source in enumerate(args.inputs):
+        try:
+            image = load_input(source, fetch_cfg)
+        except CamLensError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        (prediction,) = predict_images(
+            model, [(source, image)], method=method, layer=layer, precision=args.precision
+        )
+        print(json.dumps(prediction.to_json()), flush=True)
+        if args.out_dir is not None:
+            for k, name in enumerate(prediction.classes):
+                png = encode_png(
+                    overlay(prediction.view, prediction.maps[k], args.colorscale, args.opacity)
+                )
+                atomic_write_bytes(args.out_dir / f"{_safe_stem(source, index)}_{name}.png", png)
+    return EXIT_ERROR if failed else 0
+
+
+def _add_import_model(sub: Subcommands) -> None:
     imp = sub.add_parser(
         "import",
         help="import a classifier trained elsewhere (state dict or safetensors; never pickles)",
@@ -237,132 +344,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument("--out", type=Path, required=True, help="model folder to write")
 
-    reviews = sub.add_parser("reviews", help="the analysts' verdicts of an analysis")
-    reviews_sub = reviews.add_subparsers(dest="reviews_command", required=True)
-    export = reviews_sub.add_parser("export", help="write the verdicts as CSV or JSON")
-    export.add_argument("--artifacts", type=Path, required=True, help="artifact folder")
-    export.add_argument("--format", choices=EXPORT_FORMATS, default="csv", help="default: csv")
-    export.add_argument(
-        "--verdict", choices=VERDICTS, default=None, help="only this verdict (default: all)"
-    )
-    export.add_argument("--out", type=Path, required=True, help="file to write")
-
-    report = sub.add_parser("report", help="self-contained HTML report of an artifact folder")
-    report.add_argument("--artifacts", type=Path, required=True, help="artifact folder")
-    report.add_argument("--out", type=Path, required=True, help="HTML file to write")
-    report.add_argument("--top", type=_positive, default=12, help="errors shown (default: 12)")
-    report.add_argument("--colorscale", default="Jet", help="overlay colour scale")
-    report.add_argument("--method", default=None, help="maps shown (default: cam)")
-    return parser
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from cam_core.demo import run_demo
-
-    out = args.out or demo_run_dir(args.task)
-    manifest = run_demo(out, quick=args.quick, seed=args.seed, task=args.task)
-    print(
-        json.dumps(
-            {"model": str(out / "model"), "artifacts": str(out / "artifacts"), **manifest.metrics}
-        )
-    )
-    return 0
-
-
-def _cmd_train(args: argparse.Namespace) -> int:
-    from cam_core.data import DataConfig, load_dataset
-    from cam_core.training import TrainConfig, train_model
-
-    cfg = TrainConfig(
-        arch=args.arch,
-        image_size=args.size,
-        batch_size=args.bs,
-        epochs1=args.epochs1,
-        epochs2=args.epochs2,
-        pretrained=not args.no_pretrained and args.data != "demo",
-        lr=args.lr,
-        head_lr_mult=args.head_lr_mult,
-        seed=args.seed,
-        num_workers=args.workers,
-        device=args.device,
-    )
-    dataset = load_dataset(
-        DataConfig(source=args.data, task=args.task, valid_pct=args.valid_pct, seed=args.seed)
-    )
-    card = train_model(dataset, cfg, args.out)
-    if int(os.environ.get("RANK", "0")) == 0:  # under accelerate launch: rank 0 reports
-        print(json.dumps({"model": str(args.out), **card.metrics}))
-    return 0
-
-
-def _cmd_analyze(args: argparse.Namespace) -> int:
-    from cam_core.distributed import launched, sharded_analyze
-    from cam_core.evaluation.suite import QualityConfig
-    from cam_core.pipeline import AnalyzeConfig, analyze, folder_data_config
-
-    data_cfg = None
-    if args.data:
-        data_cfg = folder_data_config(args.model, args.data, args.task, args.valid_pct, args.seed)
-    cfg = AnalyzeConfig(
-        batch_size=args.bs,
-        num_workers=args.workers,
-        device=args.device,
-        methods=args.methods,
-        layer=args.layer,
-        quality=None if args.no_quality else QualityConfig(sample_n=args.quality_n),
-        precision=args.precision,
-    )
-    if launched():  # one of several processes started by torchrun
-        sharded = sharded_analyze(args.model, args.out, data_cfg, cfg)
-        if sharded is None:
-            return 0  # rank 0 prints the result
-        manifest = sharded
-    else:
-        manifest = analyze(args.model, args.out, data_cfg, cfg)
-    print(json.dumps({"artifacts": str(args.out), **manifest.metrics}))
-    return 0
-
-
-def _safe_stem(source: str, index: int) -> str:
-    tail = source.rstrip("/").rsplit("/", 1)[-1]
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(tail).stem)[:60] or "image"
-    return f"{index:03d}_{stem}"
-
-
-def _cmd_predict(args: argparse.Namespace) -> int:
-    from cam_core.fetch import FetchConfig
-    from cam_core.methods import default_method
-    from cam_core.model_files import load_model
-    from cam_core.overlay import encode_png, overlay
-    from cam_core.predict import load_input, predict_images
-    from cam_core.storage import atomic_write_bytes
-
-    model = load_model(args.model, args.device)
-    method = args.method or default_method(model.net)
-    layer = args.layer or model.card.layer
-    fetch_cfg = FetchConfig(allow_private=args.allow_private_urls)
-    failed = 0
-    if args.out_dir is not None:
-        args.out_dir.mkdir(parents=True, exist_ok=True)
-    for index, source in enumerate(args.inputs):
-        try:
-            image = load_input(source, fetch_cfg)
-        except CamLensError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            failed += 1
-            continue
-        (prediction,) = predict_images(
-            model, [(source, image)], method=method, layer=layer, precision=args.precision
-        )
-        print(json.dumps(prediction.to_json()), flush=True)
-        if args.out_dir is not None:
-            for k, name in enumerate(prediction.classes):
-                png = encode_png(
-                    overlay(prediction.view, prediction.maps[k], args.colorscale, args.opacity)
-                )
-                atomic_write_bytes(args.out_dir / f"{_safe_stem(source, index)}_{name}.png", png)
-    return EXIT_ERROR if failed else 0
-
 
 def _class_names(args: argparse.Namespace) -> tuple[str, ...]:
     if args.classes is not None:
@@ -377,8 +358,8 @@ def _class_names(args: argparse.Namespace) -> tuple[str, ...]:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from cam_core.importing import ImportConfig, import_model
-    from cam_core.model_files import IMAGENET_MEAN, IMAGENET_STD
+    from cam_core.modelling.importing import ImportConfig, import_model
+    from cam_core.modelling.model_files import IMAGENET_MEAN, IMAGENET_STD
 
     cfg = ImportConfig(
         arch=args.arch,
@@ -406,16 +387,41 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_reviews(sub: Subcommands) -> None:
+    reviews = sub.add_parser("reviews", help="the analysts' verdicts of an analysis")
+    reviews_sub = reviews.add_subparsers(dest="reviews_command", required=True)
+    export = reviews_sub.add_parser("export", help="write the verdicts as CSV or JSON")
+    export.add_argument("--artifacts", type=Path, required=True, help="artifact folder")
+    export.add_argument("--format", choices=EXPORT_FORMATS, default="csv", help="default: csv")
+    export.add_argument(
+        "--verdict", choices=VERDICTS, default=None, help="only this verdict (default: all)"
+    )
+    export.add_argument("--out", type=Path, required=True, help="file to write")
+
+
 def _cmd_reviews(args: argparse.Namespace) -> int:
-    from cam_core.reviews import export_reviews
+    from cam_core.review.reviews import export_reviews
 
     n = export_reviews(args.artifacts, args.out, args.format, args.verdict)
     print(json.dumps({"reviews": str(args.out), "rows": n}))
     return 0
 
 
+def _add_report(sub: Subcommands) -> None:
+    report = sub.add_parser("report", help="self-contained HTML report of an artifact folder")
+    report.add_argument("--artifacts", type=Path, required=True, help="artifact folder")
+    report.add_argument("--out", type=Path, required=True, help="HTML file to write")
+    report.add_argument("--top", type=_positive, default=12, help="errors shown (default: 12)")
+    report.add_argument("--colorscale", default="Jet", help="overlay colour scale")
+    report.add_argument(
+        "--method",
+        default=None,
+        help="maps shown (default: the analysis's primary method, exact CAM when analysed)",
+    )
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
-    from cam_core.report import write_report
+    from cam_core.present.report import write_report
 
     write_report(
         args.artifacts, args.out, top_n=args.top, colorscale=args.colorscale, method=args.method
@@ -424,15 +430,31 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {
-    "demo": _cmd_demo,
-    "train": _cmd_train,
-    "analyze": _cmd_analyze,
-    "predict": _cmd_predict,
-    "import": _cmd_import,
-    "report": _cmd_report,
-    "reviews": _cmd_reviews,
+_COMMANDS: dict[str, tuple[Callable[[Subcommands], None], Callable[[argparse.Namespace], int]]] = {
+    "demo": (_add_demo, _cmd_demo),
+    "train": (_add_train, _cmd_train),
+    "analyze": (_add_analyze, _cmd_analyze),
+    "predict": (_add_predict, _cmd_predict),
+    "import": (_add_import_model, _cmd_import),
+    "reviews": (_add_reviews, _cmd_reviews),
+    "report": (_add_report, _cmd_report),
 }
+"""Sub-command → (adds its flags to the parser, runs it)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m cam_core`` argument parser: one sub-command per entry of
+    :data:`_COMMANDS`, each defined beside its handler."""
+    parser = argparse.ArgumentParser(
+        prog="python -m cam_core",
+        description="Train CAM-ready classifiers and explain them with class activation maps.",
+    )
+    parser.add_argument("--version", action="version", version=f"cam_core {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add, _ in _COMMANDS.values():
+        add(sub)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -444,7 +466,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        return _COMMANDS[args.command](args)
+        return _COMMANDS[args.command][1](args)
     except (CamLensError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

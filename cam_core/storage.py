@@ -18,7 +18,6 @@ from cam_core.errors import AlreadyRunningError, CamLensError
 
 __all__ = [
     "TEMP_PREFIX",
-    "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
     "clean_stale_temps",
@@ -75,16 +74,6 @@ def write_temp(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
             os.unlink(tmp)
         raise
     return Path(tmp)
-
-
-def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write a file so that readers see either the old or the complete new version.
-
-    Args:
-        path: final file path; its folder must exist.
-        write: called with a binary file object open on a temp file in the same folder.
-    """
-    os.replace(write_temp(path, write), path)
 
 
 def commit_files(folder: Path, replacements: dict[str, Path]) -> None:

@@ -2,11 +2,8 @@
 
 Pages write their view into the query parameters (``st.query_params``) on every run, so the
 address bar always holds a link to what is on screen; opening such a link in a new session
-puts those values into the session state before any page runs (:func:`apply_once`).
-
-Parameters: ``page`` (slug below), ``analysis`` (artifact folder), ``method``, ``image`` (file
-name), ``class``, and the gallery's ``conf`` (``low-high``), ``show``, ``true``, ``pred``
-(comma-separated classes), ``sort``, ``verdict`` (comma-separated), ``tag``, ``suspected``.
+puts those values into the session state before any page runs (:func:`apply_once`). Which page
+writes which parameter is in the page registry (:mod:`dashboard.pages`).
 """
 
 from __future__ import annotations
@@ -16,32 +13,7 @@ from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
 
-from dashboard import state
-
-PAGES = {
-    "overview": "views/overview.py",
-    "misclassified": "views/misclassified.py",
-    "heatmaps": "views/heatmaps.py",
-    "gallery": "views/gallery.py",
-    "review": "views/review.py",
-    "breeds": "views/breeds.py",
-    "compare": "views/compare.py",
-    "quality": "views/quality.py",
-    "calibration": "views/calibration.py",
-    "try": "views/try_photos.py",
-}
-"""URL slug → page script."""
-
-_LISTS = {"true": state.GALLERY_TRUE, "pred": state.GALLERY_PRED, "verdict": state.GALLERY_VERDICTS}
-_TEXTS = {
-    "analysis": state.CHOICE,
-    "method": state.METHOD,
-    "image": state.LINK_IMAGE,
-    "class": state.HEAT_CLASS,
-    "show": state.GALLERY_CORRECT,
-    "sort": state.GALLERY_SORT,
-    "tag": state.GALLERY_TAG,
-}
+from dashboard import pages, state
 
 
 def apply_once() -> str | None:
@@ -53,33 +25,28 @@ def apply_once() -> str | None:
     if st.session_state.get(state.LINK_APPLIED):
         return None
     st.session_state[state.LINK_APPLIED] = True
-    params = st.query_params
-    for name, key in _TEXTS.items():
-        if params.get(name):
-            st.session_state[key] = params[name]
-    for name, key in _LISTS.items():
-        if params.get(name):
-            st.session_state[key] = [v for v in params[name].split(",") if v]
-    if params.get("conf"):
-        try:
-            low, high = (float(v) for v in params["conf"].split("-", 1))
-            st.session_state[state.GALLERY_CONFIDENCE] = (max(0.0, low), min(1.0, high))
-        except ValueError:
-            pass
-    if params.get("suspected") in ("1", "true", "yes"):
-        st.session_state[state.GALLERY_SUSPECTED] = True
-    return PAGES.get(params.get("page", ""))
+    spec = pages.restore_link(st.query_params.to_dict())
+    return spec.script if spec is not None else None
 
 
-def share(page: str, ctx: state.Context, extra: Mapping[str, str] | None = None) -> str:
+def share(slug: str, ctx: state.Context, extra: Mapping[str, str] | None = None) -> str:
     """Put this view in the address bar and return its full link.
 
     Args:
-        page: the page's slug (:data:`PAGES`).
+        slug: the page's slug (:data:`dashboard.pages.PAGES`).
         ctx: the loaded analysis and method.
-        extra: the view's own parameters (image, class, filters).
+        extra: the view's own parameters (image, class, filters), as the registry names them.
+
+    Raises:
+        ValueError: a parameter the page's registry entry does not list (it would not be
+            restored by opening the link).
     """
-    params = {"page": page, "analysis": ctx.key, "method": ctx.method}
+    spec = pages.page(slug)
+    allowed = {p.name for p in spec.params}
+    unknown = [name for name in extra or {} if name not in allowed and spec.query_object is None]
+    if unknown:
+        raise ValueError(f"page {slug!r} does not restore link parameters {unknown}")
+    params = {"page": slug, "analysis": ctx.key, "method": ctx.method}
     params.update({k: v for k, v in (extra or {}).items() if v not in ("", None)})
     st.query_params.from_dict(params)
     url = st.context.url or "http://localhost:8501/"
@@ -87,9 +54,9 @@ def share(page: str, ctx: state.Context, extra: Mapping[str, str] | None = None)
     return f"{parts.scheme}://{parts.netloc}/?{urlencode(params)}"
 
 
-def copy_link(page: str, ctx: state.Context, extra: Mapping[str, str] | None = None) -> None:
+def copy_link(slug: str, ctx: state.Context, extra: Mapping[str, str] | None = None) -> None:
     """Share the view and show its link with a copy button."""
-    link = share(page, ctx, extra)
+    link = share(slug, ctx, extra)
     with st.popover("Link to this view", icon=":material/link:"):
         st.caption("Opens exactly this view (analysis, method, image, filters).")
         st.code(link, language=None, wrap_lines=True)

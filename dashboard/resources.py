@@ -17,22 +17,27 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from cam_core.artifacts import Artifacts, read_artifacts, verify_maps
+from cam_core.analysis.artifacts import Artifacts, read_artifacts, verify_maps
 from cam_core.errors import CamLensError
 from cam_core.evaluation.faithfulness import (
     PerturbationCurves,
     perturbation_curves,
     perturbation_frames,
 )
-from cam_core.figures import class_map_figure, confidence_histogram, confusion_figure
-from cam_core.images import from_model_tensor, load_image_file, square_resize, to_model_tensor
-from cam_core.label_issues import suspected_label_errors
-from cam_core.metrics import confusion_matrix
-from cam_core.model_files import LoadedModel, ModelCard, load_model, read_card
-from cam_core.overlay import encode_png, overlay
-from cam_core.report import build_report
-from cam_core.reviews import ReviewStore
-from cam_core.summaries import breed_table
+from cam_core.evaluation.metrics import confusion_matrix
+from cam_core.intake.images import (
+    from_model_tensor,
+    load_image_file,
+    square_resize,
+    to_model_tensor,
+)
+from cam_core.modelling.model_files import LoadedModel, ModelCard, load_model, read_card
+from cam_core.present.figures import class_map_figure, confidence_histogram, confusion_figure
+from cam_core.present.overlay import encode_png, overlay
+from cam_core.present.report import build_report
+from cam_core.present.summaries import breed_table
+from cam_core.review.label_issues import suspected_label_errors
+from cam_core.review.reviews import ReviewStore
 
 
 def stamp(folder: Path) -> float:

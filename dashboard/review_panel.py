@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from cam_core.errors import ReviewStoreError
-from cam_core.reviews import VERDICTS, Review, ReviewStore, with_reviews
+from cam_core.review.reviews import VERDICTS, Review, ReviewStore, with_reviews
 from dashboard import resources, state
 
 NO_VERDICT = "—"

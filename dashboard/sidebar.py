@@ -6,13 +6,14 @@ from pathlib import Path
 
 import streamlit as st
 
-from cam_core.artifacts import find_artifact_folders
-from cam_core.data import TASKS
+from cam_core.analysis.artifacts import find_artifact_folders
+from cam_core.data.sources import TASKS
 from cam_core.errors import CamLensError
 from cam_core.locations import demo_run_dir, home
-from cam_core.methods import METHODS
-from cam_core.overlay import COLORSCALES
-from dashboard import resources, review_panel, state, widgets
+from cam_core.methods import MethodRecord, primary_method
+from cam_core.present.display import map_meaning, method_title
+from cam_core.present.overlay import COLORSCALES
+from dashboard import resources, review_panel, state
 
 OTHER = "Another folder…"
 
@@ -74,7 +75,7 @@ def render() -> state.Context | str:
             st.caption(f"Task: **{task}** · {len(art.manifest.classes)} classes")
         method = _method_selector(art.manifest.methods)
         for name, reason in art.manifest.unavailable.items():
-            title = METHODS[name].title if name in METHODS else name
+            title = method_title(name, art.manifest.methods)
             st.caption(f"Not offered for this model: **{title}**, because {reason}.")
         st.header("Review")
         if not st.session_state.get(state.REVIEWER):
@@ -87,24 +88,24 @@ def render() -> state.Context | str:
     return state.Context(folder, version, art, method, state.colorscale(), state.opacity())
 
 
-def _method_selector(methods: dict[str, dict[str, object]]) -> str:
-    """The explanation method every page shows, from those the analysis computed."""
+def _method_selector(methods: dict[str, MethodRecord]) -> str:
+    """The explanation method every page shows, from those the analysis computed (the
+    analysis's primary method first)."""
     names = list(methods)
     if st.session_state.get(state.METHOD) not in names:
-        st.session_state[state.METHOD] = names[0]
+        st.session_state[state.METHOD] = primary_method(names)
     st.header("Explanation")
     method = str(
         st.selectbox(
             "Method",
             names,
             key=state.METHOD,
-            format_func=lambda n: str(methods[n].get("title", n)),
-            help="Maps of every class from the chosen method. Exact CAM's maps average to the "
-            "logit; the others are min-max scaled per image (compare where, not how much).",
+            format_func=lambda n: methods[n].title,
+            help="Maps of every class from the chosen method; below it, what its values mean.",
         )
     )
-    info = methods[method]
-    st.caption(f"Layer `{info.get('layer', 'body')}` · {widgets.map_meaning(info)}")
+    record = methods[method]
+    st.caption(f"Layer `{record.layer}` · {map_meaning(record)}")
     return method
 
 

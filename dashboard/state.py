@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import streamlit as st
 
-from cam_core.artifacts import Artifacts
+from cam_core.analysis.artifacts import Artifacts
+from cam_core.methods import MethodRecord
+from cam_core.review.selection import SORT_ORDERS, GalleryFilter
 
 ARTIFACTS_DIR = "shared_artifacts_dir"
 CHOICE = "shared_choice"
@@ -28,7 +29,9 @@ GALLERY_VERDICTS = "gal_verdicts"
 GALLERY_TAG = "gal_tag"
 GALLERY_SUSPECTED = "gal_suspected"
 REVIEWER = "shared_reviewer"
+GALLERY_BREEDS = "gal_breeds"
 HEAT_CLASS = "heat_a"
+CALIBRATION_THRESHOLD = "cal_threshold"
 LINK_APPLIED = "link_applied"
 LINK_IMAGE = "link_image"
 
@@ -70,9 +73,45 @@ class Context:
         return self.art.maps_of(self.method)
 
     @property
-    def method_info(self) -> dict[str, Any]:
-        """What the manifest says of the chosen method (title, layer, additive, …)."""
-        return dict(self.art.manifest.methods[self.method])
+    def record(self) -> MethodRecord:
+        """What the analysis recorded of the chosen method (title, layer, additive, …)."""
+        return self.art.manifest.methods[self.method]
+
+
+def put_gallery_filter(flt: GalleryFilter) -> None:
+    """Set the Gallery's widgets to show exactly what ``flt`` selects, from its first page."""
+    st.session_state[GALLERY_CONFIDENCE] = flt.confidence
+    st.session_state[GALLERY_CORRECT] = flt.correctness
+    st.session_state[GALLERY_TRUE] = list(flt.true_classes)
+    st.session_state[GALLERY_PRED] = list(flt.pred_classes)
+    st.session_state[GALLERY_SORT] = flt.sort_name
+    st.session_state[GALLERY_VERDICTS] = list(flt.verdicts)
+    st.session_state[GALLERY_TAG] = flt.tag
+    st.session_state[GALLERY_SUSPECTED] = flt.suspected_only
+    st.session_state[GALLERY_BREEDS] = list(flt.breeds)
+    st.session_state[GALLERY_PAGE] = 1
+
+
+def gallery_filter() -> GalleryFilter:
+    """What the Gallery's widgets select now (defaults for widgets not drawn yet)."""
+    default = GalleryFilter()
+    get = st.session_state.get
+    sort_by, ascending = SORT_ORDERS.get(
+        str(get(GALLERY_SORT, default.sort_name)), (default.sort_by, default.ascending)
+    )
+    low, high = get(GALLERY_CONFIDENCE, default.confidence)
+    return GalleryFilter(
+        confidence=(float(low), float(high)),
+        correctness=str(get(GALLERY_CORRECT, default.correctness)),
+        true_classes=tuple(get(GALLERY_TRUE, ())),
+        pred_classes=tuple(get(GALLERY_PRED, ())),
+        sort_by=sort_by,
+        ascending=ascending,
+        verdicts=tuple(get(GALLERY_VERDICTS, ())),
+        tag=str(get(GALLERY_TAG, "")).strip(),
+        suspected_only=bool(get(GALLERY_SUSPECTED, False)),
+        breeds=tuple(get(GALLERY_BREEDS, ())),
+    )
 
 
 def colorscale() -> str:

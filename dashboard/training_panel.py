@@ -10,7 +10,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from cam_core.data import TASKS
+from cam_core.data.sources import TASKS
 from cam_core.jobs import BackgroundJob
 from cam_core.locations import demo_run_dir, home
 from cam_core.progress import ProgressFn
@@ -24,7 +24,7 @@ def demo_job() -> BackgroundJob:
 
 
 def _train(progress: ProgressFn) -> object:
-    from cam_core.demo import run_all_demos
+    from cam_core.analysis.demo import run_all_demos
 
     return run_all_demos(home() / "demo", progress=progress, console=False)
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import functools
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from cam_core.figures import figure_html
-from cam_core.overlay import encode_png
+from cam_core.methods import MethodRecord
+from cam_core.present.display import map_title
+from cam_core.present.figures import figure_html
+from cam_core.present.overlay import encode_png
+from cam_core.present.tables import DisplayTable
 from dashboard import resources, state
 
 
@@ -22,8 +26,7 @@ def class_map_grid(
     opacity: float,
     shared_range: bool,
     key: str,
-    additive: bool = True,
-    bias: Sequence[float] | None = None,
+    record: MethodRecord,
     shown: Sequence[int] | None = None,
 ) -> None:
     """One interactive heatmap per class (up to three per row), each downloadable as HTML.
@@ -35,8 +38,7 @@ def class_map_grid(
         colorscale, opacity: display settings from the sidebar.
         shared_range: one colour range for all classes (else each map's own).
         key: unique widget-key prefix.
-        additive: the method's map mean is the logit (say so in each title).
-        bias: per-class bias of an imported head: then mean + bias = logit.
+        record: the method that made the maps (each title says what the values mean).
         shown: indices of the classes to draw (default: all); the colour range still spans
             every class.
     """
@@ -46,13 +48,8 @@ def class_map_grid(
     columns = st.columns(max(1, min(3, len(drawn))))
     for slot, k in enumerate(drawn):
         name = classes[k]
-        mean = float(maps[k].mean())
-        if additive and bias is not None:
-            title = f"{name}: mean {mean:+.3f} + bias {bias[k]:+.3f} = logit"
-        elif additive:
-            title = f"{name}: mean {mean:+.3f} = logit"
-        else:
-            title = f"{name} (scaled 0–1 per map)"
+        bias = record.bias[k] if record.bias is not None else None
+        title = map_title(name, float(maps[k].mean()), record, bias)
         figure = resources.class_map_fig(
             np.ascontiguousarray(maps[k]), view_png, title, colorscale, opacity, zmin, zmax
         )
@@ -60,7 +57,7 @@ def class_map_grid(
             st.plotly_chart(figure, key=f"{key}_fig_{k}")
             st.download_button(
                 f"{name} map (HTML)",
-                lambda figure=figure: figure_html(figure),  # built only when clicked
+                functools.partial(figure_html, figure),  # built only when clicked
                 file_name=f"map_{name}.html",
                 mime="text/html",
                 key=f"{key}_dl_{k}",
@@ -135,17 +132,16 @@ def csv_download(
     st.download_button(label, build, file_name=file_name, mime="text/csv", key=key)
 
 
-def map_meaning(info: Mapping[str, object]) -> str:
-    """What a map's values mean, from the manifest's entry of its method."""
-    if not info.get("additive"):
-        return "scaled 0–1 per map"
-    return "mean + bias = logit (additive)" if info.get("bias") else "mean = logit (additive)"
-
-
-def bias_of(info: Mapping[str, object]) -> list[float] | None:
-    """Per-class bias of an imported CAM head (manifest entry of exact CAM), if any."""
-    bias = info.get("bias")
-    return [float(b) for b in bias] if isinstance(bias, list) else None
+def display_table(display: DisplayTable, key: str) -> None:
+    """A table from the presentation layer: the same headings and cell texts as the report."""
+    st.dataframe(
+        display.text(),
+        column_config={
+            column.key: st.column_config.TextColumn(column.label, help=column.help or None)
+            for column in display.columns
+        },
+        key=key,
+    )
 
 
 MANY_CLASSES = 6

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from cam_core.data import DataConfig, Dataset, load_dataset
-from cam_core.demo_data import DemoConfig
-from cam_core.model_files import ModelCard, save_model
-from cam_core.models import CamNet, build_body
+from cam_core.data.demo_data import DemoConfig
+from cam_core.data.sources import DataConfig, Dataset, load_dataset
+from cam_core.modelling.model_files import ModelCard, save_model
+from cam_core.modelling.models import CamNet, build_body
 
 TINY_SIZE = 48
 
@@ -67,7 +67,7 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Datas
 
 @pytest.fixture(scope="session")
 def tiny_artifacts_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
-    from cam_core.pipeline import AnalyzeConfig, analyze
+    from cam_core.analysis.pipeline import AnalyzeConfig, analyze
 
     out = tmp_path_factory.mktemp("tiny_artifacts")
     analyze(tiny_model_dir, out, cfg=AnalyzeConfig(batch_size=4, num_workers=0))
@@ -78,7 +78,7 @@ def tiny_artifacts_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir:
 def quick_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A ``$CAM_LENS_HOME`` with real ``demo --quick`` runs of both tasks in ``demo/<task>``
     (generated data, training, analysis with every method)."""
-    from cam_core.demo import run_all_demos
+    from cam_core.analysis.demo import run_all_demos
 
     home = tmp_path_factory.mktemp("quick_home")
     cache = tmp_path_factory.mktemp("quick_cache")
@@ -106,9 +106,9 @@ def imported_home(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Datase
     from safetensors.torch import save_file
     from torchvision import models as tv_models
 
+    from cam_core.analysis.pipeline import AnalyzeConfig, analyze, folder_data_config
     from cam_core.evaluation.suite import QualityConfig
-    from cam_core.importing import ImportConfig, import_model
-    from cam_core.pipeline import AnalyzeConfig, analyze, folder_data_config
+    from cam_core.modelling.importing import ImportConfig, import_model
 
     home = tmp_path_factory.mktemp("imported_home")
     for name, arch, quality in (
@@ -136,9 +136,9 @@ def trained_species_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     analysed with exact CAM only: ``model/`` and ``artifacts/``."""
     from dataclasses import replace
 
-    from cam_core.demo import demo_configs
-    from cam_core.pipeline import AnalyzeConfig, analyze
-    from cam_core.training import train_model
+    from cam_core.analysis.demo import demo_configs
+    from cam_core.analysis.pipeline import AnalyzeConfig, analyze
+    from cam_core.modelling.training import train_model
 
     run = tmp_path_factory.mktemp("trained_species")
     data_cfg, train_cfg = demo_configs(False, "species")

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cam_core.artifacts import ARTIFACT_FORMAT, read_artifacts
-from cam_core.data import Dataset
+from cam_core.analysis.artifacts import ARTIFACT_FORMAT, read_artifacts
+from cam_core.data.sources import Dataset
 from cam_core.errors import ArtifactError
-from cam_core.pipeline import DEFAULT_METHODS
+from cam_core.methods import DEFAULT_METHODS
 
 
 def test_columns_alignment_and_probabilities(
@@ -119,7 +119,7 @@ def test_a_format_1_folder_opens_as_method_cam(artifacts_copy: Path) -> None:
     old.update(format_version=1, cams_shape=raw["methods"]["cam"]["shape"], files={})
     (artifacts_copy / "manifest.json").write_text(json.dumps(old))
     art = read_artifacts(artifacts_copy)
-    assert list(art.maps) == ["cam"] and art.manifest.methods["cam"]["additive"]
+    assert list(art.maps) == ["cam"] and art.manifest.methods["cam"].additive
     assert np.array_equal(art.maps["cam"], new.maps["cam"])
     assert art.table["pointing_hit.cam"].equals(new.table["pointing_hit.cam"])
     with pytest.raises(ArtifactError, match="no maps of 'gradcam'"):
@@ -135,3 +135,32 @@ def test_one_image_maps_read_from_the_file_equal_the_memory_map(tiny_artifacts_d
             np.testing.assert_array_equal(read, np.asarray(art.maps_of(method)[row], np.float32))
     with pytest.raises(IndexError, match="outside the analysis"):
         art.image_maps("cam", len(art.table))
+
+
+def test_maps_that_disagree_with_the_manifest_are_refused_and_nothing_changes(
+    tiny_artifacts_dir: Path, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from cam_core.analysis.artifacts import write_artifacts
+
+    folder = Path(shutil.copytree(tiny_artifacts_dir, tmp_path / "art"))
+    before = read_artifacts(folder)
+    maps = {name: np.asarray(m) for name, m in before.maps.items()}
+    one_short = dict(list(maps.items())[:-1])
+    with pytest.raises(ArtifactError, match="the manifest describes"):
+        write_artifacts(folder, before.table, one_short, before.manifest)
+    wrong_shape = {**maps, "cam": maps["cam"][:, :, :-1]}
+    with pytest.raises(ArtifactError, match="refusing to write"):
+        write_artifacts(folder, before.table, wrong_shape, before.manifest)
+    elsewhere = replace(
+        before.manifest,
+        methods={
+            **before.manifest.methods,
+            "cam": replace(before.manifest.methods["cam"], file="x"),
+        },
+    )
+    with pytest.raises(ArtifactError, match="must go to maps/cam.npy"):
+        write_artifacts(folder, before.table, maps, elsewhere)
+    after = read_artifacts(folder)
+    assert after.manifest == before.manifest and after.table.equals(before.table)

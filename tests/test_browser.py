@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from dashboard import pages as registry
+
 REPO = Path(__file__).resolve().parents[1]
 DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = REPO / "tests" / "screenshots"
@@ -29,17 +31,22 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
+TEXTS = {
+    "overview": "Validation images",
+    "misclassified": "validation images are misclassified",
+    "heatmaps": "Difference map",
+    "gallery": "images match the filter",
+    "review": "judged",
+    "breeds": "Worst errors per breed",
+    "compare": "insertion AUC:",
+    "quality": "Deletion and insertion, step by step",
+    "calibration": "Confidently wrong",
+    "try": "Upload images",
+}
+"""A text each page shows once it has rendered, by slug (every page of the registry)."""
 PAGES = [
-    ("", "Overview", "Validation images"),
-    ("misclassified", "Misclassified", "validation images are misclassified"),
-    ("heatmaps", "Class heatmaps", "Difference map"),
-    ("gallery", "Gallery", "images match the filter"),
-    ("review", "Review errors", "judged"),
-    ("breeds", "Breeds", "Worst errors per breed"),
-    ("compare", "Compare methods", "insertion AUC:"),
-    ("quality", "Explanation quality", "Deletion and insertion, step by step"),
-    ("calibration", "Calibration", "Confidently wrong"),
-    ("try_photos", "Try your photos", "Upload images"),
+    ("" if spec.default else Path(spec.script).stem, spec.title, TEXTS[spec.slug])
+    for spec in registry.PAGES
 ]
 
 pytestmark = pytest.mark.browser
@@ -144,7 +151,7 @@ def test_clicking_a_confusion_cell_opens_the_filtered_gallery(
 ) -> None:
     from playwright.sync_api import Page, expect
 
-    from cam_core.artifacts import read_artifacts
+    from cam_core.analysis.artifacts import read_artifacts
 
     assert isinstance(page, Page)
     table = read_artifacts(quick_run / "artifacts").table
@@ -181,9 +188,9 @@ def test_a_verdict_survives_a_new_browser_and_deep_links_open_the_image(
 
     from playwright.sync_api import Page, expect
 
-    from cam_core.artifacts import read_artifacts
+    from cam_core.analysis.artifacts import read_artifacts
     from cam_core.cli import main
-    from cam_core.selection import errors
+    from cam_core.review.selection import errors
 
     assert isinstance(page, Page)
     browser = page.context.browser

@@ -6,7 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cam_core.calibration import confidently_wrong, expected_calibration_error, reliability_bins
+from cam_core.review.calibration import (
+    confidently_wrong,
+    expected_calibration_error,
+    reliability_bins,
+)
 
 
 def _table(conf: list[float], correct: list[bool]) -> pd.DataFrame:

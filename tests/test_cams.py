@@ -7,10 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from cam_core.cams import explain_files, upsample_maps
-from cam_core.data import Dataset
-from cam_core.model_files import load_model
-from cam_core.models import build_body
+from cam_core.analysis.cams import explain_files
+from cam_core.data.sources import Dataset
+from cam_core.methods.placement import upsample_maps
+from cam_core.modelling.model_files import load_model
+from cam_core.modelling.models import build_body
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +122,54 @@ def test_upsampling_interpolates_between_centres_and_holds_the_edge() -> None:
     ramp = np.array([[0.0, 4.0, 8.0]], np.float32)
     up = upsample_maps(ramp, (1, 12))
     assert np.allclose(up[0], [0, 1, 2, 3, 4, 5, 6, 7, 8, 8, 8, 8])
+
+
+def test_maps_that_share_the_forward_pass_come_from_it(
+    tiny_model_dir: Path, tiny_dataset: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cam_core.analysis.cams import explain_batch
+    from cam_core.analysis.predict import predict_images
+    from cam_core.intake.images import load_image_file
+    from cam_core.methods import get_method
+
+    model = load_model(tiny_model_dir, "cpu")
+    cam = get_method("cam")
+    calls: list[str] = []
+    shared = type(cam).explain_with_logits
+
+    def counted(self: object, net: nn.Module, images: torch.Tensor) -> object:
+        calls.append("forward")
+        return shared(cam, net, images)
+
+    def refused(*args: object) -> torch.Tensor:
+        raise AssertionError("the batch path ran a separate pass for maps of the forward pass")
+
+    monkeypatch.setattr(type(cam), "explain_with_logits", counted)
+    monkeypatch.setattr(type(cam), "explain", refused)
+    paths = [s.path for s in tiny_dataset.samples[:6]]
+    run = explain_files(model, paths, ("gradcam", "cam"), batch_size=3, num_workers=0)
+    assert calls == ["forward", "forward"]  # one shared pass per batch, nothing else
+    means = run.maps["cam"].astype(np.float32).mean(axis=(2, 3))
+    assert np.allclose(means, run.logits, atol=2e-3)
+    # predict goes through the same path and gives the same numbers.
+    images = [(str(p), load_image_file(p)) for p in paths]
+    predicted = predict_images(model, images, "cam", batch_size=4, precision="fp32")
+    assert np.allclose(np.stack([p.maps for p in predicted]), run.maps["cam"], atol=2e-3)
+    assert np.allclose(np.stack([p.logits for p in predicted]), run.logits, atol=1e-4)
+    # Without a method of the forward pass, the logits come from a plain forward pass.
+    calls.clear()
+    x = torch.randn(2, 3, 48, 48)
+    batch = explain_batch(model, x, (get_method("gradcam"),))
+    assert calls == [] and set(batch.maps) == {"gradcam"}
+    assert torch.allclose(batch.logits, model.net(x).detach(), atol=1e-5)
+
+
+def test_a_method_that_does_not_apply_is_refused_by_name(tiny_dataset: Dataset) -> None:
+    from cam_core.errors import MethodError
+    from cam_core.methods import checked_methods
+    from cam_core.modelling.models import SplitNet
+
+    net = SplitNet(build_body("democnn2"), nn.Sequential(nn.Flatten(), nn.LazyLinear(2)), "a MLP")
+    with pytest.raises(MethodError, match="CAM \\(exact\\) does not apply to this model: a MLP"):
+        checked_methods(net, ("gradcam", "cam"))
+    assert [m.name for m in checked_methods(net, ("gradcam",))] == ["gradcam"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from cam_core.cli import build_parser, main
-from cam_core.data import Dataset
+from cam_core.data.sources import Dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -147,7 +147,7 @@ def test_demo_quick_end_to_end_through_the_real_cli(tmp_path: Path) -> None:
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["n_images"] == 10
     assert (tmp_path / "run" / "model" / "model.safetensors").exists()
-    from cam_core.artifacts import read_artifacts
+    from cam_core.analysis.artifacts import read_artifacts
 
     art = read_artifacts(tmp_path / "run" / "artifacts")
     assert len(art.table) == 10 and all(m.shape[:2] == (10, 2) for m in art.maps.values())
@@ -162,15 +162,15 @@ def test_demo_quick_end_to_end_through_the_real_cli(tmp_path: Path) -> None:
 def test_analyze_with_chosen_methods_and_no_quality(
     tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from cam_core.artifacts import read_artifacts
+    from cam_core.analysis.artifacts import read_artifacts
 
     out = tmp_path / "art"
     args = ["-q", "analyze", "--model", str(tiny_model_dir), "--workers", "0", "--out", str(out)]
     assert main([*args, "--methods", "gradcam,cam", "--layer", "body.3", "--no-quality"]) == 0
     art = read_artifacts(out)
     assert list(art.maps) == ["gradcam", "cam"]
-    assert art.manifest.methods["gradcam"]["layer"] == "body.3"
-    assert art.manifest.methods["cam"]["layer"] == "body"
+    assert art.manifest.methods["gradcam"].layer == "body.3"
+    assert art.manifest.methods["cam"].layer == "body"
     assert art.maps["gradcam"].shape[-1] == 2 * art.maps["cam"].shape[-1]
     assert art.manifest.quality == {} and not any("." in c for c in art.table.columns)
     # A second analysis with fewer methods leaves no stale map files behind.
@@ -207,8 +207,8 @@ def test_predict_with_another_method_writes_its_overlays(
 def test_analyze_takes_the_task_from_the_model_card(
     quick_breed_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from cam_core.artifacts import read_artifacts
-    from cam_core.model_files import read_card
+    from cam_core.analysis.artifacts import read_artifacts
+    from cam_core.modelling.model_files import read_card
 
     card = read_card(quick_breed_run / "model")
     assert card.data["task"] == "breed" and len(card.classes) == 6

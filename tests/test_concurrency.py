@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cam_core.data import Dataset
-from cam_core.images import load_image_file
-from cam_core.model_files import load_model
-from cam_core.predict import predict_images
+from cam_core.analysis.predict import predict_images
+from cam_core.data.sources import Dataset
+from cam_core.intake.images import load_image_file
+from cam_core.modelling.model_files import load_model
 
 
 def test_eight_threads_give_the_same_maps_as_one(
@@ -20,14 +20,16 @@ def test_eight_threads_give_the_same_maps_as_one(
     model = load_model(tiny_model_dir, "cpu")
     images = [(str(s.path), load_image_file(s.path)) for s in tiny_dataset.samples]
     state_before = {k: v.clone() for k, v in model.net.state_dict().items()}
-    reference = predict_images(model, images, batch_size=7)
+    reference = predict_images(model, images, "cam", batch_size=7)
 
     def job(offset: int) -> list[np.ndarray]:
         # Each thread asks in its own order and batch size, many times.
         order = images[offset:] + images[:offset]
         results = []
         for _ in range(3):
-            results.extend(p.maps for p in predict_images(model, order, batch_size=3 + offset % 5))
+            results.extend(
+                p.maps for p in predict_images(model, order, "cam", batch_size=3 + offset % 5)
+            )
         return results[: len(order)]
 
     with ThreadPoolExecutor(max_workers=8) as pool:

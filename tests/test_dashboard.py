@@ -8,29 +8,19 @@ import shutil
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from cam_core.artifacts import read_artifacts
-from cam_core.calibration import expected_calibration_error
-from cam_core.label_issues import suspected_label_errors
-from cam_core.reviews import REVIEWS_FILE, ReviewStore
-from dashboard import resources
+from cam_core.analysis.artifacts import read_artifacts
+from cam_core.review.calibration import expected_calibration_error
+from cam_core.review.label_issues import suspected_label_errors
+from cam_core.review.reviews import REVIEWS_FILE, ReviewStore
+from dashboard import pages, resources
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-PAGES = {
-    "views/overview.py": "Overview",
-    "views/misclassified.py": "Misclassified",
-    "views/heatmaps.py": "Class heatmaps",
-    "views/gallery.py": "Gallery",
-    "views/review.py": "Review errors",
-    "views/breeds.py": "Breeds",
-    "views/compare.py": "Compare methods",
-    "views/quality.py": "Explanation quality",
-    "views/calibration.py": "Calibration",
-    "views/try_photos.py": "Try your photos",
-}
+PAGES = {spec.script: spec.title for spec in pages.PAGES}
 
 
 @pytest.fixture()
@@ -68,7 +58,7 @@ def test_overview_shows_metrics_and_report(app: AppTest, quick_run: Path) -> Non
     labels = {m.label: m.value for m in at.metric}
     table = read_artifacts(quick_run / "artifacts").table
     assert labels["Validation images"] == str(len(table))
-    assert labels["Accuracy"] == f"{table['correct'].mean():.2%}"
+    assert labels["Accuracy"] == f"{table['correct'].mean():.1%}"
     assert labels["Errors"] == str(int((~table["correct"]).sum()))
 
 
@@ -143,8 +133,8 @@ def test_compare_page_has_a_row_and_scores_per_method(app: AppTest, quick_run: P
     art = read_artifacts(quick_run / "artifacts")
     at = _open(app, "views/compare.py")
     text = " ".join(m.value for m in at.markdown)
-    for info in art.manifest.methods.values():
-        assert f"**{info['title']}**" in text
+    for record in art.manifest.methods.values():
+        assert f"**{record.title}**" in text
     assert text.count("deletion AUC:") == len(art.manifest.methods)
     row = art.table.iloc[0]
     expected = f"deletion AUC: {row['deletion_auc.gradcam']:.3f}"
@@ -254,7 +244,7 @@ def test_a_broken_folder_shows_an_error_and_others_still_work(
 @pytest.fixture()
 def quick_preset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """Make the dashboard's demo button train the seconds-long preset in an empty home."""
-    from cam_core import demo
+    from cam_core.analysis import demo
 
     preset = demo.demo_configs
     monkeypatch.setattr(
@@ -474,3 +464,68 @@ def test_big_analyses_pick_images_by_row_and_file_name(
     assert not at.exception
     assert at.number_input(key="heat_row").value == 4
     assert any(c.value.startswith(name) for c in at.caption)
+
+
+def _link_examples(art_table: pd.DataFrame) -> dict[str, str]:
+    """A value, other than the page's default, for every link parameter a page writes."""
+    wrong = art_table[~art_table["correct"]].sort_values("loss", ascending=False)
+    return {
+        "image": str((wrong if len(wrong) else art_table)["path"].iloc[0]).rsplit("/", 1)[-1],
+        "class": str(art_table["label"].iloc[-1]),
+        "threshold": "0.75",
+    }
+
+
+GALLERY_LINK = {
+    "conf": "0.2-0.95",
+    "show": "incorrect",
+    "true": "cat",
+    "pred": "dog",
+    "sort": "confidence (lowest first)",
+    "tag": "odd",
+    "suspected": "1",
+    "breed": "Tabby,Bengal",
+}
+
+
+@pytest.mark.parametrize(
+    "slug", [spec.slug for spec in pages.PAGES if spec.params or spec.query_object]
+)
+def test_every_link_parameter_a_page_writes_is_restored_by_opening_the_link(
+    quick_run: Path, monkeypatch: pytest.MonkeyPatch, slug: str
+) -> None:
+    monkeypatch.setenv("CAM_LENS_HOME", str(quick_run.parents[1]))
+    art = read_artifacts(quick_run / "artifacts")
+    spec = pages.page(slug)
+    examples = _link_examples(art.table)
+    link = {"page": slug, "analysis": str(quick_run / "artifacts"), "method": "gradcam"}
+    link.update({p.name: examples[p.name] for p in spec.params})
+    if spec.query_object is not None:
+        link.update(GALLERY_LINK)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params.update(link)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == [spec.title]
+    # What the page wrote back into the address bar after opening the link (the page rewrites
+    # every parameter on each run): the same view, so every parameter was restored.
+    assert dict(at.query_params) == link
+
+
+def test_the_report_and_the_pages_show_the_same_values(app: AppTest, quick_run: Path) -> None:
+    from cam_core.present.report import build_report
+
+    art = read_artifacts(quick_run / "artifacts")
+    html = build_report(art, None, top_n=1)
+    quality = _open(app, "views/quality.py").dataframe[0].value
+    overview = _open(AppTest.from_file(APP, default_timeout=120), "views/overview.py")
+    per_class = overview.dataframe[0].value
+    for frame in (quality, per_class):
+        assert len(frame) >= 2
+        for label, row in frame.iterrows():
+            cells = "".join(f'<td class="num">{value}</td>' for value in row)
+            assert f"<tr><th>{label}</th>{cells}</tr>" in html, (label, list(row))
+    assert "None" not in quality.to_numpy().ravel().tolist()
+    assert set(quality.loc[[t for t in quality.index if "baseline" in t], "sanity"]) == {"–"}
+    accuracy = next(m.value for m in overview.metric if m.label == "Accuracy")
+    assert f"<b>{accuracy}</b>" in html

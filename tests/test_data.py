@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cam_core.data import (
+from cam_core.data.sources import (
     DataConfig,
     has_class_folders,
     load_dataset,

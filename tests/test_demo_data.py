@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cam_core.data import pets_label, scan_folder
-from cam_core.demo_data import BREEDS, DemoConfig, draw_sample, generate_demo
+from cam_core.data.demo_data import BREEDS, DemoConfig, draw_sample, generate_demo
+from cam_core.data.sources import pets_label, scan_folder
 
 
 def _digest(folder: Path) -> str:

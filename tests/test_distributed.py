@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cam_core.artifacts import read_artifacts
-from cam_core.cams import ExplainedFiles
-from cam_core.distributed import merge_shards, shard_rows
+from cam_core.analysis.artifacts import read_artifacts
+from cam_core.analysis.cams import ExplainedFiles
+from cam_core.analysis.distributed import merge_shards, shard_rows
+from cam_core.analysis.pipeline import AnalyzeConfig, analyze
 from cam_core.errors import DistributedError
-from cam_core.pipeline import AnalyzeConfig, analyze
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -126,7 +126,7 @@ def test_a_failing_rank_fails_the_run_and_keeps_the_old_artifacts(
     (hooks / "sitecustomize.py").write_text(
         "import os\n"
         "if os.environ.get('RANK') == '1':\n"
-        "    import cam_core.pipeline as p\n"
+        "    import cam_core.analysis.pipeline as p\n"
         "    def broken(*args, **kwargs):\n"
         "        raise OSError('disk full on rank 1')\n"
         "    p.explain_rows = broken\n"

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from cam_core.errors import ImageRejectedError, UrlRejectedError
-from cam_core.fetch import FetchConfig, check_address, fetch_bytes, fetch_image
+from cam_core.intake.fetch import FetchConfig, check_address, fetch_bytes, fetch_image
 
 PNG = io.BytesIO()
 Image.new("RGB", (32, 24), (250, 10, 10)).save(PNG, format="PNG")

@@ -5,7 +5,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from PIL import Image
 
-from cam_core.figures import (
+from cam_core.present.figures import (
     class_map_figure,
     confidence_histogram,
     confusion_figure,

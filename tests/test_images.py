@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from cam_core.errors import ImageRejectedError
-from cam_core.images import (
+from cam_core.intake.images import (
     BACKGROUND_RGB,
     MAX_PIXELS,
     decode_image,

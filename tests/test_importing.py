@@ -14,17 +14,22 @@ from PIL import Image
 from safetensors.torch import save_file
 from torchvision import models as tv_models
 
-from cam_core.artifacts import read_artifacts
+from cam_core.analysis.artifacts import read_artifacts
+from cam_core.analysis.pipeline import (
+    AnalyzeConfig,
+    analyze,
+    folder_data_config,
+    training_data_config,
+)
+from cam_core.analysis.predict import predict_images
 from cam_core.cli import main
-from cam_core.data import Dataset
+from cam_core.data.sources import Dataset
 from cam_core.errors import DataSourceError, ImportModelError, MethodError
 from cam_core.evaluation.suite import QualityConfig
-from cam_core.images import to_model_tensor
-from cam_core.importing import ImportConfig, import_model, read_weights
-from cam_core.model_files import load_model
-from cam_core.models import CamNet, SplitNet
-from cam_core.pipeline import AnalyzeConfig, analyze, folder_data_config, training_data_config
-from cam_core.predict import predict_images
+from cam_core.intake.images import to_model_tensor
+from cam_core.modelling.importing import ImportConfig, import_model, read_weights
+from cam_core.modelling.model_files import load_model
+from cam_core.modelling.models import CamNet, SplitNet
 
 SIZE = 64
 SPECIES = ("cat", "dog")

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cam_core.artifacts import read_artifacts
-from cam_core.label_issues import LABEL_ISSUE_RANK, LABEL_QUALITY, suspected_label_errors
+from cam_core.analysis.artifacts import read_artifacts
+from cam_core.review.label_issues import LABEL_ISSUE_RANK, LABEL_QUALITY, suspected_label_errors
 
 
 def _mislabel(table: pd.DataFrame, rows: list[int], classes: tuple[str, ...]) -> pd.DataFrame:

@@ -24,7 +24,7 @@ def _planned(home: Path) -> list[str]:
 
 def test_a_demo_older_than_its_preset_is_rebuilt(tmp_path: Path) -> None:
     newest_source = max(
-        (REPO / "cam_core" / n).stat().st_mtime for n in ("demo.py", "demo_data.py")
+        (REPO / "cam_core" / n).stat().st_mtime for n in ("analysis/demo.py", "data/demo_data.py")
     )
     manifests = [
         tmp_path / "demo" / task / "artifacts" / "manifest.json" for task in ("species", "breed")

@@ -14,7 +14,7 @@ from torch import nn
 
 from cam_core.errors import MethodError
 from cam_core.methods import METHODS, get_method, parse_methods
-from cam_core.models import CamNet, build_body
+from cam_core.modelling.models import CamNet, build_body
 
 SIZE = 48
 

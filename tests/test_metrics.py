@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cam_core.metrics import confusion_matrix, per_class_scores, summary
+from cam_core.evaluation.metrics import confusion_matrix, per_class_scores, summary
 
 
 def _table() -> pd.DataFrame:
@@ -27,13 +27,15 @@ def test_confusion_matrix_and_scores() -> None:
     assert np.isclose(scores.loc["cat", "recall"], 2 / 3)
     assert np.isclose(scores.loc["dog", "precision"], 1 / 2)
     assert scores.loc["fox", "f1"] == 1.0 and scores.loc["dog", "support"] == 2
-    stats = summary(_table())
+    stats = summary(_table(), "cam")
     assert stats["accuracy"] == 4 / 6 and stats["n_errors"] == 2
 
 
 def test_summary_reads_the_pointing_game_of_the_chosen_method() -> None:
     table = _table().assign(**{"pointing_hit.cam": [1, 0, 1, 1, np.nan, 1]})
     table["pointing_hit.gradcam"] = 0.0
-    assert summary(table)["pointing_game"] == 0.8 and summary(table)["pointing_n"] == 5
+    assert (
+        summary(table, "cam")["pointing_game"] == 0.8 and summary(table, "cam")["pointing_n"] == 5
+    )
     assert summary(table, "gradcam")["pointing_game"] == 0.0
     assert "pointing_game" not in summary(table, "layercam")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from cam_core.errors import ModelFileError
-from cam_core.model_files import MODEL_FORMAT, load_model, read_card
+from cam_core.modelling.model_files import MODEL_FORMAT, load_model, read_card
 from tests.conftest import make_model
 
 

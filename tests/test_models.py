@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from cam_core.models import CamNet, build_body, cam_head, num_features
+from cam_core.modelling.models import CamNet, build_body, cam_head, num_features
 
 
 @pytest.mark.parametrize(

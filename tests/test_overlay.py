@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cam_core.overlay import COLORSCALES, colour_lut, normalise, overlay
+from cam_core.present.overlay import COLORSCALES, colour_lut, normalise, overlay
 
 
 @pytest.mark.parametrize("name", COLORSCALES)

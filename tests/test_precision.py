@@ -9,13 +9,13 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from cam_core import precision as precision_module
-from cam_core.artifacts import read_manifest
-from cam_core.cams import explain_files
-from cam_core.data import load_dataset
-from cam_core.model_files import load_model
-from cam_core.pipeline import AnalyzeConfig, analyze, training_data_config
-from cam_core.precision import resolve_precision
+from cam_core.analysis.artifacts import read_manifest
+from cam_core.analysis.cams import explain_files
+from cam_core.analysis.pipeline import AnalyzeConfig, analyze, training_data_config
+from cam_core.data.sources import load_dataset
+from cam_core.modelling import precision as precision_module
+from cam_core.modelling.model_files import load_model
+from cam_core.modelling.precision import resolve_precision
 
 
 def test_auto_follows_the_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -64,5 +64,5 @@ def test_the_manifest_records_the_precision(tiny_model_dir: Path, tmp_path: Path
     )
     manifest = read_manifest(tmp_path / "a")
     assert manifest.data["precision"] == "bf16"
-    assert manifest.methods["cam"]["precision"] == "bf16"
-    assert manifest.methods["gradcam"]["precision"] == "fp32"
+    assert manifest.methods["cam"].precision == "bf16"
+    assert manifest.methods["gradcam"].precision == "fp32"

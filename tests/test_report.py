@@ -3,7 +3,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from cam_core.artifacts import read_artifacts
+from cam_core.analysis.artifacts import read_artifacts
 from cam_core.cli import main
 
 
@@ -27,7 +27,7 @@ def test_cli_report_is_one_self_contained_file(quick_run: Path, tmp_path: Path) 
     html = out.read_text()
     table = read_artifacts(quick_run / "artifacts").table
     assert "CAM Lens report" in html and "democnn" in html
-    assert f"{table['correct'].mean():.2%}" in html
+    assert f"<b>{table['correct'].mean():.1%}</b>" in html  # the accuracy card
     n_errors = min(3, int((~table["correct"]).sum()))
     # image + predicted-class map + true-class map per error
     assert len(re.findall(r'<img src="data:image/png;base64,', html)) == 3 * n_errors
@@ -45,14 +45,15 @@ def test_report_of_a_missing_folder_is_an_error_line(tmp_path: Path, capsys) -> 
 
 
 def test_report_has_the_quality_table_and_the_chosen_maps(quick_run: Path) -> None:
-    from cam_core.model_files import read_card
-    from cam_core.report import build_report
+    from cam_core.modelling.model_files import read_card
+    from cam_core.present.display import method_title
+    from cam_core.present.report import build_report
 
     art = read_artifacts(quick_run / "artifacts")
     html = build_report(art, read_card(quick_run / "model"), top_n=2, method="gradcampp")
     assert "<h2>Explanation quality</h2>" in html
     for name in (*art.manifest.methods, "random", "centre"):
-        assert f"<th>{name}</th>" in html
+        assert f"<th>{method_title(name, art.manifest.methods)}</th>" in html
     assert "Maps of Grad-CAM++" in html and "min-max scaled per image" in html
     cam_html = build_report(art, None, top_n=2)
     assert "Maps of CAM (exact)" in cam_html and "mean equals the class logit" in cam_html
@@ -61,8 +62,8 @@ def test_report_has_the_quality_table_and_the_chosen_maps(quick_run: Path) -> No
 def test_report_lists_reviewed_errors_by_verdict(quick_run: Path, tmp_path: Path) -> None:
     import shutil
 
-    from cam_core.report import write_report
-    from cam_core.reviews import REVIEWS_FILE, ReviewStore
+    from cam_core.present.report import write_report
+    from cam_core.review.reviews import REVIEWS_FILE, ReviewStore
 
     folder = tmp_path / "artifacts"
     shutil.copytree(quick_run / "artifacts", folder)

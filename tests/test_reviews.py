@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cam_core.artifacts import read_artifacts
+from cam_core.analysis.artifacts import read_artifacts
 from cam_core.cli import main
 from cam_core.errors import ReviewStoreError
-from cam_core.reviews import (
+from cam_core.review.reviews import (
     REVIEWS_FILE,
     VERDICTS,
     ReviewStore,
@@ -23,7 +23,7 @@ from cam_core.reviews import (
     verdict_counts,
     with_reviews,
 )
-from cam_core.selection import UNREVIEWED, GalleryFilter, filter_predictions
+from cam_core.review.selection import UNREVIEWED, GalleryFilter, filter_predictions
 
 
 def test_a_verdict_lasts_and_keeps_its_history(tmp_path: Path) -> None:

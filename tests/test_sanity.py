@@ -7,7 +7,7 @@ import torch
 
 from cam_core.evaluation.sanity import randomised_models, randomization_spearman, rank_correlation
 from cam_core.methods import get_method
-from cam_core.models import CamNet, build_body
+from cam_core.modelling.models import CamNet, build_body
 
 
 def test_rank_correlation() -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cam_core.selection import GalleryFilter, errors, filter_predictions, page_count, page_of
+from cam_core.review.selection import GalleryFilter, errors, filter_predictions, page_count, page_of
 
 
 def _table() -> pd.DataFrame:

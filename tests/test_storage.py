@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cam_core.artifacts import read_artifacts
+from cam_core.analysis.artifacts import read_artifacts
 from cam_core.errors import AlreadyRunningError
 from cam_core.storage import (
     TEMP_PREFIX,
-    atomic_write,
     atomic_write_text,
     commit_files,
     folder_lock,
+    write_temp,
     write_temp_bytes,
 )
 
@@ -36,7 +36,7 @@ def test_an_exception_mid_write_keeps_the_old_file(tmp_path: Path) -> None:
         raise RuntimeError("disk on fire")
 
     with pytest.raises(RuntimeError):
-        atomic_write(target, explode)
+        write_temp(target, explode)
     assert target.read_text() == "old"
     assert not list(tmp_path.glob(TEMP_PREFIX + "*"))
 
@@ -45,9 +45,8 @@ _KILLED_WRITER = """
 import sys, time
 from pathlib import Path
 import numpy as np
-import cam_core.artifacts as artifacts
-from cam_core.artifacts import read_artifacts, write_artifacts
-from cam_core.model_files import read_card
+import cam_core.analysis.artifacts as artifacts
+from cam_core.analysis.artifacts import read_artifacts, write_artifacts
 
 folder, model_dir = Path(sys.argv[1]), Path(sys.argv[2])
 art = read_artifacts(folder)
@@ -61,8 +60,8 @@ def slow_save(handle, array):
 
 artifacts.np.save = slow_save
 table = art.table.iloc[::-1].reset_index(drop=True)
-flipped = {"cam": art.maps["cam"][::-1]}
-write_artifacts(folder, table, flipped, read_card(model_dir), model_dir, {}, {})
+flipped = {name: maps[::-1] for name, maps in art.maps.items()}
+write_artifacts(folder, table, flipped, art.manifest)
 """
 
 
@@ -99,8 +98,7 @@ def test_a_crash_between_renames_is_rolled_forward(
     tiny_artifacts_dir: Path, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from cam_core import storage
-    from cam_core.artifacts import write_artifacts
-    from cam_core.model_files import read_card
+    from cam_core.analysis.artifacts import write_artifacts
 
     folder = Path(shutil.copytree(tiny_artifacts_dir, tmp_path / "art"))
     before = read_artifacts(folder)
@@ -118,13 +116,7 @@ def test_a_crash_between_renames_is_rolled_forward(
     flipped = before.table.iloc[::-1].reset_index(drop=True)
     with pytest.raises(OSError, match="power cut"):
         write_artifacts(
-            folder,
-            flipped,
-            {"cam": before.maps["cam"][::-1]},
-            read_card(tiny_model_dir),
-            tiny_model_dir,
-            {},
-            {},
+            folder, flipped, {n: m[::-1] for n, m in before.maps.items()}, before.manifest
         )
     monkeypatch.setattr(storage.os, "replace", real_replace)
     mid = read_artifacts(folder)  # readers see the complete new set, never a mix
@@ -188,8 +180,8 @@ def test_lock_is_exclusive_across_processes(tmp_path: Path) -> None:
 def test_written_files_get_the_permissions_of_the_umask(
     tmp_path: Path, tiny_model_dir: Path, umask: int, mode: int
 ) -> None:
-    from cam_core.pipeline import AnalyzeConfig, analyze
-    from cam_core.report import write_report
+    from cam_core.analysis.pipeline import AnalyzeConfig, analyze
+    from cam_core.present.report import write_report
     from tests.conftest import make_model
 
     previous = os.umask(umask)

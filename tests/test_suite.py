@@ -10,7 +10,7 @@ import torch
 
 from cam_core.evaluation.suite import QualityConfig, assess, quality_table, scores_of, verdicts
 from cam_core.methods import get_method
-from cam_core.models import CamNet, build_body
+from cam_core.modelling.models import CamNet, build_body
 
 
 def test_assess_scores_methods_and_baselines_on_a_sample() -> None:

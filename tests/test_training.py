@@ -8,12 +8,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from cam_core.data import Dataset
+from cam_core.data.sources import Dataset
 from cam_core.errors import AlreadyRunningError, TrainingError
-from cam_core.model_files import load_model
-from cam_core.models import CamNet, build_body
+from cam_core.modelling.model_files import load_model
+from cam_core.modelling.models import CamNet, build_body
+from cam_core.modelling.training import (
+    TrainConfig,
+    _build_dataloaders,
+    _cam_splitter,
+    _fit,
+    train_model,
+)
 from cam_core.storage import folder_lock
-from cam_core.training import TrainConfig, _build_dataloaders, _cam_splitter, _fit, train_model
 
 TINY = TrainConfig(
     arch="democnn2",
@@ -110,7 +116,7 @@ def test_several_processes_without_accelerate_is_one_clear_error(
     monkeypatch.setenv("RANK", "1")
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
-        "cam_core.training.importlib.util.find_spec",
+        "cam_core.modelling.training.importlib.util.find_spec",
         lambda name: None if name == "accelerate" else real_find_spec(name),
     )
     with pytest.raises(TrainingError, match="pip install accelerate"):

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
-from cam_core.cams import upsample_maps
+from cam_core.methods.placement import upsample_maps
 
 __all__ = [
     "PerturbationCurves",

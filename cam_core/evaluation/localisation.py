@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cam_core.cams import upsample_maps
+from cam_core.methods.placement import upsample_maps
 
 __all__ = [
     "POINTING_SCALE_PX",

@@ -6,22 +6,31 @@ Adding a method: one new file in this folder with a subclass of
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import nn
 
 from cam_core.errors import MethodError
 from cam_core.methods.activation import ClassActivationMap
 from cam_core.methods.base import DEFAULT_LAYER, ExplanationMethod
 from cam_core.methods.gradient import GradCam, GradCamPlusPlus, LayerCam
+from cam_core.methods.record import MapValues, MethodRecord
 from cam_core.methods.score import ScoreCam
 
 __all__ = [
     "DEFAULT_LAYER",
+    "DEFAULT_METHODS",
     "METHODS",
     "ExplanationMethod",
+    "MapValues",
+    "MethodRecord",
     "applicable",
+    "checked_methods",
     "default_method",
+    "forward_method",
     "get_method",
     "parse_methods",
+    "primary_method",
     "unavailable",
 ]
 
@@ -30,6 +39,9 @@ METHODS: dict[str, ExplanationMethod] = {
     for method in (ClassActivationMap(), GradCam(), GradCamPlusPlus(), ScoreCam(), LayerCam())
 }
 """Every method by name, in the order the dashboard lists them."""
+
+DEFAULT_METHODS = tuple(name for name, method in METHODS.items() if not method.costly)
+"""Every method but the costly ones (Score-CAM: one forward pass per channel per image)."""
 
 
 def get_method(name: str) -> ExplanationMethod:
@@ -72,6 +84,43 @@ def applicable(net: nn.Module, names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(name for name in names if name not in missing)
 
 
+def checked_methods(net: nn.Module, names: Sequence[str]) -> tuple[ExplanationMethod, ...]:
+    """The methods called ``names``, each checked to apply to ``net``.
+
+    Raises:
+        MethodError: an unknown name, or a method that does not apply (with the reason).
+    """
+    chosen = tuple(get_method(name) for name in names)
+    for method in chosen:
+        reason = method.applies_to(net)
+        if reason is not None:
+            raise MethodError(f"{method.title} does not apply to this model: {reason}")
+    return chosen
+
+
 def default_method(net: nn.Module) -> str:
-    """Exact CAM where the head allows it, else Grad-CAM (which applies to any CNN)."""
-    return "cam" if METHODS["cam"].applies_to(net) is None else "gradcam"
+    """The first registered method that applies to ``net`` and is not costly: exact CAM where
+    the head allows it, else Grad-CAM (which applies to any CNN)."""
+    for name in DEFAULT_METHODS:
+        if METHODS[name].applies_to(net) is None:
+            return name
+    raise MethodError("no explanation method applies to this model")
+
+
+def primary_method(names: Sequence[str]) -> str:
+    """The method an analysis of ``names`` is summarised by (headline figures, report, first
+    in every selector): the first additive one (its maps average to the logits), else the
+    first.
+
+    Raises:
+        MethodError: no method at all.
+    """
+    if not names:
+        raise MethodError("no explanation method was analysed")
+    return next((name for name in names if name in METHODS and METHODS[name].additive), names[0])
+
+
+def forward_method() -> ExplanationMethod:
+    """The method whose maps come out of the logits' forward pass (artifact format 1 stored
+    only its maps, as ``cams.npy``)."""
+    return next(method for method in METHODS.values() if method.shares_forward)

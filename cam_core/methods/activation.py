@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import torch
 from torch import nn
 
 from cam_core.errors import MethodError
 from cam_core.methods.base import DEFAULT_LAYER, ExplanationMethod
-from cam_core.models import CamNet, SplitNet
 
-__all__ = ["ClassActivationMap"]
+__all__ = ["ClassActivationMap", "MapsInForward"]
+
+
+@runtime_checkable
+class MapsInForward(Protocol):
+    """A classifier with a CAM head: global average pooling and one linear layer, so its
+    forward pass can give every class map along with the logits."""
+
+    bias: torch.Tensor | None
+
+    def forward_with_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``(N, K)`` and maps ``(N, K, h, w)``."""
+        ...
 
 
 class ClassActivationMap(ExplanationMethod):
@@ -20,28 +33,38 @@ class ClassActivationMap(ExplanationMethod):
     title = "CAM (exact)"
     additive = True
     normalised = False
+    shares_forward = True
 
     def applies_to(self, net: nn.Module) -> str | None:
-        if isinstance(net, CamNet):
+        if isinstance(net, MapsInForward):
             return None
-        if isinstance(net, SplitNet):
-            return net.head_kind
+        # A body and head cut from another classifier says what its head is.
+        head_kind = getattr(net, "head_kind", None)
+        if isinstance(head_kind, str):
+            return head_kind
         return "exact CAM needs global average pooling followed by one linear layer"
 
     def layer_for(self, requested: str) -> str:
         """Always the body's output: exact CAM is defined before global pooling only."""
         return DEFAULT_LAYER
 
+    def bias_of(self, net: nn.Module) -> tuple[float, ...] | None:
+        bias = net.bias if isinstance(net, MapsInForward) else None
+        return tuple(float(b) for b in bias.detach().cpu()) if bias is not None else None
+
+    def explain_with_logits(
+        self, net: nn.Module, images: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not isinstance(net, MapsInForward):
+            raise MethodError(str(self.applies_to(net)))
+        return net.forward_with_maps(images)
+
     @torch.inference_mode()
     def explain(self, net: nn.Module, images: torch.Tensor, layer: str) -> torch.Tensor:
-        reason = self.applies_to(net)
-        if reason is not None:
-            raise MethodError(reason)
         if layer != DEFAULT_LAYER:
             raise MethodError(
                 f"exact CAM reads the layer before pooling ({DEFAULT_LAYER}), not {layer!r}"
             )
-        assert isinstance(net, CamNet)
         device = next(net.parameters()).device
-        _, maps = net.forward_with_maps(images.to(device))
+        _, maps = self.explain_with_logits(net, images.to(device))
         return maps.float().cpu()

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from cam_core.errors import MethodError
+from cam_core.methods.record import MethodRecord
 
 __all__ = ["DEFAULT_LAYER", "ExplanationMethod", "resolve_layer", "training_mode_kept"]
 
@@ -65,6 +66,9 @@ class ExplanationMethod(ABC):
             methods), so values are comparable within a map, not across images.
         library: where the computation comes from (``cam_core`` or ``grad-cam==…``).
         costly: needs many forward passes per image (run on other data only when asked).
+        shares_forward: the maps come out of the forward pass that gives the logits
+            (:meth:`explain_with_logits`): the batch path runs that pass once, in the
+            analysis's precision, instead of a separate pass for the maps.
     """
 
     name: str
@@ -73,6 +77,7 @@ class ExplanationMethod(ABC):
     normalised: bool = True
     library: str = "cam_core"
     costly: bool = False
+    shares_forward: bool = False
 
     def applies_to(self, net: nn.Module) -> str | None:
         """``None`` when the method works on ``net``, else the reason it does not."""
@@ -81,6 +86,65 @@ class ExplanationMethod(ABC):
     def layer_for(self, requested: str) -> str:
         """The layer this method reads when the user asks for ``requested``."""
         return requested
+
+    def explain_with_logits(
+        self, net: nn.Module, images: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and every class map from one forward pass (methods with ``shares_forward``).
+
+        Args:
+            net: the classifier, on the images' device.
+            images: normalised images ``(N, 3, S, S)`` on the model's device.
+
+        Returns:
+            ``(logits, maps)``: ``(N, K)`` and ``(N, K, h, w)`` on the model's device, in the
+            precision the caller runs (e.g. under autocast).
+
+        Raises:
+            MethodError: the method's maps do not come out of the forward pass.
+        """
+        raise MethodError(f"{self.title} maps do not come out of the model's forward pass")
+
+    def precision_for(self, forward_precision: str) -> str:
+        """The precision this method's maps are computed in when the forward pass runs in
+        ``forward_precision``: that one for methods that share it, else fp32."""
+        return forward_precision if self.shares_forward else "fp32"
+
+    def bias_of(self, net: nn.Module) -> tuple[float, ...] | None:
+        """The per-class bias added to an additive map's mean to give the logit, if any."""
+        return None
+
+    def record(
+        self,
+        net: nn.Module,
+        layer: str,
+        forward_precision: str,
+        seconds: float,
+        shape: tuple[int, ...],
+        file: str,
+    ) -> MethodRecord:
+        """What an analysis records of this method's run on ``net``.
+
+        Args:
+            net: the analysed classifier.
+            layer: the layer the user asked for (the record holds :meth:`layer_for` of it).
+            forward_precision: the precision of the logits' forward pass.
+            seconds: wall time spent on the maps.
+            shape: ``(N, K, h, w)`` of the maps.
+            file: where the maps are stored, relative to the artifact folder.
+        """
+        return MethodRecord(
+            title=self.title,
+            layer=self.layer_for(layer),
+            additive=self.additive,
+            normalised=self.normalised,
+            library=self.library,
+            precision=self.precision_for(forward_precision),
+            seconds=seconds,
+            bias=self.bias_of(net),
+            shape=shape,
+            file=file,
+        )
 
     @abstractmethod
     def explain(self, net: nn.Module, images: torch.Tensor, layer: str) -> torch.Tensor:

@@ -37,10 +37,10 @@ def _shared_score_cam() -> type[Any]:
         def get_cam_weights(
             self,
             input_tensor: torch.Tensor,
-            target_layer: nn.Module,
+            _target_layer: nn.Module,
             targets: list[Any],
             activations: np.ndarray,
-            grads: np.ndarray,
+            _grads: np.ndarray,
         ) -> np.ndarray:
             if self._scores is None:
                 self._scores = self._channel_scores(input_tensor, activations)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cam_core.figures import rate_bar_figure
-from cam_core.selection import errors
-from dashboard import resources, sidebar, state
+from cam_core.present.figures import rate_bar_figure
+from cam_core.review.selection import GalleryFilter, errors
+from dashboard import pages, resources, sidebar
 
 ctx = sidebar.require()
 table = ctx.art.table
@@ -40,7 +40,7 @@ with left:
             "top_wrong": st.column_config.TextColumn("most frequent wrong prediction"),
             "mean_confidence": st.column_config.NumberColumn("mean confidence", format="%.3f"),
             "pointing_game": st.column_config.NumberColumn(
-                f"pointing game ({ctx.method_info.get('title', ctx.method)})", format="percent"
+                f"pointing game ({ctx.record.title})", format="percent"
             ),
         },
         key="breed_table",
@@ -61,7 +61,10 @@ for breed, info in breeds.iterrows():
     if wrong.empty:
         continue
     count = int(info["errors"])
-    st.markdown(f"**{breed}** ({info['label']}): {count} error{'s' if count != 1 else ''}")
+    heading = st.columns([4, 1], vertical_alignment="center")
+    heading[0].markdown(f"**{breed}** ({info['label']}): {count} error{'s' if count != 1 else ''}")
+    if heading[1].button("Its errors in the Gallery", key=f"breed_gallery_{breed}"):
+        pages.open_in_gallery(GalleryFilter(correctness="incorrect", breeds=(str(breed),)))
     cols = st.columns(int(per_breed))
     for col, (index, row) in zip(cols, wrong.iterrows(), strict=False):
         position = table.index.get_loc(index)
@@ -79,5 +82,4 @@ for breed, info in breeds.iterrows():
             width="stretch",
         )
         if col.button("Heatmaps", key=f"breed_open_{position}", width="stretch"):
-            st.session_state[state.SELECTED_ROW] = position
-            st.switch_page("views/heatmaps.py")
+            pages.open_image(position)

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cam_core.calibration import confidently_wrong, expected_calibration_error, reliability_bins
-from cam_core.figures import figure_html, reliability_figure
-from dashboard import links, sidebar, state
+from cam_core.present.display import display_value
+from cam_core.present.figures import figure_html, reliability_figure
+from cam_core.review.calibration import (
+    confidently_wrong,
+    expected_calibration_error,
+    reliability_bins,
+)
+from cam_core.review.selection import GalleryFilter
+from dashboard import links, pages, sidebar, state
 
 ctx = sidebar.require()
 table = ctx.art.table
@@ -18,12 +24,12 @@ ece = expected_calibration_error(table, int(n_bins))
 cols = st.columns(3)
 cols[0].metric(
     "Expected calibration error",
-    f"{ece:.3f}",
+    display_value("score", ece),
     help="Mean gap between confidence and accuracy over the bins, weighted by their images "
     "(0 = the confidence is the accuracy).",
 )
-cols[1].metric("Mean confidence", f"{table['confidence'].mean():.3f}")
-cols[2].metric("Accuracy", f"{table['correct'].mean():.3f}")
+cols[1].metric("Mean confidence", display_value("percent", table["confidence"].mean()))
+cols[2].metric("Accuracy", display_value("percent", table["correct"].mean()))
 figure = reliability_figure(bins, ece)
 st.plotly_chart(figure, key="cal_reliability")
 st.caption(
@@ -39,7 +45,9 @@ st.download_button(
 )
 
 st.subheader("Confidently wrong")
-threshold = st.slider("Confidence at least", 0.5, 1.0, 0.9, 0.01, key="cal_threshold")
+if state.CALIBRATION_THRESHOLD not in st.session_state:
+    st.session_state[state.CALIBRATION_THRESHOLD] = 0.9
+threshold = st.slider("Confidence at least", 0.0, 1.0, step=0.01, key=state.CALIBRATION_THRESHOLD)
 wrong = confidently_wrong(table, float(threshold))
 links.share("calibration", ctx, {"threshold": f"{float(threshold):g}"})
 st.markdown(f"**{len(wrong)}** wrong predictions with confidence ≥ {threshold:.2f}.")
@@ -49,10 +57,11 @@ if not wrong.empty:
     )
     st.dataframe(shown, hide_index=True)
     if st.button("Open these in the gallery", key="cal_open", type="primary"):
-        st.session_state[state.GALLERY_CONFIDENCE] = (float(threshold), 1.0)
-        st.session_state[state.GALLERY_CORRECT] = "incorrect"
-        st.session_state[state.GALLERY_TRUE] = []
-        st.session_state[state.GALLERY_PRED] = []
-        st.session_state[state.GALLERY_SORT] = "confidence (highest first)"
-        st.session_state[state.GALLERY_PAGE] = 1
-        st.switch_page("views/gallery.py")
+        pages.open_in_gallery(
+            GalleryFilter(
+                confidence=(float(threshold), 1.0),
+                correctness="incorrect",
+                sort_by="confidence",
+                ascending=False,
+            )
+        )

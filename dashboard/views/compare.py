@@ -9,6 +9,7 @@ import streamlit as st
 from PIL import Image
 
 from cam_core.evaluation.suite import scores_of
+from cam_core.present.display import display_value, map_meaning
 from dashboard import resources, sidebar, widgets
 
 ctx = sidebar.require()
@@ -26,19 +27,14 @@ chosen = pick[1].selectbox(
 k = classes.index(str(chosen))
 shown = widgets.classes_to_show(row, classes, "cmp_classes")
 st.markdown(
-    f"**true:** {row['label']} · **predicted:** {row['pred']} ({row['confidence']:.3f}) · "
+    f"**true:** {row['label']} · **predicted:** {row['pred']} "
+    f"({display_value('probability', row['confidence'])}) · "
     f"maps of **{chosen}**"
 )
 
 
-def _shown(value: float, percent: bool = False) -> str:
-    if math.isnan(value):
-        return "–"
-    return f"{value:.0%}" if percent else f"{value:.3f}"
-
-
 view_png = resources.view_png(str(row["path"]), manifest.image_size)
-for method, info in manifest.methods.items():
+for method, record in manifest.methods.items():
     scores = scores_of(row.to_dict(), method)
     with st.container(border=True, key=f"cmp_method_{method}"):
         cols = st.columns([1, 1, 2])
@@ -47,34 +43,33 @@ for method, info in manifest.methods.items():
             resources.overlay_png(
                 ctx.key, ctx.version, method, row_index, k, ctx.colorscale, ctx.opacity
             ),
-            caption=f"{info.get('title', method)}: {chosen}",
+            caption=f"{record.title}: {chosen}",
             width="stretch",
         )
         with cols[2]:
-            st.markdown(f"**{info.get('title', method)}** · layer `{info.get('layer', 'body')}`")
-            st.caption(widgets.map_meaning(info))
+            st.markdown(f"**{record.title}** · layer `{record.layer}`")
+            st.caption(map_meaning(record))
             hit = scores["pointing_game"]
             pointing = "–" if math.isnan(hit) else ("hit" if hit else "miss")
             st.markdown(
                 f"pointing game: {pointing} · "
-                f"energy in mask: {_shown(scores['energy_in_mask'], percent=True)} · "
-                f"deletion AUC: {_shown(scores['deletion_auc'])} · "
-                f"insertion AUC: {_shown(scores['insertion_auc'])}"
+                f"energy in mask: {display_value('percent', scores['energy_in_mask'])} · "
+                f"deletion AUC: {display_value('score', scores['deletion_auc'])} · "
+                f"insertion AUC: {display_value('score', scores['insertion_auc'])}"
             )
             st.caption(
                 "Scores are for the true class; – means not measured for this image "
                 "(outside the deletion/insertion sample, or no mask)."
             )
-        with st.expander(f"Every class with {info.get('title', method)}"):
+        with st.expander(f"Every class with {record.title}"):
             widgets.class_map_grid(
                 ctx.art.image_maps(method, row_index),
                 Image.open(io.BytesIO(view_png)),
                 classes,
                 ctx.colorscale,
                 ctx.opacity,
-                shared_range=bool(info.get("additive")),
+                shared_range=record.additive,
                 key=f"cmp_grid_{method}",
-                additive=bool(info.get("additive")),
-                bias=widgets.bias_of(info),
+                record=record,
                 shown=shown,
             )

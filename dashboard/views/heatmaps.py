@@ -7,12 +7,12 @@ import io
 import streamlit as st
 from PIL import Image
 
-from cam_core.figures import difference_figure, figure_html
+from cam_core.present.display import display_value, map_meaning
+from cam_core.present.figures import difference_figure, figure_html
 from dashboard import links, resources, review_panel, sidebar, state, widgets
 
 ctx = sidebar.require()
 table = ctx.art.table
-additive = bool(ctx.method_info.get("additive"))
 classes = list(ctx.art.manifest.classes)
 
 st.title("Class heatmaps")
@@ -22,7 +22,8 @@ view = Image.open(io.BytesIO(resources.view_png(str(row["path"]), ctx.art.manife
 maps = ctx.art.image_maps(ctx.method, row_index)
 
 st.markdown(
-    f"**true:** {row['label']} · **predicted:** {row['pred']} ({row['confidence']:.3f}) · "
+    f"**true:** {row['label']} · **predicted:** {row['pred']} "
+    f"({display_value('probability', row['confidence'])}) · "
     + " · ".join(f"logit {c} = {row[f'logit_{c}']:+.3f}" for c in classes)
 )
 image_name = str(row["path"]).rsplit("/", 1)[-1]
@@ -46,17 +47,16 @@ widgets.class_map_grid(
     ctx.opacity,
     shared_range,
     "heat",
-    additive,
-    widgets.bias_of(ctx.method_info),
+    ctx.record,
     widgets.classes_to_show(row, classes, "heat_classes"),
 )
 
 st.subheader("Difference map")
-if not additive:
+if not ctx.record.additive:
     st.info(
-        f"{ctx.method_info.get('title', ctx.method)} maps are scaled 0–1 per map, so their "
-        "difference means nothing; choose exact CAM in the sidebar for the difference map, "
-        "whose mean is the logit margin."
+        f"{ctx.record.title} maps are {map_meaning(ctx.record)}, so their difference means "
+        "nothing; choose a method whose maps average to the logits (exact CAM) in the sidebar "
+        "for the difference map, whose mean is the logit margin."
     )
     st.stop()
 pick = st.columns(2)

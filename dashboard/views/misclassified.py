@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from cam_core.selection import errors, page_count, page_of
-from dashboard import links, resources, review_panel, sidebar, state, widgets
+from cam_core.present.display import display_value
+from cam_core.review.selection import errors, page_count, page_of
+from dashboard import links, pages, resources, review_panel, sidebar, widgets
 
 ctx = sidebar.require()
 table = ctx.art.table
@@ -26,7 +27,7 @@ second = controls[1].selectbox(
     "Side by side with",
     others,
     key="mis_second",
-    format_func=lambda m: "no second method" if m == "none" else str(methods[m].get("title", m)),
+    format_func=lambda m: "no second method" if m == "none" else methods[m].title,
     help="Show a second method's maps next to the sidebar's method.",
 )
 per_page = controls[2].selectbox("Per page", [10, 25, 50], key="mis_per_page")
@@ -37,15 +38,15 @@ verdicts = review_panel.reviews(ctx)
 if not wrong.empty and st.button(
     "Review them one by one", key="mis_review", icon=":material/rate_review:"
 ):
-    st.switch_page("views/review.py")
+    pages.go("review")
 if wrong.empty:
     st.success("The model gets every validation image right.")
     st.stop()
 page_number = controls[3].number_input(
     "Page", 1, page_count(len(wrong), per_page), 1, key="mis_page"
 )
-rows, pages = page_of(wrong, int(page_number), per_page)
-st.caption(f"Page {min(int(page_number), pages)} of {pages}")
+rows, n_pages = page_of(wrong, int(page_number), per_page)
+st.caption(f"Page {min(int(page_number), n_pages)} of {n_pages}")
 widgets.csv_download(wrong, "Error table (CSV)", "errors.csv", "mis_csv")
 
 for index, row in rows.iterrows():
@@ -70,16 +71,22 @@ for index, row in rows.iterrows():
                     ctx.colorscale,
                     ctx.opacity,
                 )
-                title = methods[method].get("title", method)
+                title = methods[method].title
                 next(slots).image(png, caption=f"{title}: {name} ({role})", width="stretch")
         with cols[-1]:
             st.markdown(f"**true:** {row['label']} · **predicted:** {row['pred']}")
-            st.markdown(f"confidence {row['confidence']:.3f} · loss {row['loss']:.3f}")
-            st.caption(" · ".join(f"{c}: {row[f'prob_{c}']:.3f}" for c in classes))
+            st.markdown(
+                f"confidence {display_value('probability', row['confidence'])} · "
+                f"loss {display_value('score', row['loss'])}"
+            )
+            st.caption(
+                " · ".join(
+                    f"{c}: {display_value('probability', row[f'prob_{c}'])}" for c in classes
+                )
+            )
             st.caption(str(row["path"]).rsplit("/", 1)[-1])
             review_panel.quick_verdict(
                 ctx, str(row["path"]), verdicts.get(str(row["path"])), f"mis_verdict_{position}"
             )
             if st.button("Open in class heatmaps", key=f"mis_open_{position}"):
-                st.session_state[state.SELECTED_ROW] = position
-                st.switch_page("views/heatmaps.py")
+                pages.open_image(position)

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import functools
+
 import streamlit as st
 
 from cam_core.errors import CamLensError
-from cam_core.figures import figure_html
-from cam_core.metrics import per_class_scores
-from cam_core.reviews import export_bytes, reviews_table, verdict_counts
-from cam_core.summaries import headline_metrics, model_card_rows
-from dashboard import links, resources, review_panel, sidebar, state
+from cam_core.modelling.model_files import ModelCard
+from cam_core.present.figures import figure_html
+from cam_core.present.summaries import headline_metrics, model_card_rows
+from cam_core.present.tables import per_class_display
+from cam_core.review.reviews import export_bytes, reviews_table, verdict_counts
+from cam_core.review.selection import GalleryFilter
+from dashboard import links, pages, resources, review_panel, sidebar, widgets
 
 ctx = sidebar.require()
 table, manifest = ctx.art.table, ctx.art.manifest
 classes = list(manifest.classes)
 
 st.title("Overview")
+card: ModelCard | None
 try:
     card = resources.model_card(manifest.model_dir, ctx.version)
 except CamLensError as exc:
@@ -47,7 +52,7 @@ with st.container(border=True):
     ):
         column.download_button(
             label,
-            lambda frame=frame, fmt=fmt: export_bytes(frame, fmt),
+            functools.partial(export_bytes, frame, fmt),
             file_name=file_name,
             mime="application/json" if fmt == "json" else "text/csv",
             key=f"overview_{file_name.replace('.', '_')}",
@@ -59,8 +64,7 @@ with left:
     if card is not None:
         st.table(model_card_rows(card))
     st.subheader("Per class")
-    scores = per_class_scores(table, classes)
-    st.dataframe(scores.style.format({"precision": "{:.1%}", "recall": "{:.1%}", "f1": "{:.3f}"}))
+    widgets.display_table(per_class_display(table, classes), "overview_per_class")
 with right:
     figure, histogram = resources.overview_figures(ctx.key, ctx.version)
     event = st.plotly_chart(
@@ -77,11 +81,7 @@ with right:
     if pick[2].button("Open", key="overview_open"):
         cell = [true_pick, pred_pick]
     if cell:
-        st.session_state[state.GALLERY_TRUE] = [cell[0]]
-        st.session_state[state.GALLERY_PRED] = [cell[1]]
-        st.session_state[state.GALLERY_CORRECT] = "all"
-        st.session_state[state.GALLERY_PAGE] = 1
-        st.switch_page("views/gallery.py")
+        pages.open_in_gallery(GalleryFilter(true_classes=(cell[0],), pred_classes=(cell[1],)))
     st.download_button(
         "Confusion matrix (HTML)",
         figure_html(figure),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from cam_core.reviews import VERDICTS
-from cam_core.selection import errors
+from cam_core.present.display import display_value
+from cam_core.review.reviews import VERDICTS
+from cam_core.review.selection import errors
 from dashboard import links, resources, review_panel, sidebar, state
 
 ctx = sidebar.require()
@@ -76,14 +77,15 @@ for column, (label, role) in zip(
     )
     column.image(
         png,
-        caption=f"{ctx.method_info.get('title', ctx.method)}: {label} ({role})",
+        caption=f"{ctx.record.title}: {label} ({role})",
         width="stretch",
     )
 rank = row["label_issue_rank"]
 suspect = "" if pd.isna(rank) else f" · suspected label error #{int(rank)}"
 st.markdown(
     f"**given label:** {row['label']} · **predicted:** {row['pred']} "
-    f"({row['confidence']:.3f}) · label quality {row['label_quality']:.3f}{suspect}"
+    f"({display_value('probability', row['confidence'])}) · "
+    f"label quality {display_value('score', row['label_quality'])}{suspect}"
 )
 current = verdicts.get(path)
 st.markdown(review_panel.describe(current))

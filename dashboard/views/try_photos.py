@@ -7,12 +7,13 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image
 
+from cam_core.analysis.predict import predict_images
 from cam_core.errors import CamLensError
-from cam_core.fetch import FetchConfig, fetch_image
-from cam_core.figures import figure_html, probability_figure
-from cam_core.images import decode_image
-from cam_core.model_files import LoadedModel
-from cam_core.predict import predict_images
+from cam_core.intake.fetch import FetchConfig, fetch_image
+from cam_core.intake.images import decode_image
+from cam_core.modelling.model_files import LoadedModel
+from cam_core.present.display import display_value
+from cam_core.present.figures import figure_html, probability_figure
 from dashboard import resources, sidebar, widgets
 
 ctx = sidebar.require()
@@ -63,16 +64,15 @@ if not inputs:
     st.stop()
 
 try:
-    predictions = predict_images(
-        loaded, inputs, method=ctx.method, layer=str(ctx.method_info.get("layer", "body"))
-    )
+    predictions = predict_images(loaded, inputs, method=ctx.method, layer=ctx.record.layer)
 except CamLensError as exc:
-    st.error(f"{ctx.method_info.get('title', ctx.method)} cannot explain this model: {exc}")
+    st.error(f"{ctx.record.title} cannot explain this model: {exc}")
     st.stop()
 for n, prediction in enumerate(predictions):
     with st.container(border=True):
         name = Path(prediction.source).name if "://" not in prediction.source else prediction.source
-        st.subheader(f"{name}: {prediction.pred} ({prediction.probs.max():.2f})")
+        confidence = display_value("probability", prediction.probs.max())
+        st.subheader(f"{name}: {prediction.pred} ({confidence})")
         top = st.columns([1, 2])
         top[0].image(prediction.view, caption="model input", width="stretch")
         bars = probability_figure(prediction.classes, prediction.probs)
@@ -93,6 +93,5 @@ for n, prediction in enumerate(predictions):
             ctx.opacity,
             shared_range=True,
             key=f"try_{n}",
-            additive=bool(ctx.method_info.get("additive")),
-            bias=widgets.bias_of(ctx.method_info),
+            record=ctx.record,
         )

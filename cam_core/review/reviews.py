@@ -340,7 +340,7 @@ def export_reviews(
         ReviewStoreError: the review file is damaged or locked.
         ValueError: an unknown format or verdict.
     """
-    from cam_core.artifacts import read_artifacts
+    from cam_core.analysis.artifacts import read_artifacts
     from cam_core.storage import atomic_write_bytes
 
     if verdict is not None and verdict not in VERDICTS:

@@ -23,11 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cam_core.artifacts import Manifest
-from cam_core.cams import ExplainedFiles
-from cam_core.data import DataConfig
+from cam_core.analysis.artifacts import Manifest
+from cam_core.analysis.cams import ExplainedFiles
+from cam_core.analysis.pipeline import AnalysisJob, AnalyzeConfig, explain_rows, finish, prepare
+from cam_core.data.sources import DataConfig
 from cam_core.errors import CamLensError, DistributedError
-from cam_core.pipeline import AnalysisJob, AnalyzeConfig, explain_rows, finish, prepare
 from cam_core.storage import folder_lock
 
 __all__ = ["launched", "merge_shards", "shard_rows", "sharded_analyze"]

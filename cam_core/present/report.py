@@ -10,17 +10,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from cam_core.artifacts import Artifacts, read_artifacts
+from cam_core.analysis.artifacts import Artifacts, read_artifacts
 from cam_core.errors import CamLensError, ReviewStoreError
-from cam_core.evaluation.suite import quality_table
-from cam_core.images import load_image_file, square_resize
-from cam_core.metrics import confusion_matrix, confusion_shares, per_class_scores
-from cam_core.model_files import ModelCard, read_card
-from cam_core.overlay import encode_png, overlay
-from cam_core.reviews import VERDICTS, load_reviews, reviews_table
-from cam_core.selection import errors
+from cam_core.evaluation.metrics import confusion_matrix, confusion_shares
+from cam_core.intake.images import load_image_file, square_resize
+from cam_core.methods import primary_method
+from cam_core.modelling.model_files import ModelCard, read_card
+from cam_core.present.display import display_value, map_note, method_title, quality_note
+from cam_core.present.overlay import encode_png, overlay
+from cam_core.present.summaries import headline_metrics, model_card_rows
+from cam_core.present.tables import DisplayTable, per_class_display, quality_display
+from cam_core.review.reviews import VERDICTS, load_reviews, reviews_table
+from cam_core.review.selection import errors
 from cam_core.storage import atomic_write_text
-from cam_core.summaries import headline_metrics, model_card_rows
 
 __all__ = ["build_report", "write_report"]
 
@@ -38,7 +40,7 @@ padding:.8rem 1.2rem;min-width:140px}.card b{display:block;font-size:1.6rem}
 .errors{display:grid;grid-template-columns:repeat(auto-fill,minmax(330px,1fr));gap:1rem}
 .error{border:1px solid #d9dee7;border-radius:8px;padding:.6rem}
 .error img{width:100px;height:100px;image-rendering:auto;border-radius:4px;margin-right:4px}
-.cm td{text-align:center;min-width:70px}
+.cm td{text-align:center;min-width:70px}.wide{overflow-x:auto;max-width:100%}
 """
 
 
@@ -47,21 +49,31 @@ def _img_tag(png: bytes, alt: str) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
 
-def _table(frame: pd.DataFrame, percent: tuple[str, ...] = ()) -> str:
+def _table(frame: pd.DataFrame) -> str:
+    """A plain table of texts (reviews)."""
     head = "".join(
         f"<th>{html.escape(str(c))}</th>" for c in [frame.index.name or "", *frame.columns]
     )
+    # Column by column (not iterrows, which would turn integers into floats).
+    columns = [frame[name].tolist() for name in frame.columns]
     rows = []
-    # Column by column (not iterrows, which would turn an integer "support" into 191.0).
-    columns = {name: frame[name].tolist() for name in frame.columns}
     for position, index in enumerate(frame.index):
-        cells = [f"<th>{html.escape(str(index))}</th>"]
-        for name, values in columns.items():
-            value = values[position]
-            text = f"{value:.1%}" if name in percent else html.escape(str(value))
-            cells.append(f'<td class="num">{text}</td>')
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+        cells = "".join(f"<td>{html.escape(str(values[position]))}</td>" for values in columns)
+        rows.append(f"<tr><th>{html.escape(str(index))}</th>{cells}</tr>")
+    return f'<div class="wide"><table><tr>{head}</tr>{"".join(rows)}</table></div>'
+
+
+def _display_html(display: DisplayTable) -> str:
+    """A presentation table: the same headings and cell texts as on the dashboard."""
+    head = f"<th>{html.escape(display.index_label)}</th>" + "".join(
+        f'<th title="{html.escape(c.help)}">{html.escape(c.label)}</th>' for c in display.columns
+    )
+    text = display.text()
+    rows = []
+    for label, values in zip(text.index, text.to_numpy(), strict=True):
+        cells = "".join(f'<td class="num">{html.escape(str(v))}</td>' for v in values)
+        rows.append(f"<tr><th>{html.escape(str(label))}</th>{cells}</tr>")
+    return f'<div class="wide"><table><tr>{head}</tr>{"".join(rows)}</table></div>'
 
 
 def _confusion_html(matrix: pd.DataFrame) -> str:
@@ -93,31 +105,10 @@ def _card_html(card: ModelCard | None, model_dir: str) -> str:
 
 
 def _quality_html(art: Artifacts) -> str:
-    quality = art.manifest.quality
-    if not quality:
+    if not art.manifest.quality:
         return '<p class="muted">This analysis was run without the quality metrics.</p>'
-    frame = quality_table(quality)
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in ["method", *frame.columns])
-    rows = []
-    for name, row in frame.iterrows():
-        cells = [f"<th>{html.escape(str(name))}</th>"]
-        for column, value in row.items():
-            if column in ("faithful", "sanity"):
-                text = {True: "passed", False: "FAILED"}.get(value, "–")
-            else:
-                text = "–" if pd.isna(value) else f"{value:.3f}"
-            cells.append(f'<td class="num">{html.escape(text)}</td>')
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    sample = art.manifest.evaluation
-    note = (
-        f"Deletion/insertion on a seeded sample of {sample.get('sample_size', '?')} images "
-        f"({sample.get('steps', '?')} steps, blurred baseline); sanity check on "
-        f"{sample.get('sanity_size', '?')} images. Lower deletion and higher insertion are "
-        "better; <i>faithful</i> means better than both the random and the centred baseline; "
-        "<i>sanity</i> fails when maps barely change after the model's head and last block "
-        f"are re-initialised (median Spearman ≥ {sample.get('sanity_threshold', 0.5)})."
-    )
-    return f'<table><tr>{head}</tr>{"".join(rows)}</table><p class="muted">{note}</p>'
+    note = html.escape(quality_note(art.manifest.evaluation))
+    return f'{_display_html(quality_display(art.manifest))}<p class="muted">{note}</p>'
 
 
 def _error_cards(art: Artifacts, top_n: int, colorscale: str, method: str) -> str:
@@ -131,8 +122,9 @@ def _error_cards(art: Artifacts, top_n: int, colorscale: str, method: str) -> st
         position = art.table.index.get_loc(row_index)
         caption = (
             f"true <b>{html.escape(str(row['label']))}</b>, predicted "
-            f"<b>{html.escape(str(row['pred']))}</b> ({row['confidence']:.2f}), "
-            f"loss {row['loss']:.2f}"
+            f"<b>{html.escape(str(row['pred']))}</b> "
+            f"({display_value('probability', row['confidence'])}), "
+            f"loss {display_value('score', row['loss'])}"
         )
         try:
             view = square_resize(load_image_file(Path(str(row["path"]))), size)
@@ -198,30 +190,24 @@ def build_report(
         card: the model card, or ``None`` when the model folder is gone.
         top_n: errors shown.
         colorscale: overlay colours.
-        method: whose maps the error cards show (default: exact CAM when analysed, else the
-            first method).
-        reviewed: the analysts' verdicts (:func:`cam_core.reviews.reviews_table`); ``None``
+        method: whose maps the error cards show (default: the analysis's primary method,
+            :func:`cam_core.methods.primary_method`).
+        reviewed: the analysts' verdicts (:func:`cam_core.review.reviews.reviews_table`); ``None``
             when the review file could not be read.
     """
-    classes = list(art.manifest.classes)
-    shown = method or ("cam" if "cam" in art.maps else art.manifest.method_names[0])
-    info = art.manifest.methods.get(shown, {})
-    if info.get("additive"):
-        map_note = (
-            "Each map's mean plus the class's bias equals the class logit."
-            if info.get("bias")
-            else "Each map's mean equals the class logit."
-        )
-    else:
-        map_note = "Maps are min-max scaled per image (0 to 1), so compare where, not how much."
-    for name, reason in art.manifest.unavailable.items():
-        map_note += f" {html.escape(name)} is not offered for this model: {html.escape(reason)}."
+    manifest = art.manifest
+    shown = method or primary_method(manifest.method_names)
+    art.maps_of(shown)  # an analysis without that method's maps is refused here
+    record = manifest.methods[shown]
+    map_text = html.escape(map_note(record))
+    for name, reason in manifest.unavailable.items():
+        title = method_title(name, manifest.methods)
+        map_text += f" {html.escape(title)} is not offered for this model: {html.escape(reason)}."
     cards = "".join(
         f'<div class="card" title="{html.escape(h.help)}">{html.escape(h.label)}'
         f"<b>{html.escape(h.value)}</b></div>"
         for h in headline_metrics(art.table, shown)
     )
-    scores = per_class_scores(art.table, classes)
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>CAM Lens report</title>
@@ -231,12 +217,12 @@ def build_report(
 (analysis of {html.escape(art.manifest.created_at)}).</p>
 <h2>Model</h2>{_card_html(card, art.manifest.model_dir)}
 <h2>Validation metrics</h2><div class="cards">{cards}</div>
-<h3>Per class</h3>{_table(scores, percent=("precision", "recall", "f1"))}
-<h3>Confusion matrix</h3>{_confusion_html(confusion_matrix(art.table, classes))}
+<h3>Per class</h3>{_display_html(per_class_display(art.table, manifest.classes))}
+<h3>Confusion matrix</h3>{_confusion_html(confusion_matrix(art.table, manifest.classes))}
 <h2>Explanation quality</h2>{_quality_html(art)}
 <h2>Top {top_n} errors by loss</h2>
-<p class="muted">Maps of {html.escape(str(info.get("title", shown)))}: red is where the evidence
-for that class is strongest. {map_note}</p>
+<p class="muted">Maps of {html.escape(record.title)}: red is where the evidence
+for that class is strongest. {map_text}</p>
 {_error_cards(art, top_n, colorscale, shown)}
 <h2>Reviewed errors by verdict</h2>{_reviews_html(reviewed)}
 </body></html>

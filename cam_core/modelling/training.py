@@ -19,11 +19,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from cam_core.data import Dataset, Sample
+from cam_core.data.sources import Dataset, Sample
 from cam_core.errors import DownloadError, TrainingError
-from cam_core.images import load_image_file
-from cam_core.model_files import IMAGENET_MEAN, IMAGENET_STD, ModelCard, save_model
-from cam_core.models import (
+from cam_core.intake.images import load_image_file
+from cam_core.modelling.model_files import IMAGENET_MEAN, IMAGENET_STD, ModelCard, save_model
+from cam_core.modelling.models import (
     ARCHITECTURES,
     DEMO_CNNS,
     CamNet,
@@ -44,7 +44,7 @@ class TrainConfig:
     """How to train. Defaults are the tutorial's (ResNet34, 512 px, batch 32, 1 + 5 epochs).
 
     Attributes:
-        arch: one of :data:`cam_core.models.ARCHITECTURES`.
+        arch: one of :data:`cam_core.modelling.models.ARCHITECTURES`.
         image_size: side of the square model input.
         batch_size: images per batch.
         epochs1: stage-1 epochs (standard head).

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from plotly import colors as plotly_colors
 
-from cam_core.cams import upsample_maps
+from cam_core.methods.placement import upsample_maps
 
 __all__ = ["COLORSCALES", "colour_lut", "encode_png", "normalise", "overlay"]
 

@@ -14,8 +14,8 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.subplots import make_subplots
 
-from cam_core.metrics import confusion_shares
-from cam_core.overlay import encode_png
+from cam_core.evaluation.metrics import confusion_shares
+from cam_core.present.overlay import encode_png
 
 __all__ = [
     "class_map_figure",
@@ -127,8 +127,8 @@ def class_map_figure(
     figure = go.Figure()
     figure.add_trace(go.Image(source=_png_data_uri(view), x0=0, y0=0, dx=1, dy=1, hoverinfo="skip"))
     # Pixel k is centred on coordinate k; cell (i, j) is centred on its receptive field's centre,
-    # pixel (j * stride, i * stride), as in cam_core.cams.upsample_maps, and drawn over the
-    # pixels nearer to it than to any other cell (so the edge cells are cut or widened).
+    # pixel (j * stride, i * stride), as in cam_core.methods.placement.upsample_maps, and drawn
+    # over the pixels nearer to it than to any other cell (so the edge cells are cut or widened).
     heat: dict[str, object] = {
         "z": cam,
         "x": _cell_edges(w, size),
@@ -313,7 +313,7 @@ def reliability_figure(bins: pd.DataFrame, ece: float) -> go.Figure:
     """Reliability diagram: accuracy per confidence bin against the diagonal, with counts.
 
     Args:
-        bins: :func:`cam_core.calibration.reliability_bins` output.
+        bins: :func:`cam_core.review.calibration.reliability_bins` output.
         ece: the expected calibration error, shown in the title.
     """
     centres = ((bins["low"] + bins["high"]) / 2).to_numpy()

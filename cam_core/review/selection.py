@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
 
 __all__ = [
     "SORT_COLUMNS",
+    "SORT_ORDERS",
     "UNREVIEWED",
     "GalleryFilter",
     "errors",
@@ -20,6 +22,15 @@ __all__ = [
 SORT_COLUMNS = ("loss", "confidence", "path", "label_quality")
 UNREVIEWED = "unreviewed"
 """The verdict filter's value for images nobody has judged yet."""
+CORRECTNESS = ("all", "correct", "incorrect")
+SORT_ORDERS = {
+    "loss (highest first)": ("loss", False),
+    "confidence (highest first)": ("confidence", False),
+    "confidence (lowest first)": ("confidence", True),
+    "file name": ("path", True),
+    "suspected label error first": ("label_quality", True),
+}
+"""The gallery's sort orders by name: ``(column, ascending)``."""
 
 
 @dataclass(frozen=True)
@@ -34,9 +45,10 @@ class GalleryFilter:
         sort_by: a column of :data:`SORT_COLUMNS`.
         ascending: sort order (``False``: highest first).
         verdicts: keep images with these verdicts (:data:`UNREVIEWED` for none; empty: all);
-            needs a ``verdict`` column (see :func:`cam_core.reviews.with_reviews`).
+            needs a ``verdict`` column (see :func:`cam_core.review.reviews.with_reviews`).
         tag: keep images whose review carries this tag (needs ``review_tags``).
         suspected_only: keep suspected label errors (needs ``label_issue_rank``).
+        breeds: keep these breeds (needs ``breed``; empty: all).
     """
 
     confidence: tuple[float, float] = (0.0, 1.0)
@@ -48,14 +60,74 @@ class GalleryFilter:
     verdicts: tuple[str, ...] = ()
     tag: str = ""
     suspected_only: bool = False
+    breeds: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.correctness not in ("all", "correct", "incorrect"):
+        if self.correctness not in CORRECTNESS:
             raise ValueError(
                 f"correctness must be all, correct or incorrect, got {self.correctness!r}"
             )
         if self.sort_by not in SORT_COLUMNS:
             raise ValueError(f"sort by one of {', '.join(SORT_COLUMNS)}, not {self.sort_by!r}")
+        low, high = self.confidence
+        if not 0.0 <= low <= high <= 1.0:
+            raise ValueError(f"confidence range must lie within 0..1, got {self.confidence}")
+
+    @property
+    def sort_name(self) -> str:
+        """The sort order's name in :data:`SORT_ORDERS` (the first order when none matches)."""
+        wanted = (self.sort_by, self.ascending)
+        return next(
+            (name for name, o in SORT_ORDERS.items() if o == wanted), next(iter(SORT_ORDERS))
+        )
+
+    def to_query(self) -> dict[str, str]:
+        """The filter as link parameters (empty ones left out); :meth:`from_query` reads them."""
+        query = {
+            "conf": f"{self.confidence[0]:g}-{self.confidence[1]:g}",
+            "show": self.correctness,
+            "true": ",".join(self.true_classes),
+            "pred": ",".join(self.pred_classes),
+            "sort": self.sort_name,
+            "verdict": ",".join(self.verdicts),
+            "tag": self.tag,
+            "suspected": "1" if self.suspected_only else "",
+            "breed": ",".join(self.breeds),
+        }
+        return {name: value for name, value in query.items() if value}
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> GalleryFilter:
+        """A filter from link parameters; a value that cannot be read keeps its default (a link
+        typed by hand opens the gallery rather than an error)."""
+
+        def listed(name: str) -> tuple[str, ...]:
+            return tuple(v for v in str(query.get(name, "")).split(",") if v)
+
+        confidence = (0.0, 1.0)
+        try:
+            low, high = (float(v) for v in str(query.get("conf", "0-1")).split("-", 1))
+            confidence = (max(0.0, min(low, 1.0)), min(1.0, max(high, 0.0)))
+        except ValueError:
+            pass
+        if confidence[0] > confidence[1]:
+            confidence = (0.0, 1.0)
+        show = str(query.get("show", "all"))
+        sort_by, ascending = SORT_ORDERS.get(
+            str(query.get("sort", "")), next(iter(SORT_ORDERS.values()))
+        )
+        return cls(
+            confidence=confidence,
+            correctness=show if show in CORRECTNESS else "all",
+            true_classes=listed("true"),
+            pred_classes=listed("pred"),
+            sort_by=sort_by,
+            ascending=ascending,
+            verdicts=listed("verdict"),
+            tag=str(query.get("tag", "")).strip(),
+            suspected_only=str(query.get("suspected", "")) in ("1", "true", "yes"),
+            breeds=listed("breed"),
+        )
 
 
 def filter_predictions(table: pd.DataFrame, flt: GalleryFilter) -> pd.DataFrame:
@@ -77,6 +149,8 @@ def filter_predictions(table: pd.DataFrame, flt: GalleryFilter) -> pd.DataFrame:
         keep &= table["review_tags"].map(lambda tags: flt.tag in tags)
     if flt.suspected_only:
         keep &= table["label_issue_rank"].notna()
+    if flt.breeds:
+        keep &= table["breed"].isin(flt.breeds) if "breed" in table else False
     return table[keep].sort_values(flt.sort_by, ascending=flt.ascending, kind="stable")
 
 

@@ -57,7 +57,7 @@ def per_class_scores(table: pd.DataFrame, classes: Sequence[str]) -> pd.DataFram
     )
 
 
-def summary(table: pd.DataFrame, method: str = "cam") -> dict[str, float]:
+def summary(table: pd.DataFrame, method: str) -> dict[str, float]:
     """Headline numbers: image count, accuracy, error count, mean loss, and the pointing-game
     rate of ``method``'s maps where the table has it (analyses with masks)."""
     result = {

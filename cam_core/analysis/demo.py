@@ -8,13 +8,13 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from cam_core.artifacts import Manifest
-from cam_core.data import TASKS, DataConfig, load_dataset
-from cam_core.demo_data import DemoConfig
+from cam_core.analysis.artifacts import Manifest
+from cam_core.analysis.pipeline import AnalyzeConfig, analyze
+from cam_core.data.demo_data import DemoConfig
+from cam_core.data.sources import TASKS, DataConfig, load_dataset
 from cam_core.methods import METHODS
-from cam_core.pipeline import AnalyzeConfig, analyze
+from cam_core.modelling.training import TrainConfig, train_model
 from cam_core.progress import ProgressFn, scaled_progress
-from cam_core.training import TrainConfig, train_model
 
 __all__ = ["demo_configs", "run_all_demos", "run_demo"]
 
@@ -36,11 +36,12 @@ _PRESET = TrainConfig(
 def demo_configs(quick: bool = False, task: str = "species") -> tuple[DataConfig, TrainConfig]:
     """The demo preset: generated cartoons and the small CNN trained from scratch on the CPU.
 
-    The body is ``democnn2``, whose cells see 27 px (see :func:`cam_core.models.demo_cnn_body`),
-    so each cell's evidence comes from one part of the face. Evidence that local covers few of
-    the 144 cells, so the CAM head must grow large weights before the mean of a map becomes a
-    confident logit: at the body's learning rate that stage ended at 97.5% accuracy (breed,
-    seed 7; 99.25% at 10x) and at 78-80% on 900 images (90-92% at 10x).
+    The body is ``democnn2``, whose cells see 27 px (see
+    :func:`cam_core.modelling.models.demo_cnn_body`), so each cell's evidence comes from one
+    part of the face. Evidence that local covers few of the 144 cells, so the CAM head must
+    grow large weights before the mean of a map becomes a confident logit: at the body's
+    learning rate that stage ended at 97.5% accuracy (breed, seed 7; 99.25% at 10x) and at
+    78-80% on 900 images (90-92% at 10x).
     The breed task trains at 3e-3 (fastai's from-scratch default here) instead of 4e-3: at
     4e-3 the first demo CNN's stage-1 head diverged on one seed of three.
 

@@ -21,11 +21,11 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from torch import nn
 
-from cam_core.architectures import body_channels, build_classifier, to_classifier
 from cam_core.errors import ImportModelError
 from cam_core.methods import DEFAULT_LAYER, METHODS
 from cam_core.methods.base import resolve_layer
-from cam_core.model_files import IMAGENET_MEAN, IMAGENET_STD, ModelCard, save_model
+from cam_core.modelling.architectures import body_channels, build_classifier, to_classifier
+from cam_core.modelling.model_files import IMAGENET_MEAN, IMAGENET_STD, ModelCard, save_model
 from cam_core.storage import folder_lock
 
 __all__ = ["ImportConfig", "import_model", "read_weights"]

@@ -22,7 +22,7 @@ from requests.adapters import HTTPAdapter
 
 from cam_core import __version__
 from cam_core.errors import UrlRejectedError
-from cam_core.images import decode_image
+from cam_core.intake.images import decode_image
 
 __all__ = ["FetchConfig", "check_address", "fetch_bytes", "fetch_image", "is_url"]
 

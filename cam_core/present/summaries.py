@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from cam_core.metrics import summary
-from cam_core.model_files import ModelCard
+from cam_core.evaluation.metrics import summary
+from cam_core.modelling.model_files import ModelCard
+from cam_core.present.display import display_value
 
 __all__ = ["Headline", "breed_table", "headline_metrics", "model_card_rows"]
 
@@ -26,7 +27,7 @@ class Headline:
     help: str = ""
 
 
-def headline_metrics(table: pd.DataFrame, method: str = "cam") -> list[Headline]:
+def headline_metrics(table: pd.DataFrame, method: str) -> list[Headline]:
     """Image count, accuracy, errors, mean loss and (with masks) the pointing game.
 
     Args:
@@ -35,26 +36,31 @@ def headline_metrics(table: pd.DataFrame, method: str = "cam") -> list[Headline]
     """
     stats = summary(table, method)
     headlines = [
-        Headline("Validation images", f"{int(stats['n_images'])}", "Images analysed."),
-        Headline("Accuracy", f"{stats['accuracy']:.2%}", "Share of images predicted right."),
-        Headline("Errors", f"{int(stats['n_errors'])}", "Misclassified images."),
-        Headline("Mean loss", f"{stats['mean_loss']:.3f}", "Mean cross-entropy of the label."),
+        Headline(
+            "Validation images", display_value("count", stats["n_images"]), "Images analysed."
+        ),
+        Headline(
+            "Accuracy",
+            display_value("percent", stats["accuracy"]),
+            "Share of images predicted right.",
+        ),
+        Headline("Errors", display_value("count", stats["n_errors"]), "Misclassified images."),
+        Headline(
+            "Mean loss",
+            display_value("score", stats["mean_loss"]),
+            "Mean cross-entropy of the label.",
+        ),
     ]
     if "pointing_game" in stats:
         headlines.append(
             Headline(
                 "Pointing game",
-                f"{stats['pointing_game']:.1%}",
+                display_value("percent", stats["pointing_game"]),
                 f"Share of images whose true-class map ({method}) peaks within 15 px (at "
                 "224 px scale) of the ground-truth part.",
             )
         )
     return headlines
-
-
-def _percent(value: object) -> str:
-    number = float(value) if isinstance(value, int | float) else math.nan
-    return "n/a" if math.isnan(number) else f"{number:.2%}"
 
 
 def model_card_rows(card: ModelCard) -> dict[str, str]:
@@ -89,12 +95,12 @@ def model_card_rows(card: ModelCard) -> dict[str, str]:
         f"{data.get('n_valid', '?')} validation",
         "trained": card.created_at,
         "recipe": str(card.training.get("recipe", "two stages (the tutorial's)")),
-        "training accuracy (valid)": _percent(card.metrics.get("valid_accuracy")),
+        "training accuracy (valid)": display_value("percent", card.metrics.get("valid_accuracy")),
         "weights sha256": card.weights_sha256[:16] + "…",
     }
 
 
-def breed_table(table: pd.DataFrame, method: str = "cam") -> pd.DataFrame:
+def breed_table(table: pd.DataFrame, method: str) -> pd.DataFrame:
     """One row per breed: how the model does on it under the analysed task.
 
     Args:

@@ -23,7 +23,7 @@ from torch import nn
 
 from cam_core import __version__
 from cam_core.errors import ImportModelError, ModelFileError
-from cam_core.models import CamNet, Classifier, build_body, default_device
+from cam_core.modelling.models import CamNet, Classifier, build_body, default_device
 from cam_core.storage import commit_files, read_json_object, write_temp_bytes
 
 __all__ = [
@@ -70,7 +70,7 @@ class ModelCard:
 
     @property
     def imported(self) -> bool:
-        """Trained elsewhere and imported (see :mod:`cam_core.importing`)."""
+        """Trained elsewhere and imported (see :mod:`cam_core.modelling.importing`)."""
         return bool(self.provenance)
 
 
@@ -181,7 +181,7 @@ def _rebuild(card: ModelCard) -> Classifier:
     """An untrained network of the card's architecture, ready for the saved state dict."""
     if not card.imported:
         return CamNet(build_body(card.arch), len(card.classes), nf=card.n_features)
-    from cam_core.architectures import build_classifier, to_classifier
+    from cam_core.modelling.architectures import build_classifier, to_classifier
 
     fastai = bool(card.provenance.get("fastai", False))
     net, _ = to_classifier(build_classifier(card.arch, len(card.classes), fastai), fastai)

@@ -10,11 +10,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cam_core.cams import cams_for_batch
-from cam_core.fetch import FetchConfig, fetch_image, is_url
-from cam_core.images import load_image_file, square_resize, to_model_tensor
-from cam_core.methods import DEFAULT_LAYER, get_method
-from cam_core.model_files import LoadedModel
+from cam_core.analysis.cams import explain_batch
+from cam_core.intake.fetch import FetchConfig, fetch_image, is_url
+from cam_core.intake.images import load_image_file, square_resize, to_model_tensor
+from cam_core.methods import DEFAULT_LAYER, checked_methods
+from cam_core.modelling.model_files import LoadedModel
 
 __all__ = ["Prediction", "load_input", "predict_images"]
 
@@ -41,7 +41,7 @@ class Prediction:
     probs: np.ndarray
     maps: np.ndarray
     view: Image.Image
-    method: str = "cam"
+    method: str
 
     @property
     def pred(self) -> str:
@@ -72,8 +72,8 @@ def load_input(source: str, fetch_cfg: FetchConfig | None = None) -> Image.Image
 def predict_images(
     model: LoadedModel,
     images: Sequence[tuple[str, Image.Image]],
+    method: str,
     batch_size: int = 32,
-    method: str = "cam",
     layer: str = DEFAULT_LAYER,
     precision: str = "auto",
 ) -> list[Prediction]:
@@ -82,11 +82,13 @@ def predict_images(
     Args:
         model: a loaded model.
         images: ``(source, image)`` pairs.
+        method: explanation method (registry name, e.g.
+            :func:`cam_core.methods.default_method` of the model).
         batch_size: images per forward pass.
-        method: explanation method (registry name).
         layer: the layer gradient and score methods read.
-        precision: of the logits and exact CAM (:mod:`cam_core.precision`; ``auto``: bf16 on a
-            CPU with native bf16, fp16 on CUDA, else fp32).
+        precision: of the logits and of maps that come out of their forward pass
+            (:mod:`cam_core.modelling.precision`; ``auto``: bf16 on a CPU with native bf16,
+            fp16 on CUDA, else fp32).
 
     Returns:
         One :class:`Prediction` per input, in order.
@@ -94,7 +96,7 @@ def predict_images(
     Raises:
         MethodError: an unknown method or one that does not apply.
     """
-    explainer = get_method(method)
+    chosen = checked_methods(model.net, (method,))
     card = model.card
     results: list[Prediction] = []
     for start in range(0, len(images), batch_size):
@@ -102,9 +104,8 @@ def predict_images(
         batch = torch.stack(
             [to_model_tensor(img, card.image_size, card.mean, card.std) for _, img in chunk]
         )
-        logits, maps = cams_for_batch(model, batch, precision)
-        if method != "cam" or maps is None:
-            maps = explainer.explain(model.net, batch, explainer.layer_for(layer))
+        explained = explain_batch(model, batch, chosen, layer, precision)
+        logits, maps = explained.logits, explained.maps[method]
         probs = torch.softmax(logits, dim=1).numpy()
         for row, (source, img) in enumerate(chunk):
             results.append(

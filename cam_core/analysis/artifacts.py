@@ -12,8 +12,8 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cam_core.data import Sample
 from cam_core.errors import ArtifactError
-from cam_core.model_files import ModelCard, library_versions
+from cam_core.methods import MethodRecord, forward_method
+from cam_core.modelling.model_files import ModelCard, library_versions
 from cam_core.storage import (
     commit_files,
     committed_path,
@@ -37,9 +37,9 @@ __all__ = [
     "ARTIFACT_FORMAT",
     "Artifacts",
     "Manifest",
-    "build_predictions",
     "find_artifact_folders",
     "maps_file",
+    "new_manifest",
     "read_artifacts",
     "read_manifest",
     "verify_maps",
@@ -66,8 +66,8 @@ class Manifest:
     """What an artifact folder holds; written last, read first.
 
     Attributes:
-        methods: per method: ``shape`` ``(N, K, h, w)``, ``layer``, ``additive``,
-            ``normalised``, ``library``, ``seconds``, ``file``.
+        methods: per method, what ran and where its maps ``(N, K, h, w)`` are
+            (:class:`~cam_core.methods.MethodRecord`, built by the method itself).
         quality: per method and per baseline (``random``, ``centre``): mean localisation and
             faithfulness figures; per method the sanity check (``randomization_spearman``).
         evaluation: how the quality was measured (sample size and seed, steps, thresholds).
@@ -85,7 +85,7 @@ class Manifest:
     data: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
-    methods: dict[str, dict[str, Any]] = field(default_factory=dict)
+    methods: dict[str, MethodRecord] = field(default_factory=dict)
     quality: dict[str, dict[str, float]] = field(default_factory=dict)
     evaluation: dict[str, Any] = field(default_factory=dict)
     maps_dtype: str = "float16"
@@ -96,6 +96,12 @@ class Manifest:
     def method_names(self) -> tuple[str, ...]:
         """The methods whose maps the folder holds, in analysis order."""
         return tuple(self.methods)
+
+    def to_json(self) -> dict[str, Any]:
+        """``manifest.json``'s content."""
+        raw = asdict(self)
+        raw["methods"] = {name: record.to_json() for name, record in self.methods.items()}
+        return raw
 
 
 @dataclass(frozen=True)
@@ -147,63 +153,51 @@ class Artifacts:
             ) from None
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-
-def build_predictions(
-    samples: Sequence[Sample], classes: Sequence[str], logits: np.ndarray
-) -> pd.DataFrame:
-    """One row per image: path, label, pred, correct, confidence, loss, logits and probs.
+def new_manifest(
+    card: ModelCard,
+    model_dir: Path,
+    n_images: int,
+    methods: Mapping[str, MethodRecord],
+    metrics: Mapping[str, float],
+    data: Mapping[str, Any],
+    quality: Mapping[str, Mapping[str, float]] | None = None,
+    evaluation: Mapping[str, Any] | None = None,
+    unavailable: Mapping[str, str] | None = None,
+) -> Manifest:
+    """The manifest of an analysis about to be written (file hashes and time are added by
+    :func:`write_artifacts`).
 
     Args:
-        samples: the images, in the order of ``logits``.
-        classes: class names in model output order.
-        logits: ``(N, K)``.
-
-    Returns:
-        The predictions table; ``breed`` and ``mask_path`` columns when any sample has them.
+        card: the analysed model's card.
+        model_dir: the analysed model's folder.
+        n_images: rows of the table.
+        methods: per method, its record (:meth:`~cam_core.methods.ExplanationMethod.record`).
+        metrics: headline figures.
+        data: where the images came from.
+        quality: per method and baseline: quality figures.
+        evaluation: how the quality was measured.
+        unavailable: methods that do not apply to the model, with the reason.
     """
-    logits = np.asarray(logits, dtype=np.float64)
-    log_probs = _log_softmax(logits) if len(logits) else logits
-    probs = np.exp(log_probs)
-    index = {name: k for k, name in enumerate(classes)}
-    label_idx = np.array([index[s.label] for s in samples], dtype=int)
-    pred_idx = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=int)
-    table = pd.DataFrame(
-        {
-            "path": [str(s.path) for s in samples],
-            "label": [s.label for s in samples],
-            "pred": [classes[k] for k in pred_idx],
-            "correct": label_idx == pred_idx,
-            "confidence": probs.max(axis=1) if len(probs) else np.zeros(0),
-            "loss": -log_probs[np.arange(len(samples)), label_idx] if len(probs) else np.zeros(0),
-        }
+    return Manifest(
+        classes=tuple(card.classes),
+        n_images=n_images,
+        model_sha256=card.weights_sha256,
+        model_dir=str(model_dir.resolve()),
+        image_size=card.image_size,
+        metrics=dict(metrics),
+        data=dict(data),
+        methods=dict(methods),
+        quality={name: dict(values) for name, values in (quality or {}).items()},
+        evaluation=dict(evaluation or {}),
+        unavailable=dict(unavailable or {}),
     )
-    for k, name in enumerate(classes):
-        table[f"logit_{name}"] = logits[:, k]
-    for k, name in enumerate(classes):
-        table[f"prob_{name}"] = probs[:, k]
-    if any(s.breed for s in samples):
-        table["breed"] = [s.breed for s in samples]
-    if any(s.mask_path for s in samples):
-        table["mask_path"] = [str(s.mask_path) if s.mask_path else None for s in samples]
-    return table
 
 
 def write_artifacts(
     folder: Path,
     table: pd.DataFrame,
     maps: Mapping[str, np.ndarray],
-    card: ModelCard,
-    model_dir: Path,
-    metrics: dict[str, float],
-    data: dict[str, Any],
-    methods: Mapping[str, dict[str, Any]] | None = None,
-    quality: Mapping[str, dict[str, float]] | None = None,
-    evaluation: Mapping[str, Any] | None = None,
-    unavailable: Mapping[str, str] | None = None,
+    manifest: Manifest,
 ) -> Manifest:
     """Write the table, every method's maps, then the manifest; call under the folder lock.
 
@@ -211,25 +205,30 @@ def write_artifacts(
         folder: the artifact folder.
         table: one row per image.
         maps: method name → ``(N, K, h, w)``, row-aligned with ``table``.
-        card: the analysed model's card.
-        model_dir: the analysed model's folder.
-        metrics: headline figures.
-        data: where the images came from.
-        methods: per method: layer, additive, library, seconds (shape and file are added).
-        quality: per method and baseline: quality figures.
-        evaluation: how the quality was measured.
-        unavailable: methods that do not apply to the model, with the reason.
+        manifest: what the analysis was (:func:`new_manifest`); one record per map array.
+
+    Returns:
+        The manifest as written: with the files' hashes, library versions and time.
 
     Raises:
-        ArtifactError: table and maps are not row-aligned, or no maps at all.
+        ArtifactError: table, maps and manifest do not agree, or no maps at all.
     """
     if not maps:
         raise ArtifactError("no maps to write; pass at least one method")
+    if set(maps) != set(manifest.methods) or len(table) != manifest.n_images:
+        raise ArtifactError(
+            f"the manifest describes {', '.join(manifest.methods)} on {manifest.n_images} "
+            f"images but there are maps of {', '.join(maps)} on {len(table)}; refusing to write"
+        )
     for name, array in maps.items():
-        if len(table) != len(array) or array.ndim != 4:
+        record = manifest.methods[name]
+        if len(table) != len(array) or array.ndim != 4 or tuple(array.shape) != record.shape:
             raise ArtifactError(
-                f"{len(table)} table rows but {name} maps of shape {array.shape}; refusing to write"
+                f"{len(table)} table rows but {name} maps of shape {array.shape} "
+                f"(recorded {record.shape}); refusing to write"
             )
+        if record.file != maps_file(name):
+            raise ArtifactError(f"the {name} maps must go to {maps_file(name)}, not {record.file}")
     (folder / MAPS_DIR).mkdir(parents=True, exist_ok=True)
 
     buffer = io.BytesIO()
@@ -237,38 +236,20 @@ def write_artifacts(
     temps = {TABLE_FILE: write_temp_bytes(folder / TABLE_FILE, buffer.getvalue())}
     for name, array in maps.items():
         temps[maps_file(name)] = _write_array(folder / maps_file(name), array)
-    described = {
-        name: {
-            **(methods or {}).get(name, {}),
-            "shape": [int(d) for d in maps[name].shape],
-            "file": maps_file(name),
-        }
-        for name in maps
-    }
-    manifest = Manifest(
-        classes=tuple(card.classes),
-        n_images=len(table),
-        model_sha256=card.weights_sha256,
-        model_dir=str(model_dir.resolve()),
-        image_size=card.image_size,
+    written = replace(
+        manifest,
         files={name: sha256_file(path) for name, path in temps.items()},
-        metrics=metrics,
-        data=data,
         versions=library_versions(),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        methods=described,
-        quality={name: dict(values) for name, values in (quality or {}).items()},
-        evaluation=dict(evaluation or {}),
-        unavailable=dict(unavailable or {}),
     )
     temps[MANIFEST_FILE] = write_temp_bytes(
-        folder / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2).encode("utf-8")
+        folder / MANIFEST_FILE, json.dumps(written.to_json(), indent=2).encode("utf-8")
     )
     # Until this commit the previous artifacts stay untouched and readable.
     commit_files(folder, temps)
     _remove_unlisted_maps(folder, set(temps))
     log.info("wrote artifacts for %d images (%s) to %s", len(table), ", ".join(maps), folder)
-    return manifest
+    return written
 
 
 def _write_array(path: Path, array: np.ndarray) -> Path:
@@ -287,20 +268,23 @@ def _remove_unlisted_maps(folder: Path, listed: set[str]) -> None:
 
 
 def _upgraded(raw: dict[str, Any]) -> dict[str, Any]:
-    """A format-1 manifest (one ``cams.npy``) in format-2 terms: the single method ``cam``."""
+    """A format-1 manifest (one ``cams.npy``) in format-2 terms: the single method whose maps
+    come out of the forward pass."""
     if raw.get("format_version") != 1:
         return raw
+    method = forward_method()
     shape = [int(d) for d in raw.get("cams_shape", [])]
     return {
         **raw,
         "methods": {
-            "cam": {
+            method.name: {
+                "title": method.title,
                 "shape": shape,
                 "file": LEGACY_CAMS_FILE,
-                "layer": "body",
-                "additive": True,
-                "normalised": False,
-                "library": "cam_core",
+                "layer": method.layer_for("body"),
+                "additive": method.additive,
+                "normalised": method.normalised,
+                "library": method.library,
             }
         },
     }
@@ -327,14 +311,15 @@ def read_manifest(folder: Path) -> Manifest:
     raw = _upgraded(raw)
     try:
         known = set(Manifest.__dataclass_fields__)
-        manifest = Manifest(**{k: v for k, v in raw.items() if k in known})
-        methods = {str(k): dict(v) for k, v in manifest.methods.items()}
+        fields = {k: v for k, v in raw.items() if k in known}
+        methods = {
+            str(name): MethodRecord.from_json(str(name), entry)
+            for name, entry in dict(fields.get("methods") or {}).items()
+        }
         if not methods:
             raise ValueError("no methods")
-        return Manifest(
-            **{**asdict(manifest), "classes": tuple(manifest.classes), "methods": methods}
-        )
-    except (TypeError, ValueError, AttributeError) as exc:
+        return Manifest(**{**fields, "classes": tuple(fields["classes"]), "methods": methods})
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
         raise ArtifactError(f"{path} lacks fields or has wrong types ({exc})") from None
 
 
@@ -344,8 +329,8 @@ def verify_maps(folder: Path, manifest: Manifest) -> None:
     Raises:
         ArtifactError: a map file is missing or does not match its hash.
     """
-    for info in manifest.methods.values():
-        name = str(info["file"])
+    for record in manifest.methods.values():
+        name = record.file
         path = committed_path(folder, name)
         if not path.is_file():
             raise ArtifactError(f"{path} is missing; rerun the analysis")
@@ -367,7 +352,7 @@ def read_artifacts(folder: Path, verify: bool = True, verify_maps: bool = True) 
         ArtifactError: anything missing, modified, misaligned or of the wrong shape.
     """
     manifest = read_manifest(folder)
-    names = {TABLE_FILE} | {str(m["file"]) for m in manifest.methods.values()}
+    names = {TABLE_FILE} | {record.file for record in manifest.methods.values()}
     paths = {name: committed_path(folder, name) for name in names}
     for name, path in paths.items():
         if not path.is_file():
@@ -378,15 +363,15 @@ def read_artifacts(folder: Path, verify: bool = True, verify_maps: bool = True) 
     try:
         table = pd.read_parquet(paths[TABLE_FILE])
         maps = {
-            method: np.load(paths[str(info["file"])], mmap_mode="r", allow_pickle=False)
-            for method, info in manifest.methods.items()
+            method: np.load(paths[record.file], mmap_mode="r", allow_pickle=False)
+            for method, record in manifest.methods.items()
         }
     except (OSError, ValueError) as exc:
         raise ArtifactError(
             f"cannot read artifacts in {folder} ({exc}); rerun the analysis"
         ) from None
     if manifest.format_version == 1 and "pointing_hit" in table:
-        table = table.rename(columns={"pointing_hit": "pointing_hit.cam"})
+        table = table.rename(columns={"pointing_hit": f"pointing_hit.{forward_method().name}"})
     missing = [c for c in BASE_COLUMNS if c not in table.columns]
     missing += [
         f"{kind}_{name}"
@@ -397,7 +382,7 @@ def read_artifacts(folder: Path, verify: bool = True, verify_maps: bool = True) 
     if missing:
         raise ArtifactError(f"{folder / TABLE_FILE} lacks columns {', '.join(missing)}")
     for method, array in maps.items():
-        expected = tuple(int(d) for d in manifest.methods[method].get("shape", ()))
+        expected = manifest.methods[method].shape
         if tuple(array.shape) != expected or len(table) != array.shape[0]:
             raise ArtifactError(
                 f"{folder}: the {method} maps have shape {tuple(array.shape)} but the table has "

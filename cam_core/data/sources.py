@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cam_core.demo_data import DemoConfig, generate_demo
+from cam_core.data.demo_data import DemoConfig, generate_demo
 from cam_core.errors import DataSourceError, DownloadError, ImageRejectedError
-from cam_core.images import sniff_format, square_resize
+from cam_core.intake.images import sniff_format, square_resize
 from cam_core.locations import home
 
 __all__ = [
@@ -38,7 +38,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
 _BREED_SUFFIX = re.compile(r"_\d+$")
 TASKS = ("species", "breed")
 

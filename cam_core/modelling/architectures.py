@@ -7,8 +7,9 @@ is installed. With ``fastai=True`` the model is the one fastai's ``vision_learne
 
 The cut is checked, not assumed: :func:`to_classifier` runs the original model and the cut one
 on the same input and refuses a cut whose logits differ. A head that is global average pooling
-followed by one linear layer (dropout aside) becomes a :class:`~cam_core.models.CamNet`, which
-gives exact CAM; any other head a :class:`~cam_core.models.SplitNet`.
+followed by one linear layer (dropout aside) becomes a
+:class:`~cam_core.modelling.models.CamNet`, which gives exact CAM; any other head a
+:class:`~cam_core.modelling.models.SplitNet`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from torch import nn
 from torchvision import models as tv_models
 
 from cam_core.errors import ImportModelError
-from cam_core.models import CamNet, Classifier, SplitNet
+from cam_core.modelling.models import CamNet, Classifier, SplitNet
 
 __all__ = [
     "TIMM_PREFIX",

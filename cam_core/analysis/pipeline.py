@@ -8,25 +8,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
-from cam_core.artifacts import Manifest, build_predictions, write_artifacts
-from cam_core.cams import ExplainedFiles, explain_files, load_images
-from cam_core.data import DataConfig, Dataset, has_class_folders, load_dataset, read_masks
+from cam_core.analysis.artifacts import Manifest, maps_file, new_manifest, write_artifacts
+from cam_core.analysis.cams import ExplainedFiles, explain_files, load_images
+from cam_core.data.sources import (
+    DataConfig,
+    Dataset,
+    Sample,
+    has_class_folders,
+    load_dataset,
+    read_masks,
+)
 from cam_core.errors import DataSourceError
+from cam_core.evaluation.metrics import summary
 from cam_core.evaluation.suite import QualityConfig, assess
-from cam_core.methods import METHODS, applicable, get_method, parse_methods, unavailable
-from cam_core.metrics import summary
-from cam_core.model_files import LoadedModel, load_model, read_card
-from cam_core.precision import PRECISIONS, resolve_precision
+from cam_core.methods import (
+    DEFAULT_METHODS,
+    applicable,
+    get_method,
+    parse_methods,
+    primary_method,
+    unavailable,
+)
+from cam_core.modelling.model_files import LoadedModel, load_model, read_card
+from cam_core.modelling.precision import PRECISIONS, resolve_precision
 from cam_core.progress import ProgressFn, scaled_progress
 from cam_core.storage import folder_lock
 
 __all__ = [
-    "DEFAULT_METHODS",
     "AnalysisJob",
     "AnalyzeConfig",
     "analyze",
+    "build_predictions",
     "explain_rows",
     "finish",
     "folder_data_config",
@@ -35,10 +50,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-DEFAULT_METHODS = tuple(name for name, method in METHODS.items() if not method.costly)
-"""Every method but the costly ones (Score-CAM: one forward pass per channel per image)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,51 @@ class AnalyzeConfig:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
 
 
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def build_predictions(
+    samples: Sequence[Sample], classes: Sequence[str], logits: np.ndarray
+) -> pd.DataFrame:
+    """One row per image: path, label, pred, correct, confidence, loss, logits and probs.
+
+    Args:
+        samples: the images, in the order of ``logits``.
+        classes: class names in model output order.
+        logits: ``(N, K)``.
+
+    Returns:
+        The predictions table; ``breed`` and ``mask_path`` columns when any sample has them.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    log_probs = _log_softmax(logits) if len(logits) else logits
+    probs = np.exp(log_probs)
+    index = {name: k for k, name in enumerate(classes)}
+    label_idx = np.array([index[s.label] for s in samples], dtype=int)
+    pred_idx = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=int)
+    table = pd.DataFrame(
+        {
+            "path": [str(s.path) for s in samples],
+            "label": [s.label for s in samples],
+            "pred": [classes[k] for k in pred_idx],
+            "correct": label_idx == pred_idx,
+            "confidence": probs.max(axis=1) if len(probs) else np.zeros(0),
+            "loss": -log_probs[np.arange(len(samples)), label_idx] if len(probs) else np.zeros(0),
+        }
+    )
+    for k, name in enumerate(classes):
+        table[f"logit_{name}"] = logits[:, k]
+    for k, name in enumerate(classes):
+        table[f"prob_{name}"] = probs[:, k]
+    if any(s.breed for s in samples):
+        table["breed"] = [s.breed for s in samples]
+    if any(s.mask_path for s in samples):
+        table["mask_path"] = [str(s.mask_path) if s.mask_path else None for s in samples]
+    return table
+
+
 def training_data_config(model_dir: Path) -> DataConfig:
     """The data (folder, split fraction and seed, task) a saved model was trained on.
 
@@ -103,12 +159,6 @@ def training_data_config(model_dir: Path) -> DataConfig:
     raise DataSourceError(
         f"the training data of {model_dir} ({root}) is gone; pass --data with the folder"
     )
-
-
-def _bias_of(net: torch.nn.Module, additive: bool) -> dict[str, list[float]]:
-    """For exact CAM on a head with a bias: the per-class bias (map mean + bias = logit)."""
-    bias = getattr(net, "bias", None) if additive else None
-    return {"bias": [float(b) for b in bias.detach().cpu()]} if bias is not None else {}
 
 
 def folder_data_config(
@@ -232,21 +282,18 @@ def finish(
     """
     model, valid, paths = job.model, job.dataset.valid_samples, job.paths
     table = build_predictions(valid, model.card.classes, explained.logits)
-    chosen = {name: get_method(name) for name in job.methods}
-    layers = {name: method.layer_for(job.layer) for name, method in chosen.items()}
-    methods_info = {
-        name: {
-            "title": method.title,
-            "layer": layers[name],
-            "additive": method.additive,
-            "normalised": method.normalised,
-            "library": method.library,
-            "seconds": round(explained.seconds.get(name, 0.0), 3),
-            "precision": job.precision if name == "cam" else "fp32",
-            **_bias_of(model.net, method.additive),
-        }
-        for name, method in chosen.items()
+    records = {
+        name: get_method(name).record(
+            model.net,
+            job.layer,
+            job.precision,
+            explained.seconds.get(name, 0.0),
+            tuple(int(d) for d in explained.maps[name].shape),
+            maps_file(name),
+        )
+        for name in job.methods
     }
+    layers = {name: record.layer for name, record in records.items()}
     quality: dict[str, dict[str, float]] = {}
     evaluation: dict[str, object] = {}
     if cfg.quality is not None and len(valid):
@@ -275,8 +322,7 @@ def finish(
         for column, values in result.columns.items():
             table[column] = values
         quality, evaluation = result.quality, result.evaluation
-    primary = "cam" if "cam" in job.methods else job.methods[0]
-    metrics = summary(table, primary)
+    metrics = summary(table, primary_method(job.methods))
     dataset = job.dataset
     data_info = {
         "source": dataset.source,
@@ -290,14 +336,17 @@ def finish(
         out,
         table,
         explained.maps,
-        model.card,
-        job.model_dir,
-        metrics,
-        data_info,
-        methods_info,
-        quality,
-        evaluation,
-        job.not_offered,
+        new_manifest(
+            model.card,
+            job.model_dir,
+            len(table),
+            records,
+            metrics,
+            data_info,
+            quality,
+            evaluation,
+            job.not_offered,
+        ),
     )
     log.info(
         "analysis: %d images, accuracy %.4f%s",

@@ -1,0 +1,1 @@
+"""Analysis: batched maps of whole datasets, the analysis job, its artifacts, predictions."""

@@ -1,0 +1,201 @@
+"""Class activation maps for whole datasets, in batches, from the same pass as the logits."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.data import Dataset as TorchDataset
+
+from cam_core.intake.images import load_image_file, to_model_tensor
+from cam_core.methods import DEFAULT_LAYER, ExplanationMethod, checked_methods
+from cam_core.modelling.model_files import LoadedModel
+from cam_core.modelling.precision import autocast, resolve_precision
+from cam_core.progress import ConsoleProgress, ProgressFn
+
+__all__ = ["BatchExplanation", "ExplainedFiles", "explain_batch", "explain_files", "load_images"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BatchExplanation:
+    """Logits and each method's maps of one batch.
+
+    Attributes:
+        logits: float32 ``(N, K)`` on the CPU.
+        maps: method name → float32 ``(N, K, h, w)`` on the CPU.
+        seconds: method name → wall time spent on its maps.
+    """
+
+    logits: torch.Tensor
+    maps: dict[str, torch.Tensor]
+    seconds: dict[str, float]
+
+
+def explain_batch(
+    model: LoadedModel,
+    images: torch.Tensor,
+    methods: Sequence[ExplanationMethod],
+    layer: str = DEFAULT_LAYER,
+    precision: str = "fp32",
+) -> BatchExplanation:
+    """Logits and every method's maps of a batch: the one path of the analysis and ``predict``.
+
+    The forward pass that gives the logits runs once, in ``precision``; a method whose maps
+    come out of that pass (``shares_forward``, e.g. exact CAM) takes them from it, every other
+    method computes its own in fp32.
+
+    Args:
+        model: a loaded model.
+        images: normalised images ``(N, 3, S, S)`` on any device.
+        methods: methods that apply to the model (:func:`cam_core.methods.checked_methods`).
+        layer: the layer the user asked for (each method reads its ``layer_for`` of it).
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (:mod:`cam_core.modelling.precision`).
+
+    Returns:
+        Logits and maps on the CPU, float32.
+
+    Raises:
+        MethodError: a method does not apply to the model or layer.
+    """
+    resolved = resolve_precision(precision, model.device)
+    net = model.net
+    x = images.to(model.device, non_blocking=True)
+    if resolved != "fp32":
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(False):  # parameters stay normal tensors (gradient methods)
+            net.to(memory_format=torch.channels_last)
+    sharing = next((m for m in methods if m.shares_forward), None)
+    maps: dict[str, torch.Tensor] = {}
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    with torch.inference_mode(), autocast(resolved, model.device):
+        if sharing is not None:
+            logits, shared = sharing.explain_with_logits(net, x)
+            maps[sharing.name] = shared.float().cpu()
+        else:
+            logits = net(x)
+    logits = logits.float().cpu()
+    if sharing is not None:
+        seconds[sharing.name] = time.perf_counter() - start
+    for method in methods:
+        if method is sharing:
+            continue
+        start = time.perf_counter()
+        maps[method.name] = method.explain(net, images, method.layer_for(layer))
+        seconds[method.name] = time.perf_counter() - start
+    return BatchExplanation(logits, maps, seconds)
+
+
+class _Files(TorchDataset[torch.Tensor]):
+    def __init__(
+        self, paths: Sequence[Path], size: int, mean: tuple[float, ...], std: tuple[float, ...]
+    ):
+        self.paths, self.size, self.mean, self.std = list(paths), size, mean, std
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return to_model_tensor(load_image_file(self.paths[index]), self.size, self.mean, self.std)
+
+
+@dataclass(frozen=True)
+class ExplainedFiles:
+    """Predictions and maps of a list of image files, row-aligned with the files.
+
+    Attributes:
+        logits: float32 ``(N, K)``, from the same forward pass as the CAM maps.
+        maps: method name → float16 ``(N, K, h, w)``.
+        seconds: method name → wall time spent computing its maps.
+    """
+
+    logits: np.ndarray
+    maps: dict[str, np.ndarray]
+    seconds: dict[str, float]
+
+
+def load_images(
+    model: LoadedModel, paths: Sequence[Path], batch_size: int = 64, num_workers: int | None = None
+) -> DataLoader[torch.Tensor]:
+    """A loader of normalised model inputs ``(B, 3, S, S)`` decoded through the safe intake path.
+
+    Args:
+        model: its card gives the size and normalisation.
+        paths: image files, in order (never shuffled).
+        batch_size: images per batch.
+        num_workers: decoding workers (``None``: one per core, at most 4; none for one batch).
+    """
+    card = model.card
+    workers = num_workers if num_workers is not None else min(4, torch.get_num_threads())
+    return DataLoader(
+        _Files(paths, card.image_size, card.mean, card.std),
+        batch_size=batch_size,
+        num_workers=workers if len(paths) > batch_size else 0,
+        pin_memory=model.device.type == "cuda",
+    )
+
+
+def explain_files(
+    model: LoadedModel,
+    paths: Sequence[Path],
+    methods: Sequence[str],
+    layer: str = DEFAULT_LAYER,
+    batch_size: int = 64,
+    num_workers: int | None = None,
+    progress: ProgressFn | None = None,
+    precision: str = "fp32",
+) -> ExplainedFiles:
+    """Run the model and every requested explanation method over image files in batches.
+
+    Each image is decoded once and goes through :func:`explain_batch`.
+
+    Args:
+        model: a loaded model.
+        paths: image files, read through the safe image-intake path.
+        methods: registry names (:data:`cam_core.methods.METHODS`).
+        layer: the layer the methods read (exact CAM always reads the body).
+        batch_size: images per forward pass.
+        num_workers: DataLoader workers decoding images (``None``: one per core, at most 4).
+        progress: optional callback (message, fraction done).
+        precision: of the forward pass that gives the logits (``auto``, ``fp32``, ``bf16``,
+            ``fp16``), and of the maps that come out of it; the other methods run in fp32.
+
+    Returns:
+        Logits ``(N, K)`` and each method's maps ``(N, K, h, w)``.
+
+    Raises:
+        MethodError: an unknown method, or one that does not apply to the model or layer.
+    """
+    chosen = checked_methods(model.net, methods)
+    all_logits: list[np.ndarray] = []
+    parts: dict[str, list[np.ndarray]] = {method.name: [] for method in chosen}
+    seconds = dict.fromkeys(parts, 0.0)
+    with ConsoleProgress("class maps", len(paths), "images") as bar:
+        for images in load_images(model, paths, batch_size, num_workers):
+            batch = explain_batch(model, images, chosen, layer, precision)
+            all_logits.append(batch.logits.numpy())
+            for name, maps in batch.maps.items():
+                parts[name].append(maps.numpy().astype(np.float16))
+                seconds[name] += batch.seconds[name]
+            bar.update(len(images))
+            if progress is not None:
+                progress("computing maps", bar.done / max(1, len(paths)))
+    n_classes = len(model.card.classes)
+    if not all_logits:
+        empty = np.zeros((0, n_classes, 1, 1), np.float16)
+        return ExplainedFiles(
+            np.zeros((0, n_classes), np.float32), dict.fromkeys(parts, empty), seconds
+        )
+    return ExplainedFiles(
+        logits=np.concatenate(all_logits),
+        maps={name: np.concatenate(chunks) for name, chunks in parts.items()},
+        seconds=seconds,
+    )

@@ -1,0 +1,1 @@
+"""Intake: every image that enters CAM Lens (files, uploads, URLs) goes through here."""

@@ -1,0 +1,1 @@
+"""Models: networks, architectures by name, model files, import, training, precision."""

@@ -1,0 +1,1 @@
+"""Presentation: display names, formats and notes, figures, overlays, summaries, the report."""

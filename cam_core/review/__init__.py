@@ -1,0 +1,1 @@
+"""Review: analysts' verdicts, suspected label errors, calibration, gallery selection."""
