@@ -55,3 +55,48 @@ def test_paging_clamps() -> None:
 @pytest.mark.parametrize(("rows", "per_page", "pages"), [(0, 10, 1), (10, 10, 1), (11, 10, 2)])
 def test_page_count(rows: int, per_page: int, pages: int) -> None:
     assert page_count(rows, per_page) == pages
+
+
+def test_a_gallery_filter_survives_its_link_and_bad_values_fall_back() -> None:
+    flt = GalleryFilter(
+        confidence=(0.25, 0.9),
+        correctness="incorrect",
+        true_classes=("cat", "dog"),
+        pred_classes=("dog",),
+        sort_by="confidence",
+        ascending=True,
+        verdicts=("unreviewed", "label error"),
+        tag="odd",
+        suspected_only=True,
+        breeds=("Tabby",),
+    )
+    query = flt.to_query()
+    assert query["sort"] == "confidence (lowest first)" and query["conf"] == "0.25-0.9"
+    assert GalleryFilter.from_query(query) == flt
+    assert GalleryFilter().to_query() == {
+        "conf": "0-1",
+        "show": "all",
+        "sort": "loss (highest first)",
+    }
+    typed = GalleryFilter.from_query(
+        {"conf": "0.9-0.2", "show": "wrong", "sort": "random", "suspected": "0"}
+    )
+    assert typed == GalleryFilter()
+    assert GalleryFilter.from_query({"conf": "x-y"}).confidence == (0.0, 1.0)
+    assert GalleryFilter.from_query({"conf": "-1-2"}).confidence == (0.0, 1.0)
+
+
+def test_the_breed_filter_keeps_only_those_breeds() -> None:
+    table = pd.DataFrame(
+        {
+            "confidence": [0.9, 0.8, 0.7],
+            "correct": [True, False, False],
+            "label": ["cat", "cat", "dog"],
+            "pred": ["cat", "dog", "cat"],
+            "loss": [0.1, 2.0, 1.0],
+            "breed": ["Tabby", "Bengal", "pug"],
+        }
+    )
+    kept = filter_predictions(table, GalleryFilter(breeds=("Bengal", "pug")))
+    assert list(kept["breed"]) == ["Bengal", "pug"]  # highest loss first
+    assert filter_predictions(table.drop(columns="breed"), GalleryFilter(breeds=("pug",))).empty
