@@ -260,6 +260,13 @@ def _add_predict(sub: Subcommands) -> None:
         help="logits and exact CAM: auto (bf16 + channels_last on a CPU with native bf16, "
         "fp16 on CUDA, else fp32), fp32, bf16 or fp16 (default: auto)",
     )
+    predict.add_argument(
+        "--artifacts",
+        type=Path,
+        default=None,
+        help="an analysis of this model whose familiarity each prediction is placed against "
+        "(default: the newest one beside the model or under $CAM_LENS_HOME)",
+    )
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_URL")
 
 
@@ -270,7 +277,8 @@ def _safe_stem(source: str, index: int) -> str:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from cam_core.analysis.predict import load_input, predict_images
+    from cam_core.analysis.findings import familiar_ground_for
+    from cam_core.analysis.predict import load_input, placed, predict_images
     from cam_core.intake.fetch import FetchConfig
     from cam_core.methods import default_method
     from cam_core.modelling.model_files import load_model
@@ -278,6 +286,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from cam_core.storage import atomic_write_bytes
 
     model = load_model(args.model, args.device)
+    ground, missing = familiar_ground_for(args.model, model.card.weights_sha256, args.artifacts)
+    if ground is None:
+        log.warning("%s", missing)
     method = args.method or default_method(model.net)
     layer = args.layer or model.card.layer
     fetch_cfg = FetchConfig(allow_private=args.allow_private_urls)
@@ -291,9 +302,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             failed += 1
             continue
-        (prediction,) = predict_images(
+        predictions = predict_images(
             model, [(source, image)], method=method, layer=layer, precision=args.precision
         )
+        (prediction,) = placed(predictions, ground) if ground is not None else predictions
         print(json.dumps(prediction.to_json()), flush=True)
         if args.out_dir is not None:
             for k, name in enumerate(prediction.classes):

@@ -105,6 +105,13 @@ PAGES = (
     ),
     PageSpec("review", "views/review.py", "Review errors", ":material/rate_review:", (_IMAGE,)),
     PageSpec("breeds", "views/breeds.py", "Breeds", ":material/pets:"),
+    PageSpec(
+        "embedding",
+        "views/embedding.py",
+        "Embedding map",
+        ":material/scatter_plot:",
+        (Param("colour", state.EMBED_COLOUR),),
+    ),
     PageSpec("compare", "views/compare.py", "Compare methods", ":material/compare:"),
     PageSpec("quality", "views/quality.py", "Explanation quality", ":material/verified:"),
     PageSpec(

@@ -17,7 +17,8 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from cam_core.analysis.artifacts import Artifacts, read_artifacts, verify_maps
+from cam_core.analysis.artifacts import EMBEDDING_FILE, Artifacts, read_artifacts, verify_maps
+from cam_core.analysis.findings import FamiliarGround
 from cam_core.errors import CamLensError
 from cam_core.evaluation.faithfulness import (
     PerturbationCurves,
@@ -32,7 +33,12 @@ from cam_core.intake.images import (
     to_model_tensor,
 )
 from cam_core.modelling.model_files import LoadedModel, ModelCard, load_model, read_card
-from cam_core.present.figures import class_map_figure, confidence_histogram, confusion_figure
+from cam_core.present.figures import (
+    class_map_figure,
+    confidence_histogram,
+    confusion_figure,
+    embedding_figure,
+)
 from cam_core.present.overlay import encode_png, overlay
 from cam_core.present.report import build_report
 from cam_core.present.summaries import breed_table
@@ -84,6 +90,16 @@ def map_check(folder: str, version: float) -> str | None:
         return "pending"
     error = future.exception()
     return str(error) if error is not None else None
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def familiar_ground(folder: str, version: float) -> FamiliarGround | str:
+    """The analysis's familiarity and map, rebuilt for new images once per version and shared;
+    a one-sentence reason where the analysis has none."""
+    try:
+        return FamiliarGround(artifacts(folder, version))
+    except CamLensError as exc:
+        return str(exc)
 
 
 @st.cache_data(max_entries=4)
@@ -195,6 +211,24 @@ def class_map_fig(
     """One class-map figure; reruns with the same inputs reuse it."""
     view = Image.open(io.BytesIO(view_png_bytes))
     return class_map_figure(cam, view, title, colorscale, opacity, zmin, zmax)
+
+
+@st.cache_data(max_entries=8, show_spinner="Drawing the map…")
+def embedding_fig(
+    folder: str,
+    version: float,
+    column: str,
+    label: str,
+    marks: tuple[tuple[float, float, str], ...] = (),
+) -> go.Figure:
+    """The analysis's 2-D map coloured by one table column, with ``marks`` (uploaded photos)
+    as stars."""
+    art = artifacts(folder, version)
+    coords = np.asarray(art.array(EMBEDDING_FILE), dtype=np.float32)
+    table = art.table
+    names = table["path"].astype(str).str.rsplit("/", n=1).str[-1]
+    hover = names + " · true " + table["label"].astype(str) + " → " + table["pred"].astype(str)
+    return embedding_figure(coords, table[column], label, hover.tolist(), marks)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -70,6 +70,8 @@ def reviews(ctx: state.Context) -> dict[str, Review]:
 LISTED = ("path", "label", "pred", "correct", "confidence", "loss")
 """The columns image lists need (not the per-class logits and probabilities: a copy of those
 for 100k images and many classes would cost every rerun tens of MB)."""
+OPTIONAL_LISTED = ("breed", "unfamiliar", "less_familiar_than", "near_duplicate", "leaked")
+"""Listed too where the analysis has them (breeds; familiarity and near-copies, format 3)."""
 
 
 def annotated(
@@ -78,7 +80,8 @@ def annotated(
     """The table's listing columns (of ``rows``, default all) with verdict, review tags and
     the suspected-label-error rank and label quality."""
     table = ctx.art.table
-    base = table.loc[:, list(LISTED)] if rows is None else table.loc[rows, list(LISTED)]
+    columns = [c for c in (*LISTED, *OPTIONAL_LISTED) if c in table.columns]
+    base = table.loc[:, columns] if rows is None else table.loc[rows, columns]
     joined = with_reviews(base, verdicts)
     issues = resources.label_issues(ctx.key, ctx.version)
     return joined.join(issues)

@@ -10,7 +10,7 @@ import streamlit as st
 
 from cam_core.analysis.artifacts import Artifacts
 from cam_core.methods import MethodRecord
-from cam_core.review.selection import SORT_ORDERS, GalleryFilter
+from cam_core.review.selection import SORT_ORDERS, GalleryFilter, rows_from_text, rows_to_text
 
 ARTIFACTS_DIR = "shared_artifacts_dir"
 CHOICE = "shared_choice"
@@ -30,8 +30,12 @@ GALLERY_TAG = "gal_tag"
 GALLERY_SUSPECTED = "gal_suspected"
 REVIEWER = "shared_reviewer"
 GALLERY_BREEDS = "gal_breeds"
+GALLERY_UNFAMILIAR = "gal_unfamiliar"
+GALLERY_DUPLICATES = "gal_duplicates"
+GALLERY_ROWS = "gal_rows"
 HEAT_CLASS = "heat_a"
 CALIBRATION_THRESHOLD = "cal_threshold"
+EMBED_COLOUR = "emb_colour"
 LINK_APPLIED = "link_applied"
 LINK_IMAGE = "link_image"
 
@@ -89,6 +93,9 @@ def put_gallery_filter(flt: GalleryFilter) -> None:
     st.session_state[GALLERY_TAG] = flt.tag
     st.session_state[GALLERY_SUSPECTED] = flt.suspected_only
     st.session_state[GALLERY_BREEDS] = list(flt.breeds)
+    st.session_state[GALLERY_UNFAMILIAR] = flt.unfamiliar_only
+    st.session_state[GALLERY_DUPLICATES] = flt.duplicates_only
+    st.session_state[GALLERY_ROWS] = rows_to_text(flt.rows)
     st.session_state[GALLERY_PAGE] = 1
 
 
@@ -111,6 +118,9 @@ def gallery_filter() -> GalleryFilter:
         tag=str(get(GALLERY_TAG, "")).strip(),
         suspected_only=bool(get(GALLERY_SUSPECTED, False)),
         breeds=tuple(get(GALLERY_BREEDS, ())),
+        unfamiliar_only=bool(get(GALLERY_UNFAMILIAR, False)),
+        duplicates_only=bool(get(GALLERY_DUPLICATES, False)),
+        rows=rows_from_text(str(get(GALLERY_ROWS, ""))),
     )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cam_core.analysis.artifacts import ARTIFACT_FORMAT, read_artifacts
+from cam_core.analysis.artifacts import ARTIFACT_FORMAT, EXTRA_FILES, read_artifacts
 from cam_core.data.sources import Dataset
 from cam_core.errors import ArtifactError
 from cam_core.methods import DEFAULT_METHODS
@@ -63,9 +63,17 @@ def test_manifest_describes_the_files(tiny_artifacts_dir: Path, tiny_model_dir: 
         assert info["shape"][0] == manifest["n_images"] and info["file"] == f"maps/{name}.npy"
         assert info["layer"] == "body" and info["additive"] == (name == "cam")
         assert info["seconds"] >= 0 and info["library"]
-    assert set(manifest["files"]) == {"predictions.parquet"} | {
+    assert set(manifest["files"]) == {"predictions.parquet", *EXTRA_FILES} | {
         f"maps/{name}.npy" for name in DEFAULT_METHODS
     }
+    n, dim = manifest["n_images"], manifest["features"]["dim"]
+    assert (
+        manifest["extras"]["features.npy"] == [n, dim] and manifest["features"]["layer"] == "body"
+    )
+    assert manifest["extras"]["embedding.npy"] == [n, 2]
+    familiarity = manifest["familiarity"]
+    assert familiarity["reference"] == "training images" and familiarity["n_reference"] >= 2
+    assert manifest["extras"]["reference_features.npy"] == [familiarity["n_reference"], dim]
     assert 0.0 <= manifest["metrics"]["accuracy"] <= 1.0
     quality = manifest["quality"]
     assert set(quality) == {*DEFAULT_METHODS, "random", "centre"}

@@ -77,11 +77,15 @@ def test_the_sampler_pads_and_the_merge_drops_the_repeats() -> None:
     parts = []
     for rows in shards:
         logits = np.array([[float(r), -float(r)] for r in rows], dtype=np.float32)
+        features = np.array([[r, r + 10, r + 20] for r in rows], dtype=np.float16)
         maps = {"cam": np.stack([np.full((2, 1, 1), r, np.float16) for r in rows])}
-        parts.append((rows, logits, maps, {"cam": 1.0}))
+        signatures = np.array([[[r]] for r in rows], dtype=np.float16)
+        parts.append((rows, ExplainedFiles(logits, features, signatures, maps, {"cam": 1.0})))
     merged = merge_shards(parts, 5)
     assert isinstance(merged, ExplainedFiles)
     np.testing.assert_array_equal(merged.logits[:, 0], np.arange(5))
+    np.testing.assert_array_equal(merged.features[:, 1], np.arange(5) + 10)
+    np.testing.assert_array_equal(merged.signatures[:, 0, 0], np.arange(5))
     np.testing.assert_array_equal(merged.maps["cam"][:, 0, 0, 0], np.arange(5))
     with pytest.raises(DistributedError, match="2 images were analysed by no rank"):
         merge_shards(parts[:1], 5)
@@ -112,6 +116,11 @@ def test_two_processes_equal_one(tiny_model_dir: Path, tmp_path: Path) -> None:
             np.asarray(one.maps[method], np.float32),
             atol=2e-3,
         )
+    # The features (and what is computed from them) are the same as one process's.
+    features = [np.asarray(a.array("features.npy"), np.float32) for a in (one, two)]
+    assert features[0].shape == (len(one.table), one.manifest.features["dim"])
+    np.testing.assert_allclose(features[1], features[0], atol=2e-3)
+    np.testing.assert_allclose(two.table["familiarity"], one.table["familiarity"], atol=1e-3)
 
 
 def test_a_failing_rank_fails_the_run_and_keeps_the_old_artifacts(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from cam_core.errors import ArtifactError
+from cam_core.evaluation.familiarity import FamiliarityRecord
 from cam_core.methods import MethodRecord, forward_method
 from cam_core.modelling.model_files import ModelCard, library_versions
 from cam_core.storage import (
@@ -35,8 +36,15 @@ from cam_core.storage import (
 
 __all__ = [
     "ARTIFACT_FORMAT",
+    "DUPLICATES_FILE",
+    "EMBEDDING_FILE",
+    "EXTRA_FILES",
+    "FEATURES_FILE",
+    "REFERENCE_FEATURES_FILE",
+    "REFERENCE_TABLE_FILE",
     "Artifacts",
     "Manifest",
+    "analyses_of_model",
     "find_artifact_folders",
     "maps_file",
     "new_manifest",
@@ -48,11 +56,26 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ARTIFACT_FORMAT = 2
+ARTIFACT_FORMAT = 3
 TABLE_FILE = "predictions.parquet"
 MAPS_DIR = "maps"
 LEGACY_CAMS_FILE = "cams.npy"
 MANIFEST_FILE = "manifest.json"
+FEATURES_FILE = "features.npy"
+REFERENCE_FEATURES_FILE = "reference_features.npy"
+REFERENCE_TABLE_FILE = "reference.parquet"
+EMBEDDING_FILE = "embedding.npy"
+DUPLICATES_FILE = "duplicates.parquet"
+EXTRA_FILES = (
+    FEATURES_FILE,
+    REFERENCE_FEATURES_FILE,
+    REFERENCE_TABLE_FILE,
+    EMBEDDING_FILE,
+    DUPLICATES_FILE,
+)
+"""Whole-dataset outputs beside the table and the maps (artifact format 3): row-aligned
+features ``(N, C)`` float16, the familiarity reference's features ``(M, C)`` and paths, the
+2-D embedding ``(N, 2)`` float32, and the near-duplicate pairs."""
 BASE_COLUMNS = ("path", "label", "pred", "correct", "confidence", "loss")
 
 
@@ -73,6 +96,12 @@ class Manifest:
         evaluation: how the quality was measured (sample size and seed, steps, thresholds).
         unavailable: methods that do not apply to the model → why (e.g. exact CAM on a head
             that is not global average pooling + one linear layer).
+        extras: file → shape of each whole-dataset output (:data:`EXTRA_FILES`) the analysis
+            wrote (format 3; empty in older folders).
+        features: the feature vectors: layer, dimension.
+        familiarity: how familiarity was scored (:class:`FamiliarityRecord` fields).
+        embedding: how the 2-D map was made (method, parameters, seconds).
+        duplicates: the near-duplicate threshold and pair counts.
     """
 
     classes: tuple[str, ...]
@@ -91,6 +120,11 @@ class Manifest:
     maps_dtype: str = "float16"
     format_version: int = ARTIFACT_FORMAT
     unavailable: dict[str, str] = field(default_factory=dict)
+    extras: dict[str, list[int]] = field(default_factory=dict)
+    features: dict[str, Any] = field(default_factory=dict)
+    familiarity: FamiliarityRecord | None = None
+    embedding: dict[str, Any] = field(default_factory=dict)
+    duplicates: dict[str, Any] = field(default_factory=dict)
 
     @property
     def method_names(self) -> tuple[str, ...]:
@@ -101,6 +135,7 @@ class Manifest:
         """``manifest.json``'s content."""
         raw = asdict(self)
         raw["methods"] = {name: record.to_json() for name, record in self.methods.items()}
+        raw["familiarity"] = self.familiarity.to_json() if self.familiarity is not None else None
         return raw
 
 
@@ -116,6 +151,26 @@ class Artifacts:
     manifest: Manifest
     table: pd.DataFrame
     maps: dict[str, np.ndarray]
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def array(self, name: str) -> np.ndarray | None:
+        """A whole-dataset array (e.g. :data:`FEATURES_FILE`), memory-mapped; ``None`` where the
+        analysis has none (formats 1 and 2, or a reference that could not be built)."""
+        return self.arrays.get(name)
+
+    def extra_table(self, name: str) -> pd.DataFrame | None:
+        """A whole-dataset table (e.g. :data:`DUPLICATES_FILE`), or ``None`` where there is none.
+
+        Raises:
+            ArtifactError: the file is listed but cannot be read.
+        """
+        if name not in self.manifest.extras:
+            return None
+        path = committed_path(self.folder, name)
+        try:
+            return pd.read_parquet(path)
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"cannot read {path} ({exc}); rerun the analysis") from None
 
     def image_maps(self, method: str, row: int) -> np.ndarray:
         """Every class map of one image, float32 ``(K, h, w)``, read from the file.
@@ -163,6 +218,7 @@ def new_manifest(
     quality: Mapping[str, Mapping[str, float]] | None = None,
     evaluation: Mapping[str, Any] | None = None,
     unavailable: Mapping[str, str] | None = None,
+    **whole_dataset: Any,
 ) -> Manifest:
     """The manifest of an analysis about to be written (file hashes and time are added by
     :func:`write_artifacts`).
@@ -177,6 +233,8 @@ def new_manifest(
         quality: per method and baseline: quality figures.
         evaluation: how the quality was measured.
         unavailable: methods that do not apply to the model, with the reason.
+        whole_dataset: the ``features``, ``familiarity``, ``embedding`` and ``duplicates``
+            blocks (:class:`Manifest`).
     """
     return Manifest(
         classes=tuple(card.classes),
@@ -190,6 +248,7 @@ def new_manifest(
         quality={name: dict(values) for name, values in (quality or {}).items()},
         evaluation=dict(evaluation or {}),
         unavailable=dict(unavailable or {}),
+        **whole_dataset,
     )
 
 
@@ -198,6 +257,7 @@ def write_artifacts(
     table: pd.DataFrame,
     maps: Mapping[str, np.ndarray],
     manifest: Manifest,
+    extras: Mapping[str, np.ndarray | pd.DataFrame] | None = None,
 ) -> Manifest:
     """Write the table, every method's maps, then the manifest; call under the folder lock.
 
@@ -206,6 +266,8 @@ def write_artifacts(
         table: one row per image.
         maps: method name → ``(N, K, h, w)``, row-aligned with ``table``.
         manifest: what the analysis was (:func:`new_manifest`); one record per map array.
+        extras: whole-dataset outputs by file name (:data:`EXTRA_FILES`): arrays are stored
+            with their dtype, tables as Parquet.
 
     Returns:
         The manifest as written: with the files' hashes, library versions and time.
@@ -229,15 +291,24 @@ def write_artifacts(
             )
         if record.file != maps_file(name):
             raise ArtifactError(f"the {name} maps must go to {maps_file(name)}, not {record.file}")
+    unknown = [name for name in extras or {} if name not in EXTRA_FILES]
+    if unknown:
+        raise ArtifactError(f"unknown artifact files {unknown}; known: {', '.join(EXTRA_FILES)}")
     (folder / MAPS_DIR).mkdir(parents=True, exist_ok=True)
 
-    buffer = io.BytesIO()
-    table.to_parquet(buffer, index=False)
-    temps = {TABLE_FILE: write_temp_bytes(folder / TABLE_FILE, buffer.getvalue())}
+    temps = {TABLE_FILE: _write_table(folder / TABLE_FILE, table)}
     for name, array in maps.items():
-        temps[maps_file(name)] = _write_array(folder / maps_file(name), array)
+        temps[maps_file(name)] = _write_array(folder / maps_file(name), array, np.float16)
+    shapes: dict[str, list[int]] = {}
+    for name, value in (extras or {}).items():
+        if isinstance(value, pd.DataFrame):
+            temps[name] = _write_table(folder / name, value)
+        else:
+            temps[name] = _write_array(folder / name, value, value.dtype)
+        shapes[name] = [int(d) for d in value.shape]
     written = replace(
         manifest,
+        extras=shapes,
         files={name: sha256_file(path) for name, path in temps.items()},
         versions=library_versions(),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -252,17 +323,25 @@ def write_artifacts(
     return written
 
 
-def _write_array(path: Path, array: np.ndarray) -> Path:
+def _write_array(path: Path, array: np.ndarray, dtype: Any) -> Path:
     def write(handle: Any) -> None:
-        np.save(handle, np.ascontiguousarray(array, dtype=np.float16))
+        np.save(handle, np.ascontiguousarray(array, dtype=dtype))
 
     return write_temp(path, write)
 
 
+def _write_table(path: Path, table: pd.DataFrame) -> Path:
+    buffer = io.BytesIO()
+    table.to_parquet(buffer, index=False)
+    return write_temp_bytes(path, buffer.getvalue())
+
+
 def _remove_unlisted_maps(folder: Path, listed: set[str]) -> None:
-    """Drop map files of an earlier analysis that the new manifest does not list."""
+    """Drop map and whole-dataset files of an earlier analysis that the new manifest does not
+    list."""
     stale = [p for p in (folder / MAPS_DIR).glob("*.npy") if f"{MAPS_DIR}/{p.name}" not in listed]
     stale += [folder / LEGACY_CAMS_FILE] if (folder / LEGACY_CAMS_FILE).exists() else []
+    stale += [folder / name for name in EXTRA_FILES if name not in listed]
     for path in stale:
         path.unlink(missing_ok=True)
 
@@ -318,9 +397,25 @@ def read_manifest(folder: Path) -> Manifest:
         }
         if not methods:
             raise ValueError("no methods")
-        return Manifest(**{**fields, "classes": tuple(fields["classes"]), "methods": methods})
+        familiarity = fields.get("familiarity")
+        return Manifest(
+            **{
+                **fields,
+                "classes": tuple(fields["classes"]),
+                "methods": methods,
+                "familiarity": FamiliarityRecord.from_json(familiarity)
+                if isinstance(familiarity, dict)
+                else None,
+            }
+        )
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
         raise ArtifactError(f"{path} lacks fields or has wrong types ({exc})") from None
+
+
+def _large_files(manifest: Manifest) -> list[str]:
+    """The files hashed in the background by the dashboard: maps and whole-dataset arrays."""
+    arrays = [name for name in manifest.extras if name.endswith(".npy")]
+    return [record.file for record in manifest.methods.values()] + arrays
 
 
 def verify_maps(folder: Path, manifest: Manifest) -> None:
@@ -329,8 +424,7 @@ def verify_maps(folder: Path, manifest: Manifest) -> None:
     Raises:
         ArtifactError: a map file is missing or does not match its hash.
     """
-    for record in manifest.methods.values():
-        name = record.file
+    for name in _large_files(manifest):
         path = committed_path(folder, name)
         if not path.is_file():
             raise ArtifactError(f"{path} is missing; rerun the analysis")
@@ -344,7 +438,8 @@ def read_artifacts(folder: Path, verify: bool = True, verify_maps: bool = True) 
     Args:
         folder: the artifact folder.
         verify: check each file's sha256 against the manifest.
-        verify_maps: with ``verify``, hash the map files too; ``False`` leaves them to
+        verify_maps: with ``verify``, hash the map and whole-dataset array files too; ``False``
+            leaves them to
             :func:`verify_maps` (the dashboard runs it in the background: hashing gigabytes
             of maps would hold up the first page). Their shapes are always checked.
 
@@ -352,12 +447,13 @@ def read_artifacts(folder: Path, verify: bool = True, verify_maps: bool = True) 
         ArtifactError: anything missing, modified, misaligned or of the wrong shape.
     """
     manifest = read_manifest(folder)
-    names = {TABLE_FILE} | {record.file for record in manifest.methods.values()}
+    large = set(_large_files(manifest))
+    names = {TABLE_FILE} | large | set(manifest.extras)
     paths = {name: committed_path(folder, name) for name in names}
     for name, path in paths.items():
         if not path.is_file():
             raise ArtifactError(f"{path} is missing; rerun the analysis")
-        check = verify and (verify_maps or name == TABLE_FILE)
+        check = verify and (verify_maps or name not in large)
         if check and name in manifest.files and sha256_file(path) != manifest.files[name]:
             raise ArtifactError(f"{path} does not match its manifest hash; rerun the analysis")
     try:
@@ -365,6 +461,11 @@ def read_artifacts(folder: Path, verify: bool = True, verify_maps: bool = True) 
         maps = {
             method: np.load(paths[record.file], mmap_mode="r", allow_pickle=False)
             for method, record in manifest.methods.items()
+        }
+        arrays = {
+            name: np.load(paths[name], mmap_mode="r", allow_pickle=False)
+            for name in manifest.extras
+            if name.endswith(".npy")
         }
     except (OSError, ValueError) as exc:
         raise ArtifactError(
@@ -392,7 +493,30 @@ def read_artifacts(folder: Path, verify: bool = True, verify_maps: bool = True) 
             raise ArtifactError(
                 f"{folder}: the {method} maps' shape {array.shape} is not (N, classes, h, w)"
             )
-    return Artifacts(folder=folder, manifest=manifest, table=table, maps=maps)
+    for name, array in arrays.items():
+        if list(array.shape) != manifest.extras[name]:
+            raise ArtifactError(
+                f"{folder}: {name} has shape {tuple(array.shape)} but the manifest says "
+                f"{tuple(manifest.extras[name])}; rerun the analysis"
+            )
+    features = arrays.get(FEATURES_FILE)
+    if features is not None and len(features) != len(table):
+        raise ArtifactError(f"{folder}: {len(features)} feature rows for {len(table)} images")
+    return Artifacts(folder=folder, manifest=manifest, table=table, maps=maps, arrays=arrays)
+
+
+def analyses_of_model(model_sha256: str, folders: Sequence[Path]) -> list[Path]:
+    """The artifact folders among ``folders`` that analysed the model with these weights and
+    hold its features (format 3), newest first; unreadable folders are skipped."""
+    found = []
+    for folder in folders:
+        try:
+            manifest = read_manifest(folder)
+        except ArtifactError:
+            continue
+        if manifest.model_sha256 == model_sha256 and FEATURES_FILE in manifest.extras:
+            found.append((manifest.created_at, folder))
+    return [folder for _, folder in sorted(found, key=lambda item: item[0], reverse=True)]
 
 
 def find_artifact_folders(root: Path, max_depth: int = 3) -> list[Path]:

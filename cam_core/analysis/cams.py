@@ -2,26 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
+from cam_core.evaluation.duplicates import SIGNATURE_SCALES, image_signatures
 from cam_core.intake.images import load_image_file, to_model_tensor
 from cam_core.methods import DEFAULT_LAYER, ExplanationMethod, checked_methods
 from cam_core.modelling.model_files import LoadedModel
 from cam_core.modelling.precision import autocast, resolve_precision
 from cam_core.progress import ConsoleProgress, ProgressFn
 
-__all__ = ["BatchExplanation", "ExplainedFiles", "explain_batch", "explain_files", "load_images"]
+__all__ = [
+    "FEATURE_LAYER",
+    "BatchExplanation",
+    "ExplainedFiles",
+    "captured_features",
+    "explain_batch",
+    "explain_files",
+    "load_images",
+    "pooled",
+]
 
 log = logging.getLogger(__name__)
+
+FEATURE_LAYER = DEFAULT_LAYER
+"""Whose pooled output is an image's feature vector: the body, whose output the head reads
+(for a CAM head, the layer exact CAM reads)."""
 
 
 @dataclass(frozen=True)
@@ -30,13 +46,45 @@ class BatchExplanation:
 
     Attributes:
         logits: float32 ``(N, K)`` on the CPU.
+        features: float32 ``(N, C)`` on the CPU: the pooled output of the model's feature
+            body (the classifier head's input), from the same forward pass as the logits.
+        signatures: float16 ``(N, scales, d)``: the inputs' near-duplicate signatures
+            (:func:`cam_core.evaluation.duplicates.image_signatures`).
         maps: method name → float32 ``(N, K, h, w)`` on the CPU.
         seconds: method name → wall time spent on its maps.
     """
 
     logits: torch.Tensor
+    features: torch.Tensor
+    signatures: np.ndarray
     maps: dict[str, torch.Tensor]
     seconds: dict[str, float]
+
+
+def pooled(output: torch.Tensor) -> torch.Tensor:
+    """One feature vector per image from a layer's output: the spatial mean of feature maps
+    ``(N, C, h, w)``, the token mean of ``(N, T, C)``, ``(N, C)`` as it is."""
+    if output.ndim == 4:
+        return output.mean(dim=(2, 3))
+    if output.ndim == 3:
+        return output.mean(dim=1)
+    return output.flatten(1)
+
+
+@contextlib.contextmanager
+def captured_features(net: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """Collect the pooled output of ``net.body`` (the head's input) during the forward passes
+    run inside the block; the hook is removed on leaving it."""
+    captured: list[torch.Tensor] = []
+
+    def keep(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
+        captured.append(pooled(output.detach()).float().cpu())
+
+    handle = net.get_submodule(FEATURE_LAYER).register_forward_hook(keep)
+    try:
+        yield captured
+    finally:
+        handle.remove()
 
 
 def explain_batch(
@@ -60,7 +108,7 @@ def explain_batch(
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (:mod:`cam_core.modelling.precision`).
 
     Returns:
-        Logits and maps on the CPU, float32.
+        Logits, pooled features and maps on the CPU, float32.
 
     Raises:
         MethodError: a method does not apply to the model or layer.
@@ -76,7 +124,11 @@ def explain_batch(
     maps: dict[str, torch.Tensor] = {}
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    with torch.inference_mode(), autocast(resolved, model.device):
+    with (
+        torch.inference_mode(),
+        autocast(resolved, model.device),
+        captured_features(net) as features,
+    ):
         if sharing is not None:
             logits, shared = sharing.explain_with_logits(net, x)
             maps[sharing.name] = shared.float().cpu()
@@ -91,7 +143,7 @@ def explain_batch(
         start = time.perf_counter()
         maps[method.name] = method.explain(net, images, method.layer_for(layer))
         seconds[method.name] = time.perf_counter() - start
-    return BatchExplanation(logits, maps, seconds)
+    return BatchExplanation(logits, features[0], image_signatures(images), maps, seconds)
 
 
 class _Files(TorchDataset[torch.Tensor]):
@@ -113,11 +165,15 @@ class ExplainedFiles:
 
     Attributes:
         logits: float32 ``(N, K)``, from the same forward pass as the CAM maps.
+        features: float16 ``(N, C)``, the pooled head input from that pass.
+        signatures: float16 ``(N, scales, d)``, the near-duplicate signatures of the inputs.
         maps: method name → float16 ``(N, K, h, w)``.
         seconds: method name → wall time spent computing its maps.
     """
 
     logits: np.ndarray
+    features: np.ndarray
+    signatures: np.ndarray
     maps: dict[str, np.ndarray]
     seconds: dict[str, float]
 
@@ -176,12 +232,16 @@ def explain_files(
     """
     chosen = checked_methods(model.net, methods)
     all_logits: list[np.ndarray] = []
+    all_features: list[np.ndarray] = []
+    all_signatures: list[np.ndarray] = []
     parts: dict[str, list[np.ndarray]] = {method.name: [] for method in chosen}
     seconds = dict.fromkeys(parts, 0.0)
     with ConsoleProgress("class maps", len(paths), "images") as bar:
         for images in load_images(model, paths, batch_size, num_workers):
             batch = explain_batch(model, images, chosen, layer, precision)
             all_logits.append(batch.logits.numpy())
+            all_features.append(batch.features.numpy().astype(np.float16))
+            all_signatures.append(batch.signatures)
             for name, maps in batch.maps.items():
                 parts[name].append(maps.numpy().astype(np.float16))
                 seconds[name] += batch.seconds[name]
@@ -192,10 +252,16 @@ def explain_files(
     if not all_logits:
         empty = np.zeros((0, n_classes, 1, 1), np.float16)
         return ExplainedFiles(
-            np.zeros((0, n_classes), np.float32), dict.fromkeys(parts, empty), seconds
+            np.zeros((0, n_classes), np.float32),
+            np.zeros((0, model.card.n_features), np.float16),
+            np.zeros((0, len(SIGNATURE_SCALES), 1), np.float16),
+            dict.fromkeys(parts, empty),
+            seconds,
         )
     return ExplainedFiles(
         logits=np.concatenate(all_logits),
+        features=np.concatenate(all_features),
+        signatures=np.concatenate(all_signatures),
         maps={name: np.concatenate(chunks) for name, chunks in parts.items()},
         seconds=seconds,
     )

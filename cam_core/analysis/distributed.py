@@ -34,8 +34,8 @@ __all__ = ["launched", "merge_shards", "shard_rows", "sharded_analyze"]
 
 log = logging.getLogger(__name__)
 
-Shard = tuple[list[int], np.ndarray, dict[str, np.ndarray], dict[str, float]]
-"""Rows, logits, maps per method, seconds per method."""
+Shard = tuple[list[int], ExplainedFiles]
+"""Rows, and the logits, features and maps of those rows."""
 
 
 def launched() -> bool:
@@ -63,26 +63,31 @@ def merge_shards(shards: list[Shard], n: int) -> ExplainedFiles:
     Raises:
         DistributedError: a row no rank computed.
     """
-    first = shards[0]
-    logits = np.zeros((n, first[1].shape[1]), dtype=first[1].dtype)
-    maps = {
-        name: np.zeros((n, *array.shape[1:]), dtype=array.dtype) for name, array in first[2].items()
-    }
+    first = shards[0][1]
+
+    def empty(array: np.ndarray) -> np.ndarray:
+        return np.zeros((n, *array.shape[1:]), dtype=array.dtype)
+
+    logits, features = empty(first.logits), empty(first.features)
+    signatures = empty(first.signatures)
+    maps = {name: empty(array) for name, array in first.maps.items()}
     seen = np.zeros(n, dtype=bool)
-    seconds = dict.fromkeys(first[3], 0.0)
-    for rows, shard_logits, shard_maps, shard_seconds in shards:
+    seconds = dict.fromkeys(first.seconds, 0.0)
+    for rows, part in shards:
         for position, row in enumerate(rows):
             if seen[row]:
                 continue  # the sampler's padding: a repeat of a row another rank also has
             seen[row] = True
-            logits[row] = shard_logits[position]
+            logits[row] = part.logits[position]
+            features[row] = part.features[position]
+            signatures[row] = part.signatures[position]
             for name in maps:
-                maps[name][row] = shard_maps[name][position]
-        for name, value in shard_seconds.items():
+                maps[name][row] = part.maps[name][position]
+        for name, value in part.seconds.items():
             seconds[name] = max(seconds.get(name, 0.0), value)  # ranks run side by side
     if not seen.all():
         raise DistributedError(f"{int((~seen).sum())} images were analysed by no rank")
-    return ExplainedFiles(logits=logits, maps=maps, seconds=seconds)
+    return ExplainedFiles(logits, features, signatures, maps, seconds)
 
 
 def sharded_analyze(
@@ -143,8 +148,7 @@ def _compute(
             if rank == 0:
                 dist.barrier()
         rows = shard_rows(len(job.paths), world, rank)
-        explained = explain_rows(job, cfg, rows)
-        return job, (rows, explained.logits, explained.maps, explained.seconds)
+        return job, (rows, explain_rows(job, cfg, rows))
     except (CamLensError, ValueError, OSError, RuntimeError) as exc:
         log.error("rank %d failed: %s", rank, exc)
         return None, f"rank {rank}: {exc}"

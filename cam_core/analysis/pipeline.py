@@ -11,8 +11,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cam_core.analysis.artifacts import Manifest, maps_file, new_manifest, write_artifacts
-from cam_core.analysis.cams import ExplainedFiles, explain_files, load_images
+from cam_core.analysis.artifacts import (
+    DUPLICATES_FILE,
+    EMBEDDING_FILE,
+    FEATURES_FILE,
+    REFERENCE_FEATURES_FILE,
+    REFERENCE_TABLE_FILE,
+    Manifest,
+    maps_file,
+    new_manifest,
+    write_artifacts,
+)
+from cam_core.analysis.cams import FEATURE_LAYER, ExplainedFiles, explain_files, load_images
+from cam_core.analysis.findings import DatasetFindings, find
 from cam_core.data.sources import (
     DataConfig,
     Dataset,
@@ -22,6 +33,7 @@ from cam_core.data.sources import (
     read_masks,
 )
 from cam_core.errors import DataSourceError
+from cam_core.evaluation.familiarity import REFERENCE_ANALYSED, REFERENCE_TRAINING
 from cam_core.evaluation.metrics import summary
 from cam_core.evaluation.suite import QualityConfig, assess
 from cam_core.methods import (
@@ -32,7 +44,7 @@ from cam_core.methods import (
     primary_method,
     unavailable,
 )
-from cam_core.modelling.model_files import LoadedModel, load_model, read_card
+from cam_core.modelling.model_files import LoadedModel, ModelCard, load_model, read_card
 from cam_core.modelling.precision import PRECISIONS, resolve_precision
 from cam_core.progress import ProgressFn, scaled_progress
 from cam_core.storage import folder_lock
@@ -43,6 +55,7 @@ __all__ = [
     "analyze",
     "build_predictions",
     "explain_rows",
+    "familiarity_reference",
     "finish",
     "folder_data_config",
     "prepare",
@@ -68,6 +81,9 @@ class AnalyzeConfig:
         precision: of the forward pass giving logits and exact CAM (``auto``: bf16 autocast +
             channels_last on a CPU with native bf16, fp16 on CUDA, else fp32); recorded in the
             manifest. The other methods run in fp32.
+        reference_n: most training images (a seeded sample) whose features are the reference
+            of familiarity and of the leakage check.
+        seed: seeds that sample and the 2-D map.
     """
 
     batch_size: int = 64
@@ -77,6 +93,8 @@ class AnalyzeConfig:
     layer: str | None = None
     quality: QualityConfig | None = field(default_factory=QualityConfig)
     precision: str = "auto"
+    reference_n: int = 5000
+    seed: int = 0
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -87,6 +105,8 @@ class AnalyzeConfig:
             parse_methods(",".join(self.methods))
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.reference_n < 2:
+            raise ValueError(f"reference_n must be at least 2, got {self.reference_n}")
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -206,6 +226,9 @@ class AnalysisJob:
     layer: str
     not_offered: dict[str, str]
     precision: str
+    reference: tuple[Sample, ...] = ()
+    reference_kind: str = REFERENCE_ANALYSED
+    reference_note: str = ""
 
     @property
     def paths(self) -> list[Path]:
@@ -233,6 +256,7 @@ def prepare(model_dir: Path, data_cfg: DataConfig | None, cfg: AnalyzeConfig) ->
     not_offered = unavailable(model.net)
     for name, reason in not_offered.items():
         log.info("%s is not offered for this model: %s", get_method(name).title, reason)
+    reference, kind, note = familiarity_reference(model.card, dataset, cfg)
     return AnalysisJob(
         model=model,
         model_dir=model_dir,
@@ -241,7 +265,46 @@ def prepare(model_dir: Path, data_cfg: DataConfig | None, cfg: AnalyzeConfig) ->
         layer=cfg.layer or model.card.layer,
         not_offered=not_offered,
         precision=resolve_precision(cfg.precision, model.device),
+        reference=reference,
+        reference_kind=kind,
+        reference_note=note,
     )
+
+
+def familiarity_reference(
+    card: ModelCard, dataset: Dataset, cfg: AnalyzeConfig
+) -> tuple[tuple[Sample, ...], str, str]:
+    """The images whose features say what the model knows: a seeded sample of at most
+    ``cfg.reference_n`` of its training images when the analysed data is the data it was
+    trained on (same folder, split fraction and seed); else the analysed images themselves.
+
+    Returns:
+        ``(samples, kind, note)``: the training samples (empty for the analysed images), what
+        the reference is, and why it is not the training images.
+    """
+    trained_on = card.data
+    same_data = (
+        not card.imported
+        and str(trained_on.get("root", "")) == str(dataset.root)
+        and int(trained_on.get("seed", -1)) == dataset.seed
+        and float(trained_on.get("valid_pct", -1.0)) == dataset.valid_pct
+    )
+    valid = set(dataset.valid_idx)
+    training = [s for i, s in enumerate(dataset.samples) if i not in valid]
+    if not same_data or len(training) < 2:
+        note = (
+            "the model was imported; its training images are not known here"
+            if card.imported
+            else "the analysed data is not the data the model was trained on"
+            if not same_data
+            else "the split left fewer than two training images"
+        )
+        log.info("familiarity: the analysed images are their own reference (%s)", note)
+        return (), REFERENCE_ANALYSED, note
+    if len(training) > cfg.reference_n:
+        picked = np.random.default_rng(cfg.seed).choice(len(training), cfg.reference_n, False)
+        training = [training[i] for i in np.sort(picked)]
+    return tuple(training), REFERENCE_TRAINING, ""
 
 
 def explain_rows(
@@ -322,6 +385,9 @@ def finish(
         for column, values in result.columns.items():
             table[column] = values
         quality, evaluation = result.quality, result.evaluation
+    findings, extras = _whole_dataset(job, explained, cfg, progress)
+    for column, values in findings.columns.items():
+        table[column] = values
     metrics = summary(table, primary_method(job.methods))
     dataset = job.dataset
     data_info = {
@@ -346,7 +412,12 @@ def finish(
             quality,
             evaluation,
             job.not_offered,
+            features={"layer": FEATURE_LAYER, "dim": int(explained.features.shape[1])},
+            familiarity=findings.familiarity,
+            embedding=findings.embedding.info,
+            duplicates=findings.duplicates,
         ),
+        extras,
     )
     log.info(
         "analysis: %d images, accuracy %.4f%s",
@@ -355,6 +426,47 @@ def finish(
         f", pointing game {metrics['pointing_game']:.4f}" if "pointing_game" in metrics else "",
     )
     return manifest
+
+
+def _whole_dataset(
+    job: AnalysisJob, explained: ExplainedFiles, cfg: AnalyzeConfig, progress: ProgressFn | None
+) -> tuple[DatasetFindings, dict[str, np.ndarray | pd.DataFrame]]:
+    """Familiarity, near-duplicates and the 2-D map, and the files that hold them."""
+    if progress is not None:
+        progress("features of the training images", 0.9)
+    reference = None
+    if job.reference:
+        reference = explain_files(
+            job.model,
+            [s.path for s in job.reference],
+            (),
+            batch_size=cfg.batch_size,
+            num_workers=cfg.num_workers,
+            precision=job.precision,
+        )
+    if progress is not None:
+        progress("familiarity, near-duplicates and the embedding", 0.95)
+    findings = find(
+        explained,
+        reference,
+        job.reference_kind,
+        job.reference_note,
+        cfg.seed,
+    )
+    extras: dict[str, np.ndarray | pd.DataFrame] = {
+        FEATURES_FILE: explained.features.astype(np.float16),
+        EMBEDDING_FILE: findings.embedding.coords.astype(np.float32),
+        DUPLICATES_FILE: findings.pairs,
+    }
+    if reference is not None:
+        extras[REFERENCE_FEATURES_FILE] = reference.features.astype(np.float16)
+        extras[REFERENCE_TABLE_FILE] = pd.DataFrame(
+            {
+                "path": [str(s.path) for s in job.reference],
+                "label": [s.label for s in job.reference],
+            }
+        )
+    return findings, extras
 
 
 def analyze(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +11,13 @@ import torch
 from PIL import Image
 
 from cam_core.analysis.cams import explain_batch
+from cam_core.analysis.findings import FamiliarGround
 from cam_core.intake.fetch import FetchConfig, fetch_image, is_url
 from cam_core.intake.images import load_image_file, square_resize, to_model_tensor
 from cam_core.methods import DEFAULT_LAYER, checked_methods
 from cam_core.modelling.model_files import LoadedModel
 
-__all__ = ["Prediction", "load_input", "predict_images"]
+__all__ = ["ImagePlacement", "Prediction", "load_input", "placed", "predict_images"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,9 @@ class Prediction:
         method: the explanation method that made the maps.
         view: the model-input view of the image (square crop at the model's size), which the
             maps line up with.
+        features: ``(C,)`` the image's pooled features (the head's input).
+        placement: familiarity and map position against an analysis of the model
+            (:meth:`with_placement`), or ``None``.
     """
 
     source: str
@@ -42,6 +46,8 @@ class Prediction:
     maps: np.ndarray
     view: Image.Image
     method: str
+    features: np.ndarray
+    placement: ImagePlacement | None = None
 
     @property
     def pred(self) -> str:
@@ -49,13 +55,57 @@ class Prediction:
         return self.classes[int(np.argmax(self.probs))]
 
     def to_json(self) -> dict[str, object]:
-        """``{"source", "pred", "method", "probs"}`` for printing."""
-        return {
+        """``{"source", "pred", "method", "probs"}`` for printing, with
+        ``familiarity_percentile`` (share of validation images, %, more familiar than this
+        one) and ``unfamiliar`` where the prediction was placed against an analysis."""
+        result: dict[str, object] = {
             "source": self.source,
             "pred": self.pred,
             "method": self.method,
             "probs": {c: round(float(p), 6) for c, p in zip(self.classes, self.probs, strict=True)},
         }
+        if self.placement is not None:
+            result["familiarity_percentile"] = round(self.placement.less_familiar_than, 2)
+            result["unfamiliar"] = self.placement.unfamiliar
+        return result
+
+
+@dataclass(frozen=True)
+class ImagePlacement:
+    """Where one image stands against an analysis of its model.
+
+    Attributes:
+        familiarity: 0..1, higher = more like the training images.
+        less_familiar_than: percentage of validation images more familiar than this image.
+        unfamiliar: beyond the analysis's threshold: the model's answer may mean nothing.
+        coords: ``(2,)`` on the analysis's 2-D map, or ``None``.
+    """
+
+    familiarity: float
+    less_familiar_than: float
+    unfamiliar: bool
+    coords: tuple[float, float] | None
+
+
+def placed(predictions: Sequence[Prediction], ground: FamiliarGround) -> list[Prediction]:
+    """The predictions with their familiarity and map position against ``ground``."""
+    if not predictions:
+        return []
+    found = ground.place(np.stack([p.features for p in predictions]))
+    return [
+        replace(
+            prediction,
+            placement=ImagePlacement(
+                familiarity=float(found.familiarity[i]),
+                less_familiar_than=float(found.less_familiar_than[i]),
+                unfamiliar=bool(found.unfamiliar[i]),
+                coords=None
+                if found.coords is None
+                else (float(found.coords[i, 0]), float(found.coords[i, 1])),
+            ),
+        )
+        for i, prediction in enumerate(predictions)
+    ]
 
 
 def load_input(source: str, fetch_cfg: FetchConfig | None = None) -> Image.Image:
@@ -106,6 +156,7 @@ def predict_images(
         )
         explained = explain_batch(model, batch, chosen, layer, precision)
         logits, maps = explained.logits, explained.maps[method]
+        features = explained.features.numpy()
         probs = torch.softmax(logits, dim=1).numpy()
         for row, (source, img) in enumerate(chunk):
             results.append(
@@ -117,6 +168,7 @@ def predict_images(
                     maps=maps[row].numpy(),
                     view=square_resize(img, card.image_size),
                     method=method,
+                    features=features[row],
                 )
             )
     return results

@@ -19,11 +19,14 @@ __all__ = [
     "Kind",
     "check_label",
     "display_value",
+    "finding_marks",
     "map_meaning",
     "map_note",
     "map_title",
     "method_title",
     "quality_note",
+    "unfamiliar_warning",
+    "unfamiliar_words",
 ]
 
 Kind = Literal["percent", "score", "correlation", "probability", "count", "check", "text"]
@@ -141,6 +144,35 @@ def map_title(name: str, mean: float, record: MethodRecord, bias: float | None =
     if record.additive:
         return f"{name}: mean {mean:+.3f} = logit"
     return f"{name} ({map_meaning(record)})"
+
+
+def finding_marks(row: Mapping[str, Any]) -> str:
+    """What a card says of an image's familiarity and near-copies (empty when nothing)."""
+    marks = ""
+    if bool(row.get("unfamiliar", False)):
+        marks += f" · unfamiliar ({unfamiliar_words(row.get('less_familiar_than'))})"
+    if bool(row.get("leaked", False)):
+        marks += " · near-copy of a training image"
+    elif bool(row.get("near_duplicate", False)):
+        marks += " · near-duplicate"
+    return marks
+
+
+def unfamiliar_words(less_familiar_than: Any) -> str:
+    """``"less familiar than 99.7% of validation images"``, or :data:`MISSING`."""
+    if _missing(less_familiar_than):
+        return MISSING
+    return f"less familiar than {float(less_familiar_than):.1f}% of validation images"
+
+
+def unfamiliar_warning(less_familiar_than: float) -> str:
+    """The warning above a prediction for an image unlike the model's training images, in
+    words a non-expert reads."""
+    return (
+        "This image is unlike the images this model was trained on "
+        f"({unfamiliar_words(less_familiar_than)}), so its answer and its maps may mean "
+        "nothing."
+    )
 
 
 def quality_note(evaluation: Mapping[str, Any]) -> str:

@@ -22,6 +22,7 @@ __all__ = [
     "confidence_histogram",
     "confusion_figure",
     "difference_figure",
+    "embedding_figure",
     "figure_html",
     "perturbation_figure",
     "probability_figure",
@@ -371,5 +372,104 @@ def reliability_figure(bins: pd.DataFrame, ece: float) -> go.Figure:
         margin=_MARGIN,
         height=520,
         legend={"orientation": "h", "y": 1.08},
+    )
+    return figure
+
+
+_PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+
+
+def embedding_figure(
+    coords: np.ndarray,
+    values: pd.Series,
+    label: str,
+    hover: Sequence[str],
+    marks: Sequence[tuple[float, float, str]] = (),
+) -> go.Figure:
+    """The 2-D map of an analysis: one WebGL point per image, coloured by ``values``.
+
+    Args:
+        coords: ``(N, 2)`` positions.
+        values: ``(N,)`` what colours the points: numbers get a colour scale, anything else
+            (classes, verdicts, yes/no) a colour and a legend entry per value.
+        label: what ``values`` are (legend or colour-bar title).
+        hover: ``(N,)`` text shown on hover (e.g. file, true and predicted class).
+        marks: extra points ``(x, y, name)`` drawn as stars on top (uploaded photos).
+
+    Returns:
+        A figure whose points carry their row index as ``customdata`` (for selections).
+    """
+    rows = np.arange(len(coords))
+    figure = go.Figure()
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if numeric:
+        shown = values.to_numpy(dtype=float)
+        figure.add_trace(
+            go.Scattergl(
+                x=coords[:, 0],
+                y=coords[:, 1],
+                mode="markers",
+                customdata=rows,
+                hovertext=list(hover),
+                hoverinfo="text",
+                marker={
+                    "color": np.where(np.isfinite(shown), shown, np.nan),
+                    "colorscale": "Viridis",
+                    "size": 6,
+                    "colorbar": {"title": label},
+                },
+                name=label,
+                showlegend=False,
+            )
+        )
+    else:
+        names = values.astype(str).fillna("–").to_numpy()
+        for i, name in enumerate(pd.unique(names)):
+            chosen = names == name
+            figure.add_trace(
+                go.Scattergl(
+                    x=coords[chosen, 0],
+                    y=coords[chosen, 1],
+                    mode="markers",
+                    customdata=rows[chosen],
+                    hovertext=[h for h, c in zip(hover, chosen, strict=True) if c],
+                    hoverinfo="text",
+                    marker={"color": _PALETTE[i % len(_PALETTE)], "size": 6},
+                    name=str(name),
+                )
+            )
+    for x, y, name in marks:
+        figure.add_trace(
+            go.Scatter(
+                x=[x],
+                y=[y],
+                mode="markers+text",
+                text=[name],
+                textposition="top center",
+                marker={"symbol": "star", "size": 18, "color": "#000", "line": {"width": 1}},
+                name=name,
+                hoverinfo="text",
+                hovertext=[f"{name} (your photo)"],
+            )
+        )
+    figure.update_layout(
+        margin=_MARGIN,
+        height=560,
+        legend={"title": {"text": label}},
+        xaxis={"visible": False},
+        yaxis={"visible": False, "scaleanchor": "x"},
+        dragmode="lasso",
+        title="Validation images by what the model sees (t-SNE of its features)",
     )
     return figure

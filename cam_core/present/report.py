@@ -18,7 +18,12 @@ from cam_core.methods import primary_method
 from cam_core.modelling.model_files import ModelCard, read_card
 from cam_core.present.display import display_value, map_note, method_title, quality_note
 from cam_core.present.overlay import encode_png, overlay
-from cam_core.present.summaries import headline_metrics, model_card_rows
+from cam_core.present.summaries import (
+    Headline,
+    finding_headlines,
+    headline_metrics,
+    model_card_rows,
+)
 from cam_core.present.tables import DisplayTable, per_class_display, quality_display
 from cam_core.review.reviews import VERDICTS, load_reviews, reviews_table
 from cam_core.review.selection import errors
@@ -109,6 +114,26 @@ def _quality_html(art: Artifacts) -> str:
         return '<p class="muted">This analysis was run without the quality metrics.</p>'
     note = html.escape(quality_note(art.manifest.evaluation))
     return f'{_display_html(quality_display(art.manifest))}<p class="muted">{note}</p>'
+
+
+def _cards_html(headlines: list[Headline]) -> str:
+    cards = "".join(
+        f'<div class="card" title="{html.escape(h.help)}">{html.escape(h.label)}'
+        f"<b>{html.escape(h.value)}</b></div>"
+        for h in headlines
+    )
+    return f'<div class="cards">{cards}</div>'
+
+
+def _findings_html(art: Artifacts) -> str:
+    headlines = finding_headlines(art.table, art.manifest)
+    if not headlines:
+        return (
+            '<p class="muted">This analysis has no features (made before artifact format 3); '
+            "re-running the analysis adds familiarity and near-duplicates.</p>"
+        )
+    notes = "".join(f"<li>{html.escape(h.label)}: {html.escape(h.help)}</li>" for h in headlines)
+    return f'{_cards_html(headlines)}<ul class="muted">{notes}</ul>'
 
 
 def _error_cards(art: Artifacts, top_n: int, colorscale: str, method: str) -> str:
@@ -203,11 +228,7 @@ def build_report(
     for name, reason in manifest.unavailable.items():
         title = method_title(name, manifest.methods)
         map_text += f" {html.escape(title)} is not offered for this model: {html.escape(reason)}."
-    cards = "".join(
-        f'<div class="card" title="{html.escape(h.help)}">{html.escape(h.label)}'
-        f"<b>{html.escape(h.value)}</b></div>"
-        for h in headline_metrics(art.table, shown)
-    )
+    cards = _cards_html(headline_metrics(art.table, shown))
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>CAM Lens report</title>
@@ -216,10 +237,11 @@ def build_report(
 <p class="muted">Generated {now} from {html.escape(str(art.folder))}
 (analysis of {html.escape(art.manifest.created_at)}).</p>
 <h2>Model</h2>{_card_html(card, art.manifest.model_dir)}
-<h2>Validation metrics</h2><div class="cards">{cards}</div>
+<h2>Validation metrics</h2>{cards}
 <h3>Per class</h3>{_display_html(per_class_display(art.table, manifest.classes))}
 <h3>Confusion matrix</h3>{_confusion_html(confusion_matrix(art.table, manifest.classes))}
 <h2>Explanation quality</h2>{_quality_html(art)}
+<h2>Where the model is on unfamiliar ground</h2>{_findings_html(art)}
 <h2>Top {top_n} errors by loss</h2>
 <p class="muted">Maps of {html.escape(record.title)}: red is where the evidence
 for that class is strongest. {map_text}</p>

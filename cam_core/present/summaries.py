@@ -11,11 +11,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from cam_core.analysis.artifacts import Manifest
 from cam_core.evaluation.metrics import summary
 from cam_core.modelling.model_files import ModelCard
 from cam_core.present.display import display_value
 
-__all__ = ["Headline", "breed_table", "headline_metrics", "model_card_rows"]
+__all__ = ["Headline", "breed_table", "finding_headlines", "headline_metrics", "model_card_rows"]
 
 
 @dataclass(frozen=True)
@@ -143,3 +144,36 @@ def breed_table(table: pd.DataFrame, method: str) -> pd.DataFrame:
         )
     frame = pd.DataFrame(rows).set_index("breed")
     return frame.sort_values(["error_rate", "n"], ascending=[False, False], kind="stable")
+
+
+def finding_headlines(table: pd.DataFrame, manifest: Manifest) -> list[Headline]:
+    """Unfamiliar images, near-duplicate pairs and images leaked from training (format 3);
+    an empty list for an analysis made before features were stored."""
+    if "unfamiliar" not in table.columns:
+        return []
+    record = manifest.familiarity
+    duplicates = manifest.duplicates
+    scored = record is not None and record.available
+    share = display_value("percent", table["unfamiliar"].mean()) if scored else "–"
+    reference = record.reference if record is not None and record.reference else "none"
+    checked = bool(duplicates.get("checked_against_training"))
+    return [
+        Headline(
+            "Unfamiliar images",
+            f"{int(table['unfamiliar'].sum())} ({share})" if scored else "–",
+            "Less familiar to the model than 95% of the validation images (reference: "
+            f"{reference}); its answers on them may mean nothing.",
+        ),
+        Headline(
+            "Near-duplicate pairs",
+            display_value("count", duplicates.get("validation_pairs")),
+            "Pairs of validation images that are near-copies of each other.",
+        ),
+        Headline(
+            "Leaked from training",
+            display_value("count", duplicates.get("leaked_images")) if checked else "–",
+            "Validation images that are near-copies of a training image: they say little "
+            "about how the model generalises."
+            + ("" if checked else " (not checked: the training images are not known)"),
+        ),
+    ]

@@ -277,9 +277,15 @@ def _review(row: Sequence[object]) -> Review:
     )
 
 
+FINDINGS = ("unfamiliar", "less_familiar_than", "near_duplicate", "leaked")
+"""Columns of the analysis (format 3) that exports carry along: is the image unfamiliar to
+the model, how much, and does it have a near-copy (among validation or training images)."""
+
+
 def reviews_table(table: pd.DataFrame, reviews: dict[str, Review]) -> pd.DataFrame:
     """The analysis table's rows with a verdict, joined with it: path, given label, predicted,
-    confidence, verdict, corrected label, tags, note, reviewer, when."""
+    confidence, verdict, corrected label, tags, note, reviewer, when, and the image's
+    familiarity and near-copy findings where the analysis has them."""
     columns = [
         "row", "path", "label", "pred", "confidence", "verdict", "corrected_label", "tags",
         "note", "reviewer", "updated_at",
@@ -311,7 +317,10 @@ def reviews_table(table: pd.DataFrame, reviews: dict[str, Review]) -> pd.DataFra
                 "updated_at": review.updated_at,
             }
         )
-    return pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=columns)
+    for column in (c for c in FINDINGS if c in table.columns):
+        frame[column] = table.loc[reviewed.index, column].to_numpy()
+    return frame
 
 
 def export_bytes(frame: pd.DataFrame, fmt: str = "csv") -> bytes:

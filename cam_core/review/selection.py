@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 __all__ = [
@@ -17,6 +18,8 @@ __all__ = [
     "filter_predictions",
     "page_count",
     "page_of",
+    "rows_from_text",
+    "rows_to_text",
 ]
 
 SORT_COLUMNS = ("loss", "confidence", "path", "label_quality")
@@ -49,6 +52,10 @@ class GalleryFilter:
         tag: keep images whose review carries this tag (needs ``review_tags``).
         suspected_only: keep suspected label errors (needs ``label_issue_rank``).
         breeds: keep these breeds (needs ``breed``; empty: all).
+        unfamiliar_only: keep images beyond the familiarity threshold (needs ``unfamiliar``).
+        duplicates_only: keep images with a near-duplicate among the validation or training
+            images (needs ``near_duplicate`` and ``leaked``).
+        rows: keep these table rows (a selection made on the embedding map; empty: all).
     """
 
     confidence: tuple[float, float] = (0.0, 1.0)
@@ -61,6 +68,9 @@ class GalleryFilter:
     tag: str = ""
     suspected_only: bool = False
     breeds: tuple[str, ...] = ()
+    unfamiliar_only: bool = False
+    duplicates_only: bool = False
+    rows: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if self.correctness not in CORRECTNESS:
@@ -93,6 +103,9 @@ class GalleryFilter:
             "tag": self.tag,
             "suspected": "1" if self.suspected_only else "",
             "breed": ",".join(self.breeds),
+            "unfamiliar": "1" if self.unfamiliar_only else "",
+            "duplicates": "1" if self.duplicates_only else "",
+            "rows": rows_to_text(self.rows),
         }
         return {name: value for name, value in query.items() if value}
 
@@ -103,6 +116,9 @@ class GalleryFilter:
 
         def listed(name: str) -> tuple[str, ...]:
             return tuple(v for v in str(query.get(name, "")).split(",") if v)
+
+        def flag(name: str) -> bool:
+            return str(query.get(name, "")) in ("1", "true", "yes")
 
         confidence = (0.0, 1.0)
         try:
@@ -125,8 +141,11 @@ class GalleryFilter:
             ascending=ascending,
             verdicts=listed("verdict"),
             tag=str(query.get("tag", "")).strip(),
-            suspected_only=str(query.get("suspected", "")) in ("1", "true", "yes"),
+            suspected_only=flag("suspected"),
             breeds=listed("breed"),
+            unfamiliar_only=flag("unfamiliar"),
+            duplicates_only=flag("duplicates"),
+            rows=rows_from_text(str(query.get("rows", ""))),
         )
 
 
@@ -151,7 +170,45 @@ def filter_predictions(table: pd.DataFrame, flt: GalleryFilter) -> pd.DataFrame:
         keep &= table["label_issue_rank"].notna()
     if flt.breeds:
         keep &= table["breed"].isin(flt.breeds) if "breed" in table else False
+    if flt.unfamiliar_only:
+        keep &= table["unfamiliar"].astype(bool) if "unfamiliar" in table else False
+    if flt.duplicates_only:
+        has = [c for c in ("near_duplicate", "leaked") if c in table]
+        keep &= table[has].any(axis=1) if has else False
+    if flt.rows:
+        chosen = np.zeros(len(table), dtype=bool)
+        picked = np.array([r for r in flt.rows if 0 <= r < len(table)], dtype=int)
+        chosen[picked] = True
+        keep &= chosen
     return table[keep].sort_values(flt.sort_by, ascending=flt.ascending, kind="stable")
+
+
+def rows_to_text(rows: tuple[int, ...]) -> str:
+    """Rows as compact ranges for a link: ``(0, 1, 2, 5, 9, 10)`` → ``"0-2,5,9-10"``."""
+    ordered = sorted(set(rows))
+    parts: list[str] = []
+    start = previous = None
+    for row in [*ordered, None]:
+        if row is not None and previous is not None and row == previous + 1:
+            previous = row
+            continue
+        if start is not None:
+            parts.append(str(start) if start == previous else f"{start}-{previous}")
+        start = previous = row
+    return ",".join(parts)
+
+
+def rows_from_text(text: str) -> tuple[int, ...]:
+    """The inverse of :func:`rows_to_text`; parts that are not rows or ranges are skipped."""
+    rows: list[int] = []
+    for part in text.split(","):
+        low, _, high = part.strip().partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            continue
+        end = int(high) if high else int(low)
+        if end >= int(low):
+            rows.extend(range(int(low), min(end, int(low) + 10_000_000) + 1))
+    return tuple(sorted(set(rows)))
 
 
 def errors(table: pd.DataFrame, by: str = "loss") -> pd.DataFrame:

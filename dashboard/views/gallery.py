@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from cam_core.present.display import finding_marks
 from cam_core.review.reviews import VERDICTS
 from cam_core.review.selection import (
     SORT_ORDERS,
@@ -60,7 +61,6 @@ with st.container(border=True):
         help="Images whose given label is likely wrong, by confident learning (cleanlab) on "
         "the predicted probabilities; sort by 'suspected label error first' to rank them.",
     )
-
     if "breed" in table:
         row3[3].multiselect(
             "Breed",
@@ -68,6 +68,26 @@ with st.container(border=True):
             key=state.GALLERY_BREEDS,
             placeholder="all breeds",
         )
+    if "unfamiliar" in table:
+        row4 = st.columns([1.5, 1.5, 3])
+        row4[0].toggle(
+            "Unfamiliar only",
+            key=state.GALLERY_UNFAMILIAR,
+            help="Images less familiar to the model than 95% of the validation images: unlike "
+            "what it was trained on, so its answer may mean nothing.",
+        )
+        row4[1].toggle(
+            "Near-duplicates only",
+            key=state.GALLERY_DUPLICATES,
+            help="Images with a near-copy among the validation images, or among the training "
+            "images (leakage).",
+        )
+    if st.session_state.get(state.GALLERY_ROWS):
+        chosen = st.columns([4, 1], vertical_alignment="center")
+        chosen[0].info("Showing only the images selected on the Embedding map.")
+        if chosen[1].button("Show all", key="gal_rows_clear"):
+            st.session_state[state.GALLERY_ROWS] = ""
+            st.rerun()
 
 flt = state.gallery_filter()
 matched = filter_predictions(table, flt)
@@ -108,6 +128,7 @@ for slot, (index, row) in enumerate(rows.iterrows()):
     mark = "" if row["correct"] else f" ✗ true {row['label']}"
     if not pd.isna(row["label_issue_rank"]):
         mark += f" · suspected label error #{int(row['label_issue_rank'])}"
+    mark += finding_marks(row)
     with columns[slot % 5]:
         st.image(png, caption=f"{row['pred']} ({row['confidence']:.2f}){mark}", width="stretch")
         review_panel.quick_verdict(

@@ -9,7 +9,7 @@ import streamlit as st
 from cam_core.errors import CamLensError
 from cam_core.modelling.model_files import ModelCard
 from cam_core.present.figures import figure_html
-from cam_core.present.summaries import headline_metrics, model_card_rows
+from cam_core.present.summaries import finding_headlines, headline_metrics, model_card_rows
 from cam_core.present.tables import per_class_display
 from cam_core.review.reviews import export_bytes, reviews_table, verdict_counts
 from cam_core.review.selection import GalleryFilter
@@ -31,6 +31,15 @@ links.share("overview", ctx)
 cols = st.columns(5)
 for col, headline in zip(cols, headline_metrics(table, ctx.method), strict=False):
     col.metric(headline.label, headline.value, help=headline.help)
+
+findings = finding_headlines(table, manifest)
+if findings:
+    with st.container(border=True):
+        st.markdown("**Familiar ground** · odd ones out and near-copies (Embedding map)")
+        for col, headline in zip(st.columns(4), findings, strict=False):
+            col.metric(headline.label, headline.value, help=headline.help)
+        if st.columns(4)[3].button("Embedding map", key="overview_embedding"):
+            pages.go("embedding")
 
 reviews = review_panel.reviews(ctx)
 reviewed = reviews_table(table, reviews)

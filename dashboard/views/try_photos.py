@@ -7,12 +7,12 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image
 
-from cam_core.analysis.predict import predict_images
+from cam_core.analysis.predict import placed, predict_images
 from cam_core.errors import CamLensError
 from cam_core.intake.fetch import FetchConfig, fetch_image
 from cam_core.intake.images import decode_image
 from cam_core.modelling.model_files import LoadedModel
-from cam_core.present.display import display_value
+from cam_core.present.display import display_value, unfamiliar_warning, unfamiliar_words
 from cam_core.present.figures import figure_html, probability_figure
 from dashboard import resources, sidebar, widgets
 
@@ -68,11 +68,22 @@ try:
 except CamLensError as exc:
     st.error(f"{ctx.record.title} cannot explain this model: {exc}")
     st.stop()
+ground = resources.familiar_ground(ctx.key, ctx.version)
+if isinstance(ground, str):
+    st.caption(f"No familiarity figure for these photos: {ground}")
+else:
+    predictions = placed(predictions, ground)
 for n, prediction in enumerate(predictions):
     with st.container(border=True):
         name = Path(prediction.source).name if "://" not in prediction.source else prediction.source
         confidence = display_value("probability", prediction.probs.max())
+        where = prediction.placement
+        if where is not None and where.unfamiliar:
+            st.warning(unfamiliar_warning(where.less_familiar_than), icon=":material/warning:")
         st.subheader(f"{name}: {prediction.pred} ({confidence})")
+        if where is not None:
+            verdict = "unfamiliar" if where.unfamiliar else "familiar ground"
+            st.caption(f"Familiarity: {unfamiliar_words(where.less_familiar_than)} ({verdict}).")
         top = st.columns([1, 2])
         top[0].image(prediction.view, caption="model input", width="stretch")
         bars = probability_figure(prediction.classes, prediction.probs)
@@ -95,3 +106,19 @@ for n, prediction in enumerate(predictions):
             key=f"try_{n}",
             record=ctx.record,
         )
+
+marks = tuple(
+    (p.placement.coords[0], p.placement.coords[1], Path(p.source).name[:24])
+    for p in predictions
+    if p.placement is not None and p.placement.coords is not None
+)
+if marks:
+    st.subheader("Where your photos land")
+    st.plotly_chart(
+        resources.embedding_fig(ctx.key, ctx.version, "label", "true class", marks),
+        key="try_map",
+    )
+    st.caption(
+        "The validation images by what the model sees (Embedding map), your photos as stars: "
+        "placed among the images whose features are nearest to theirs."
+    )
