@@ -288,7 +288,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     model = load_model(args.model, args.device)
     ground, missing = familiar_ground_for(args.model, model.card.weights_sha256, args.artifacts)
     if ground is None:
-        log.warning("%s", missing)
+        print(f"note: {missing}", file=sys.stderr)
     method = args.method or default_method(model.net)
     layer = args.layer or model.card.layer
     fetch_cfg = FetchConfig(allow_private=args.allow_private_urls)

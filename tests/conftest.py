@@ -132,8 +132,8 @@ def imported_home(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Datase
 
 @pytest.fixture(scope="session")
 def trained_species_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A demo species model that has really learned (the demo preset on 1,200 images, ~35 s),
-    analysed with exact CAM only: ``model/`` and ``artifacts/``."""
+    """The trained species demo (the demo preset on its 2,004 images, about a minute), analysed
+    with exact CAM only: ``model/`` and ``artifacts/``."""
     from dataclasses import replace
 
     from cam_core.analysis.demo import demo_configs
@@ -142,11 +142,7 @@ def trained_species_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     run = tmp_path_factory.mktemp("trained_species")
     data_cfg, train_cfg = demo_configs(False, "species")
-    data_cfg = replace(
-        data_cfg,
-        demo=replace(data_cfg.demo, n_per_breed=200),
-        cache_root=tmp_path_factory.mktemp("trained_cache"),
-    )
+    data_cfg = replace(data_cfg, cache_root=tmp_path_factory.mktemp("trained_cache"))
     dataset = load_dataset(data_cfg)
     train_model(dataset, train_cfg, run / "model", console=False)
     analyze(

@@ -38,6 +38,7 @@ TEXTS = {
     "gallery": "images match the filter",
     "review": "judged",
     "breeds": "Worst errors per breed",
+    "embedding": "Odd ones out and near-copies",
     "compare": "insertion AUC:",
     "quality": "Deletion and insertion, step by step",
     "calibration": "Confidently wrong",

@@ -473,6 +473,7 @@ def _link_examples(art_table: pd.DataFrame) -> dict[str, str]:
         "image": str((wrong if len(wrong) else art_table)["path"].iloc[0]).rsplit("/", 1)[-1],
         "class": str(art_table["label"].iloc[-1]),
         "threshold": "0.75",
+        "colour": "confidence",
     }
 
 
@@ -485,6 +486,9 @@ GALLERY_LINK = {
     "tag": "odd",
     "suspected": "1",
     "breed": "Tabby,Bengal",
+    "unfamiliar": "1",
+    "duplicates": "1",
+    "rows": "0-3,7",
 }
 
 
@@ -529,3 +533,78 @@ def test_the_report_and_the_pages_show_the_same_values(app: AppTest, quick_run: 
     assert set(quality.loc[[t for t in quality.index if "baseline" in t], "sanity"]) == {"–"}
     accuracy = next(m.value for m in overview.metric if m.label == "Accuracy")
     assert f"<b>{accuracy}</b>" in html
+
+
+def test_embedding_map_colours_counts_and_an_old_analysis(
+    app: AppTest, quick_run: Path, tmp_path: Path
+) -> None:
+    import json
+
+    at = _open(app, "views/embedding.py")
+    options = at.selectbox(key="emb_colour").options
+    assert {"true class", "familiarity", "verdict", "suspected label error"} <= set(options)
+    for colour in ("familiarity", "verdict", "correct or wrong"):
+        at.selectbox(key="emb_colour").set_value(colour).run()
+        assert not at.exception, colour
+        assert len(at.get("plotly_chart")) == 1
+    labels = {m.label for m in at.metric}
+    assert {"Unfamiliar images", "Near-duplicate pairs", "Leaked from training"} <= labels
+    at.button(key="emb_unfamiliar").click().run()
+    assert [t.value for t in at.title] == ["Gallery"]
+    table = read_artifacts(quick_run / "artifacts").table
+    assert _matched(at) == int(table["unfamiliar"].sum())
+    # An analysis made before features were stored: one sentence on how to get the map.
+    old = tmp_path / "old"
+    shutil.copytree(quick_run / "artifacts", old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    for name in manifest["extras"]:
+        manifest["files"].pop(name, None)
+    manifest.update(format_version=2, extras={}, familiarity=None, embedding={}, duplicates={})
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    at.selectbox(key="shared_choice").set_value("Another folder…").run()
+    at.text_input(key="shared_custom_dir").input(str(old)).run()
+    at = _open(at, "views/embedding.py")
+    assert any("re-running `python -m cam_core analyze` adds it" in i.value for i in at.info)
+
+
+def test_a_selection_from_the_map_opens_in_the_gallery_by_link(
+    quick_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CAM_LENS_HOME", str(quick_run.parents[1]))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params.update(
+        {"page": "gallery", "analysis": str(quick_run / "artifacts"), "rows": "0-2,5"}
+    )
+    at.run()
+    assert not at.exception
+    assert _matched(at) == 4
+    assert any("selected on the Embedding map" in i.value for i in at.info)
+    at.button(key="gal_rows_clear").click().run()
+    assert _matched(at) == len(read_artifacts(quick_run / "artifacts").table)
+
+
+def test_an_unfamiliar_upload_gets_a_warning_above_its_prediction(
+    trained_species_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import matplotlib.cbook as cbook
+
+    home = tmp_path / "home"
+    (home / "demo").mkdir(parents=True)
+    (home / "demo" / "species").symlink_to(trained_species_run)
+    monkeypatch.setenv("CAM_LENS_HOME", str(home))
+    with cbook.get_sample_data("grace_hopper.jpg") as handle:
+        person = handle.read()
+    cartoon = Path(str(read_artifacts(trained_species_run / "artifacts").table["path"].iloc[0]))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at = _open(at, "views/try_photos.py")
+    at.file_uploader(key="try_upload").set_value(
+        [("person.jpg", person, "image/jpeg"), ("cartoon.png", cartoon.read_bytes(), "image/png")]
+    ).run()
+    assert not at.exception
+    warnings = [w.value for w in at.warning]
+    assert len(warnings) == 1 and "unlike the images this model was trained on" in warnings[0]
+    familiarity = [c.value for c in at.caption if c.value.startswith("Familiarity:")]
+    assert len(familiarity) == 2 and "(unfamiliar)" in familiarity[0]
+    assert "(familiar ground)" in familiarity[1]
+    assert [s.value for s in at.subheader][-1] == "Where your photos land"

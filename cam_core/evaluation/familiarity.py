@@ -110,12 +110,19 @@ def unfamiliar_threshold(valid_scores: np.ndarray, quantile: float = THRESHOLD_Q
     """The familiarity below which an image counts as unfamiliar: less familiar than
     ``quantile`` of the validation images.
 
+    The conformal (finite-sample) quantile: the ``⌊(n + 1)(1 − quantile)⌋``-th lowest
+    validation score, so a new image drawn like the validation images is flagged with
+    probability at most ``1 − quantile``; with fewer than ``1 / (1 − quantile) − 1``
+    validation images nothing can be flagged (the threshold is ``-inf``).
+
     Raises:
         ValueError: no validation scores.
     """
     if len(valid_scores) == 0:
         raise ValueError("no validation images to set the familiarity threshold on")
-    return float(np.quantile(np.asarray(valid_scores, dtype=np.float64), 1.0 - quantile))
+    ordered = np.sort(np.asarray(valid_scores, dtype=np.float64))
+    k = int(np.floor((len(ordered) + 1) * (1.0 - quantile) + 1e-9))
+    return float(ordered[k - 1]) if k >= 1 else float("-inf")
 
 
 def less_familiar_than(scores: np.ndarray, valid_scores: np.ndarray) -> np.ndarray:

@@ -1,0 +1,135 @@
+"""The analysis as a whole on a demo model that has really learned: familiarity of real
+photos and of new demo images, near-copies, and predictions placed against the analysis."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cam_core.analysis.artifacts import read_artifacts
+from cam_core.analysis.findings import FamiliarGround, familiar_ground_for
+from cam_core.analysis.predict import placed, predict_images
+from cam_core.cli import main
+from cam_core.data.demo_data import BREEDS, draw_sample
+from cam_core.errors import ArtifactError
+from cam_core.modelling.model_files import load_model
+
+
+def _photos() -> list[tuple[str, Image.Image]]:
+    """Real photographs shipped by installed packages (matplotlib, scikit-learn)."""
+    import matplotlib.cbook as cbook
+    from sklearn.datasets import load_sample_images
+
+    with cbook.get_sample_data("grace_hopper.jpg") as handle:
+        photos = [("grace_hopper.jpg", Image.open(handle).convert("RGB"))]
+    sample = load_sample_images()
+    photos += [
+        (Path(name).name, Image.fromarray(array))
+        for name, array in zip(sample.filenames, sample.images, strict=True)
+    ]
+    return photos
+
+
+@pytest.fixture(scope="module")
+def ground(trained_species_run: Path) -> FamiliarGround:
+    return FamiliarGround(read_artifacts(trained_species_run / "artifacts"))
+
+
+def test_real_photographs_are_all_unfamiliar_to_the_demo_model(
+    trained_species_run: Path, ground: FamiliarGround
+) -> None:
+    model = load_model(trained_species_run / "model", "cpu")
+    predictions = placed(predict_images(model, _photos(), "cam", precision="fp32"), ground)
+    assert len(predictions) == 3
+    for prediction in predictions:
+        assert prediction.placement is not None and prediction.placement.unfamiliar
+        assert prediction.placement.less_familiar_than > 95
+        assert prediction.to_json()["unfamiliar"] is True
+
+
+def test_new_demo_images_are_rarely_flagged(
+    trained_species_run: Path, ground: FamiliarGround
+) -> None:
+    model = load_model(trained_species_run / "model", "cpu")
+    rng = random.Random(2024)  # images the model never saw, drawn like its data
+    fresh = [(f"new_{i}", draw_sample(BREEDS[i % 6], 96, rng)[0]) for i in range(300)]
+    found = placed(predict_images(model, fresh, "cam", batch_size=64, precision="fp32"), ground)
+    share = float(np.mean([p.placement is not None and p.placement.unfamiliar for p in found]))
+    # The threshold lets through at most 5% in expectation (conformal quantile of 240
+    # validation images); the benchmark measures the spread over seeds (QUALITY.md).
+    assert share <= 0.08, share
+
+
+def test_the_unmodified_demo_has_no_near_copies_and_placement_matches_the_table(
+    trained_species_run: Path, ground: FamiliarGround
+) -> None:
+    art = read_artifacts(trained_species_run / "artifacts")
+    assert art.manifest.duplicates["validation_pairs"] == 0
+    assert art.manifest.duplicates["leaked_images"] == 0
+    assert art.manifest.duplicates["checked_against_training"] is True
+    assert art.manifest.familiarity is not None
+    assert art.manifest.familiarity.reference == "training images"
+    flagged = art.table["unfamiliar"].mean()
+    assert 0.0 < flagged <= 0.05
+    features = np.asarray(art.array("features.npy"), np.float32)
+    again = ground.place(features)
+    np.testing.assert_allclose(
+        again.less_familiar_than, art.table["less_familiar_than"], atol=100 / len(art.table) + 1e-9
+    )
+    assert again.coords is not None and again.coords.shape == (len(art.table), 2)
+    # Placed at its own coordinates or very near (its nearest fitted neighbour is itself).
+    coords = np.asarray(art.array("embedding.npy"))
+    spread = coords.std(axis=0).mean()
+    assert np.median(np.linalg.norm(again.coords - coords, axis=1)) < 0.05 * spread
+
+
+def test_predict_prints_familiarity_from_the_analysis_beside_the_model(
+    trained_species_run: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("CAM_LENS_HOME", str(tmp_path / "empty_home"))
+    photo = tmp_path / "person.jpg"
+    _photos()[0][1].save(photo)
+    assert main(["predict", "--model", str(trained_species_run / "model"), str(photo)]) == 0
+    line = json.loads(capsys.readouterr().out.strip())
+    assert line["unfamiliar"] is True and line["familiarity_percentile"] > 95
+    # A copy of the model with no analysis anywhere: said once, fields left out.
+    alone = tmp_path / "alone" / "model"
+    shutil.copytree(trained_species_run / "model", alone)
+    assert main(["predict", "--model", str(alone), str(photo), str(photo)]) == 0
+    out = capsys.readouterr()
+    lines = [json.loads(x) for x in out.out.strip().splitlines()]
+    assert len(lines) == 2 and all("unfamiliar" not in x for x in lines)
+    assert out.err.count("no analysis of this model with familiarity") == 1
+    # Naming an analysis of other weights is one error line.
+    other = tmp_path / "other"
+    shutil.copytree(trained_species_run / "artifacts", other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    (other / "manifest.json").write_text(json.dumps({**manifest, "model_sha256": "0" * 64}))
+    code = main(["predict", "--model", str(alone), "--artifacts", str(other), str(photo)])
+    assert code == 2 and "other weights" in capsys.readouterr().err
+
+
+def test_an_analysis_without_features_says_how_to_get_them(
+    trained_species_run: Path, tmp_path: Path
+) -> None:
+    old = tmp_path / "old"
+    shutil.copytree(trained_species_run / "artifacts", old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    for name in manifest["extras"]:
+        manifest["files"].pop(name, None)
+    manifest.update(format_version=2, extras={}, familiarity=None, embedding={}, duplicates={})
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    art = read_artifacts(old)
+    assert art.array("features.npy") is None
+    with pytest.raises(ArtifactError, match="re-run `python -m cam_core analyze`"):
+        FamiliarGround(art)
+    ground, why = familiar_ground_for(
+        trained_species_run / "model", "f" * 64, None
+    )  # no analysis of these weights
+    assert ground is None and "no analysis of this model" in why
