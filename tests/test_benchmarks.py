@@ -60,7 +60,8 @@ def test_bench_dashboard_times_every_page_and_keeps_other_sections(tmp_path: Pat
         "bench_dashboard.py",
         *("--n", "120", "--classes", "8", "--side", "4", "--reps", "1", "--out", str(results)),
     )
-    assert len(summary["pages"]) == 10  # nine pages and the first load
+    assert len(summary["pages"]) == 11  # ten pages and the first load
+    assert summary["embedding_s"] > 0 and 0 < summary["upload_familiarity_ms"] < 10_000
     assert all(entry["first_visit_s"] > 0 for entry in summary["pages"].values())
     assert summary["rss_mb"] > 0 and summary["first_load_s"] > 0
     text = results.read_text()
