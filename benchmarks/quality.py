@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 import statistics
 import tempfile
 import time
@@ -20,11 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from machine import describe
+from PIL import Image, ImageFilter, ImageOps
 
-from cam_core.analysis.artifacts import read_manifest
+from cam_core.analysis.artifacts import read_artifacts, read_manifest
 from cam_core.analysis.demo import run_demo
+from cam_core.analysis.findings import FamiliarGround
+from cam_core.analysis.predict import placed, predict_images
+from cam_core.data.demo_data import BREEDS, draw_sample
+from cam_core.data.photos import installed_photos
 from cam_core.data.sources import TASKS
 from cam_core.evaluation.suite import verdicts
+from cam_core.methods import default_method
+from cam_core.modelling.model_files import load_model
 
 SEEDS = (42, 3, 7, 11, 23, 31, 57, 64, 99, 123)
 TUNED_ON = (
@@ -60,6 +68,7 @@ def one_run(task: str, seed: int, folder: Path, cache: Path) -> dict[str, Any]:
     run_demo(out, console=False, cache_root=cache, seed=seed, task=task)
     seconds = time.perf_counter() - start
     manifest = read_manifest(out / "artifacts")
+    familiar = familiar_ground_check(out, seed)
     judged = verdicts(manifest.quality)
     quality = {
         name: {
@@ -74,6 +83,40 @@ def one_run(task: str, seed: int, folder: Path, cache: Path) -> dict[str, Any]:
         "accuracy": manifest.metrics["accuracy"],
         "seconds": seconds,
         "quality": quality,
+        "familiarity": {
+            **familiar,
+            "validation_pairs": float(manifest.duplicates.get("validation_pairs", 0)),
+            "leaked_images": float(manifest.duplicates.get("leaked_images", 0)),
+        },
+    }
+
+
+def familiar_ground_check(run: Path, seed: int, n_new: int = 400) -> dict[str, float]:
+    """Shares flagged unfamiliar: installed real photographs, new demo images drawn like the
+    data (``n_new``, a seed of their own), and new demo images blurred, inverted and rotated."""
+    model = load_model(run / "model", "cpu")
+    art = read_artifacts(run / "artifacts")
+    ground = FamiliarGround(art)
+    method = default_method(model.net)
+    size = model.card.image_size
+
+    def flagged(images: list[Image.Image]) -> float:
+        named = [(str(i), image) for i, image in enumerate(images)]
+        found = placed(predict_images(model, named, method, 64, precision="fp32"), ground)
+        return statistics.fmean(
+            float(p.placement is not None and p.placement.unfamiliar) for p in found
+        )
+
+    rng = random.Random(10_000 + seed)
+    new = [draw_sample(BREEDS[i % len(BREEDS)], size, rng)[0] for i in range(n_new)]
+    some = new[: n_new // 2]
+    return {
+        "valid_flagged": float(art.table["unfamiliar"].mean()),
+        "photos_flagged": flagged([image for _, image in installed_photos()]),
+        "new_flagged": flagged(new),
+        "blur_flagged": flagged([im.filter(ImageFilter.GaussianBlur(4)) for im in some]),
+        "invert_flagged": flagged([ImageOps.invert(im) for im in some]),
+        "rot90_flagged": flagged([im.rotate(90) for im in some]),
     }
 
 
@@ -124,6 +167,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         "is better; faithful / sanity passed: share of seeds (1.00 = every seed).",
         "",
     ]
+    lines += _familiarity_markdown(result["runs"])
     for task, entry in result["summary"].items():
         metrics = [m for m in COLUMNS if any(m in v for k, v in entry.items() if k != "accuracy")]
         lines += [
@@ -139,6 +183,34 @@ def render_markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _familiarity_markdown(runs: list[dict[str, Any]]) -> list[str]:
+    """Familiar ground per run: shares flagged unfamiliar and near-copies found."""
+    measured = [r for r in runs if "familiarity" in r]
+    if not measured:
+        return []
+    lines = [
+        "Familiar ground (#19): share flagged unfamiliar of the validation images (5% by "
+        "construction), of installed real photographs (3: a portrait, a temple, a flower), of "
+        "400 new demo images drawn like the data (target: at most 6%), and of 200 new demo "
+        "images blurred (Gaussian, 4 px), inverted and rotated by 90° (no target); "
+        "near-duplicate pairs among the validation images and validation images leaked from "
+        "training (none planted).",
+        "",
+        "| task | seed | validation | real photos | new demo images | blurred | inverted "
+        "| rotated | near-duplicate pairs | leaked |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for run in measured:
+        f = run["familiarity"]
+        lines.append(
+            f"| {run['task']} | {run['seed']} | {f['valid_flagged']:.1%} | "
+            f"{f['photos_flagged']:.0%} | {f['new_flagged']:.1%} | {f['blur_flagged']:.0%} | "
+            f"{f['invert_flagged']:.0%} | {f['rot90_flagged']:.0%} | "
+            f"{f['validation_pairs']:.0f} | {f['leaked_images']:.0f} |"
+        )
+    return [*lines, ""]
 
 
 COLUMNS = (

@@ -10,30 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from cam_core.analysis.artifacts import read_artifacts
 from cam_core.analysis.findings import FamiliarGround, familiar_ground_for
 from cam_core.analysis.predict import placed, predict_images
 from cam_core.cli import main
 from cam_core.data.demo_data import BREEDS, draw_sample
+from cam_core.data.photos import installed_photos
 from cam_core.errors import ArtifactError
 from cam_core.modelling.model_files import load_model
-
-
-def _photos() -> list[tuple[str, Image.Image]]:
-    """Real photographs shipped by installed packages (matplotlib, scikit-learn)."""
-    import matplotlib.cbook as cbook
-    from sklearn.datasets import load_sample_images
-
-    with cbook.get_sample_data("grace_hopper.jpg") as handle:
-        photos = [("grace_hopper.jpg", Image.open(handle).convert("RGB"))]
-    sample = load_sample_images()
-    photos += [
-        (Path(name).name, Image.fromarray(array))
-        for name, array in zip(sample.filenames, sample.images, strict=True)
-    ]
-    return photos
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +30,7 @@ def test_real_photographs_are_all_unfamiliar_to_the_demo_model(
     trained_species_run: Path, ground: FamiliarGround
 ) -> None:
     model = load_model(trained_species_run / "model", "cpu")
-    predictions = placed(predict_images(model, _photos(), "cam", precision="fp32"), ground)
+    predictions = placed(predict_images(model, installed_photos(), "cam", precision="fp32"), ground)
     assert len(predictions) == 3
     for prediction in predictions:
         assert prediction.placement is not None and prediction.placement.unfamiliar
@@ -94,7 +79,7 @@ def test_predict_prints_familiarity_from_the_analysis_beside_the_model(
 ) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("CAM_LENS_HOME", str(tmp_path / "empty_home"))
     photo = tmp_path / "person.jpg"
-    _photos()[0][1].save(photo)
+    installed_photos()[0][1].save(photo)
     assert main(["predict", "--model", str(trained_species_run / "model"), str(photo)]) == 0
     line = json.loads(capsys.readouterr().out.strip())
     assert line["unfamiliar"] is True and line["familiarity_percentile"] > 95
