@@ -199,6 +199,13 @@ def _add_analyze(sub: Subcommands) -> None:
         help="logits and exact CAM: auto (bf16 + channels_last on a CPU with native bf16, "
         "fp16 on CUDA, else fp32), fp32, bf16 or fp16 (default: auto)",
     )
+    analyze.add_argument(
+        "--reference-n",
+        type=_positive,
+        default=5000,
+        help="training images (a seeded sample) whose features say what the model knows: the "
+        "reference of familiarity and of the leakage check (default: %(default)s)",
+    )
     analyze.add_argument("--out", type=Path, required=True, help="artifact folder to write")
 
 
@@ -218,6 +225,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         layer=args.layer,
         quality=None if args.no_quality else QualityConfig(sample_n=args.quality_n),
         precision=args.precision,
+        reference_n=args.reference_n,
     )
     if launched():  # one of several processes started by torchrun
         sharded = sharded_analyze(args.model, args.out, data_cfg, cfg)
