@@ -213,7 +213,7 @@ def class_map_fig(
     return class_map_figure(cam, view, title, colorscale, opacity, zmin, zmax)
 
 
-@st.cache_data(max_entries=8, show_spinner="Drawing the map…")
+@st.cache_resource(max_entries=8, show_spinner="Drawing the map…")
 def embedding_fig(
     folder: str,
     version: float,
@@ -222,7 +222,8 @@ def embedding_fig(
     marks: tuple[tuple[float, float, str], ...] = (),
 ) -> go.Figure:
     """The analysis's 2-D map coloured by one table column, with ``marks`` (uploaded photos)
-    as stars."""
+    as stars; one shared figure per choice (never modify it): copying 100,000 points out of
+    ``st.cache_data`` on every rerun would cost more than drawing them."""
     art = artifacts(folder, version)
     coords = np.asarray(art.array(EMBEDDING_FILE), dtype=np.float32)
     table = art.table

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from cam_core.analysis.artifacts import read_artifacts
 from cam_core.analysis.findings import FamiliarGround, familiar_ground_for
@@ -118,3 +119,45 @@ def test_an_analysis_without_features_says_how_to_get_them(
         trained_species_run / "model", "f" * 64, None
     )  # no analysis of these weights
     assert ground is None and "no analysis of this model" in why
+
+
+def test_copies_of_training_images_planted_among_the_validation_images_are_leaks(
+    trained_species_run: Path, tmp_path: Path
+) -> None:
+    import io
+
+    from cam_core.analysis.cams import explain_files
+    from cam_core.analysis.findings import find
+    from cam_core.evaluation.familiarity import REFERENCE_ANALYSED, REFERENCE_TRAINING
+
+    art = read_artifacts(trained_species_run / "artifacts")
+    model = load_model(trained_species_run / "model", "cpu")
+    reference = art.extra_table("reference.parquet")
+    assert reference is not None
+    training = [Path(p) for p in reference["path"].iloc[:60]]
+    validation = [Path(p) for p in art.table["path"].iloc[:60]]
+    planted = []
+    for i, source in enumerate(training[:4]):
+        image = Image.open(source).convert("RGB")
+        copy = [
+            image,
+            image.resize((160, 160)),
+            image.crop((4, 4, 92, 92)),
+            image,
+        ][i]
+        target = tmp_path / f"copy_{i}.{'jpg' if i == 3 else 'png'}"
+        buffer = io.BytesIO()
+        copy.save(buffer, format="JPEG" if i == 3 else "PNG", quality=70)
+        target.write_bytes(buffer.getvalue())
+        planted.append(target)
+    analysed = explain_files(model, [*validation, *planted], (), num_workers=0, precision="fp32")
+    trained = explain_files(model, training, (), num_workers=0, precision="fp32")
+    found = find(analysed, trained, REFERENCE_TRAINING)
+    assert list(np.flatnonzero(found.columns["leaked"])) == [60, 61, 62, 63]
+    leaks = found.pairs[found.pairs["kind"] == "training"]
+    assert sorted(zip(leaks["row"], leaks["other"], strict=True)) == [(60 + i, i) for i in range(4)]
+    assert found.duplicates["leaked_images"] == 4 and found.familiarity.n_reference == 60
+    # Without training images the analysed ones are their own reference: nothing is a leak.
+    alone = find(analysed, None, REFERENCE_ANALYSED)
+    assert not alone.columns["leaked"].any() and alone.familiarity.reference == REFERENCE_ANALYSED
+    assert alone.duplicates["checked_against_training"] is False
