@@ -65,3 +65,17 @@ def test_method_titles_for_records_registry_and_baselines() -> None:
     assert method_title("gradcam", records) == "My Grad-CAM"
     assert method_title("cam", records) == "CAM (exact)"
     assert method_title("centre", records) == BASELINE_TITLES["centre"]
+
+
+def test_cards_mark_unfamiliar_images_and_near_copies() -> None:
+    from cam_core.present.display import finding_marks, unfamiliar_warning
+
+    assert finding_marks({"unfamiliar": False, "near_duplicate": False, "leaked": False}) == ""
+    assert finding_marks({"unfamiliar": True, "less_familiar_than": 99.71}) == (
+        " · unfamiliar (less familiar than 99.7% of validation images)"
+    )
+    assert finding_marks({"near_duplicate": True}) == " · near-duplicate"
+    assert finding_marks({"near_duplicate": True, "leaked": True}) == (
+        " · near-copy of a training image"
+    )
+    assert "unlike the images this model was trained on" in unfamiliar_warning(100.0)

@@ -75,3 +75,10 @@ def test_normalised_rows_and_the_record_round_trip() -> None:
     assert not FamiliarityRecord("", note="no reference").available
     with pytest.raises(ValueError, match="at least 2 reference images"):
         FamiliarityIndex.fit(np.ones((1, 3)))
+
+
+def test_k_never_exceeds_the_other_reference_images() -> None:
+    reference = _clusters(5, 4)
+    assert FamiliarityIndex(reference, 10, 0.1).k == 4
+    index, own = FamiliarityIndex.fit(reference, 10)
+    assert index.k == 4 and own.shape == (5,)

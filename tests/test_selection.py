@@ -100,3 +100,35 @@ def test_the_breed_filter_keeps_only_those_breeds() -> None:
     kept = filter_predictions(table, GalleryFilter(breeds=("Bengal", "pug")))
     assert list(kept["breed"]) == ["Bengal", "pug"]  # highest loss first
     assert filter_predictions(table.drop(columns="breed"), GalleryFilter(breeds=("pug",))).empty
+
+
+def test_rows_travel_as_compact_ranges_and_select_exactly_those_rows() -> None:
+    from cam_core.review.selection import rows_from_text, rows_to_text
+
+    assert rows_to_text((10, 0, 1, 2, 5, 9, 2)) == "0-2,5,9-10"
+    assert rows_to_text(()) == "" and rows_to_text((7,)) == "7"
+    assert rows_from_text("0-2,5,9-10") == (0, 1, 2, 5, 9, 10)
+    assert rows_from_text("3-1,x,4-,-2, 6 ") == (6,)  # reversed, junk and halves are skipped
+    flt = GalleryFilter(rows=(0, 1, 2, 5))
+    assert GalleryFilter.from_query(flt.to_query()) == flt
+    kept = filter_predictions(
+        _table(), GalleryFilter(rows=(1, 4, 99), sort_by="path", ascending=True)
+    )
+    assert list(kept["path"]) == ["/d/b.png", "/d/e.png"]
+
+
+def test_unfamiliar_and_near_duplicate_filters() -> None:
+    table = _table().assign(
+        unfamiliar=[True, False, False, True, False, False],
+        near_duplicate=[False, True, False, False, False, False],
+        leaked=[False, False, False, False, True, False],
+    )
+    odd = filter_predictions(
+        table, GalleryFilter(unfamiliar_only=True, sort_by="path", ascending=True)
+    )
+    assert list(odd["path"]) == ["/d/a.png", "/d/d.png"]
+    copies = filter_predictions(
+        table, GalleryFilter(duplicates_only=True, sort_by="path", ascending=True)
+    )
+    assert list(copies["path"]) == ["/d/b.png", "/d/e.png"]
+    assert filter_predictions(_table(), GalleryFilter(unfamiliar_only=True)).empty

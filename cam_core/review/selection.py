@@ -202,8 +202,8 @@ def rows_from_text(text: str) -> tuple[int, ...]:
     """The inverse of :func:`rows_to_text`; parts that are not rows or ranges are skipped."""
     rows: list[int] = []
     for part in text.split(","):
-        low, _, high = part.strip().partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
+        low, dash, high = part.strip().partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()):
             continue
         end = int(high) if high else int(low)
         if end >= int(low):
