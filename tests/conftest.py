@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -152,3 +155,19 @@ def trained_species_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         AnalyzeConfig(methods=("cam",), quality=None, num_workers=0),
     )
     return run
+
+
+@pytest.fixture()
+def format_2_copy(tmp_path: Path) -> Callable[[Path], Path]:
+    """Copies an artifact folder as an analysis made before features were stored (format 2)."""
+
+    def copy(artifacts: Path) -> Path:
+        old = Path(shutil.copytree(artifacts, tmp_path / f"format2-{artifacts.parent.name}"))
+        manifest = json.loads((old / "manifest.json").read_text())
+        for name in manifest["extras"]:
+            manifest["files"].pop(name, None)
+        manifest.update(format_version=2, extras={}, familiarity=None, embedding={}, duplicates={})
+        (old / "manifest.json").write_text(json.dumps(manifest))
+        return old
+
+    return copy

@@ -6,6 +6,7 @@ import io
 import re
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -536,10 +537,8 @@ def test_the_report_and_the_pages_show_the_same_values(app: AppTest, quick_run: 
 
 
 def test_embedding_map_colours_counts_and_an_old_analysis(
-    app: AppTest, quick_run: Path, tmp_path: Path
+    app: AppTest, quick_run: Path, format_2_copy: Callable[[Path], Path]
 ) -> None:
-    import json
-
     at = _open(app, "views/embedding.py")
     options = at.selectbox(key="emb_colour").options
     assert {"true class", "familiarity", "verdict", "suspected label error"} <= set(options)
@@ -554,13 +553,7 @@ def test_embedding_map_colours_counts_and_an_old_analysis(
     table = read_artifacts(quick_run / "artifacts").table
     assert _matched(at) == int(table["unfamiliar"].sum())
     # An analysis made before features were stored: one sentence on how to get the map.
-    old = tmp_path / "old"
-    shutil.copytree(quick_run / "artifacts", old)
-    manifest = json.loads((old / "manifest.json").read_text())
-    for name in manifest["extras"]:
-        manifest["files"].pop(name, None)
-    manifest.update(format_version=2, extras={}, familiarity=None, embedding={}, duplicates={})
-    (old / "manifest.json").write_text(json.dumps(manifest))
+    old = format_2_copy(quick_run / "artifacts")
     at.selectbox(key="shared_choice").set_value("Another folder…").run()
     at.text_input(key="shared_custom_dir").input(str(old)).run()
     at = _open(at, "views/embedding.py")

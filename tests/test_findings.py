@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -102,16 +103,9 @@ def test_predict_prints_familiarity_from_the_analysis_beside_the_model(
 
 
 def test_an_analysis_without_features_says_how_to_get_them(
-    trained_species_run: Path, tmp_path: Path
+    trained_species_run: Path, format_2_copy: Callable[[Path], Path]
 ) -> None:
-    old = tmp_path / "old"
-    shutil.copytree(trained_species_run / "artifacts", old)
-    manifest = json.loads((old / "manifest.json").read_text())
-    for name in manifest["extras"]:
-        manifest["files"].pop(name, None)
-    manifest.update(format_version=2, extras={}, familiarity=None, embedding={}, duplicates={})
-    (old / "manifest.json").write_text(json.dumps(manifest))
-    art = read_artifacts(old)
+    art = read_artifacts(format_2_copy(trained_species_run / "artifacts"))
     assert art.array("features.npy") is None
     with pytest.raises(ArtifactError, match="re-run `python -m cam_core analyze`"):
         FamiliarGround(art)
