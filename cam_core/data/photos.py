@@ -13,11 +13,12 @@ __all__ = ["installed_photos"]
 def installed_photos() -> list[tuple[str, Image.Image]]:
     """``(name, RGB image)`` of a portrait (matplotlib's ``grace_hopper.jpg``) and scikit-learn's
     two sample photographs (a temple in China, a flower)."""
-    import matplotlib.cbook as cbook
+    import matplotlib
     from sklearn.datasets import load_sample_images
 
-    with cbook.get_sample_data("grace_hopper.jpg") as handle:
-        photos = [("grace_hopper.jpg", Image.open(handle).convert("RGB"))]
+    portrait = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    with Image.open(portrait) as image:
+        photos = [("grace_hopper.jpg", image.convert("RGB"))]
     sample = load_sample_images()
     photos += [
         (Path(name).name, Image.fromarray(array))
