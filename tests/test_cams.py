@@ -135,16 +135,16 @@ def test_maps_that_share_the_forward_pass_come_from_it(
     model = load_model(tiny_model_dir, "cpu")
     cam = get_method("cam")
     calls: list[str] = []
-    shared = type(cam).explain_with_logits
+    shared = type(cam).explain_from_features
 
-    def counted(self: object, net: nn.Module, images: torch.Tensor) -> object:
+    def counted(self: object, net: nn.Module, features: torch.Tensor) -> object:
         calls.append("forward")
-        return shared(cam, net, images)
+        return shared(cam, net, features)
 
     def refused(*args: object) -> torch.Tensor:
         raise AssertionError("the batch path ran a separate pass for maps of the forward pass")
 
-    monkeypatch.setattr(type(cam), "explain_with_logits", counted)
+    monkeypatch.setattr(type(cam), "explain_from_features", counted)
     monkeypatch.setattr(type(cam), "explain", refused)
     paths = [s.path for s in tiny_dataset.samples[:6]]
     run = explain_files(model, paths, ("gradcam", "cam"), batch_size=3, num_workers=0)

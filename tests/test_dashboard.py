@@ -212,7 +212,7 @@ def test_upload_valid_and_junk_files(app: AppTest) -> None:
     errors = [e.value for e in at.error]
     assert len(errors) == 1 and "junk.jpg" in errors[0]
     headers = [s.value for s in at.subheader]
-    assert len(headers) == 1 and headers[0].startswith("photo.png: ")
+    assert headers[0].startswith("photo.png: ") and headers[1:] == ["Where your photos land"]
     assert re.search(r"\((0|1)\.\d\d\)$", headers[0])
 
 

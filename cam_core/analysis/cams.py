@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
@@ -26,7 +24,6 @@ __all__ = [
     "FEATURE_LAYER",
     "BatchExplanation",
     "ExplainedFiles",
-    "captured_features",
     "explain_batch",
     "explain_files",
     "load_images",
@@ -71,22 +68,6 @@ def pooled(output: torch.Tensor) -> torch.Tensor:
     return output.flatten(1)
 
 
-@contextlib.contextmanager
-def captured_features(net: nn.Module) -> Iterator[list[torch.Tensor]]:
-    """Collect the pooled output of ``net.body`` (the head's input) during the forward passes
-    run inside the block; the hook is removed on leaving it."""
-    captured: list[torch.Tensor] = []
-
-    def keep(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
-        captured.append(pooled(output.detach()).float().cpu())
-
-    handle = net.get_submodule(FEATURE_LAYER).register_forward_hook(keep)
-    try:
-        yield captured
-    finally:
-        handle.remove()
-
-
 def explain_batch(
     model: LoadedModel,
     images: torch.Tensor,
@@ -124,16 +105,17 @@ def explain_batch(
     maps: dict[str, torch.Tensor] = {}
     seconds: dict[str, float] = {}
     start = time.perf_counter()
-    with (
-        torch.inference_mode(),
-        autocast(resolved, model.device),
-        captured_features(net) as features,
-    ):
+    # The body and the head are called one after the other (that is the classifier's forward
+    # pass) so the body's output is kept without a forward hook: hooks live on the module,
+    # which every dashboard session shares, and would catch other threads' batches.
+    with torch.inference_mode(), autocast(resolved, model.device):
+        body_output = net.get_submodule(FEATURE_LAYER)(x)
         if sharing is not None:
-            logits, shared = sharing.explain_with_logits(net, x)
+            logits, shared = sharing.explain_from_features(net, body_output)
             maps[sharing.name] = shared.float().cpu()
         else:
-            logits = net(x)
+            logits = net.get_submodule("head")(body_output)
+        features = pooled(body_output).float().cpu()
     logits = logits.float().cpu()
     if sharing is not None:
         seconds[sharing.name] = time.perf_counter() - start
@@ -143,7 +125,7 @@ def explain_batch(
         start = time.perf_counter()
         maps[method.name] = method.explain(net, images, method.layer_for(layer))
         seconds[method.name] = time.perf_counter() - start
-    return BatchExplanation(logits, features[0], image_signatures(images), maps, seconds)
+    return BatchExplanation(logits, features, image_signatures(images), maps, seconds)
 
 
 class _Files(TorchDataset[torch.Tensor]):

@@ -20,8 +20,8 @@ class MapsInForward(Protocol):
 
     bias: torch.Tensor | None
 
-    def forward_with_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits ``(N, K)`` and maps ``(N, K, h, w)``."""
+    def maps_from_features(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``(N, K)`` and maps ``(N, K, h, w)`` from the body's output."""
         ...
 
 
@@ -52,19 +52,23 @@ class ClassActivationMap(ExplanationMethod):
         bias = net.bias if isinstance(net, MapsInForward) else None
         return tuple(float(b) for b in bias.detach().cpu()) if bias is not None else None
 
-    def explain_with_logits(
-        self, net: nn.Module, images: torch.Tensor
+    def explain_from_features(
+        self, net: nn.Module, features: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if not isinstance(net, MapsInForward):
             raise MethodError(str(self.applies_to(net)))
-        return net.forward_with_maps(images)
+        return net.maps_from_features(features)
 
     @torch.inference_mode()
     def explain(self, net: nn.Module, images: torch.Tensor, layer: str) -> torch.Tensor:
+        reason = self.applies_to(net)
+        if reason is not None:
+            raise MethodError(reason)
         if layer != DEFAULT_LAYER:
             raise MethodError(
                 f"exact CAM reads the layer before pooling ({DEFAULT_LAYER}), not {layer!r}"
             )
         device = next(net.parameters()).device
-        _, maps = self.explain_with_logits(net, images.to(device))
+        features = net.get_submodule(DEFAULT_LAYER)(images.to(device))
+        _, maps = self.explain_from_features(net, features)
         return maps.float().cpu()

@@ -67,7 +67,7 @@ class ExplanationMethod(ABC):
         library: where the computation comes from (``cam_core`` or ``grad-cam==…``).
         costly: needs many forward passes per image (run on other data only when asked).
         shares_forward: the maps come out of the forward pass that gives the logits
-            (:meth:`explain_with_logits`): the batch path runs that pass once, in the
+            (:meth:`explain_from_features`): the batch path runs that pass once, in the
             analysis's precision, instead of a separate pass for the maps.
     """
 
@@ -87,14 +87,15 @@ class ExplanationMethod(ABC):
         """The layer this method reads when the user asks for ``requested``."""
         return requested
 
-    def explain_with_logits(
-        self, net: nn.Module, images: torch.Tensor
+    def explain_from_features(
+        self, net: nn.Module, features: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits and every class map from one forward pass (methods with ``shares_forward``).
+        """Logits and every class map from the body's output of the forward pass (methods
+        with ``shares_forward``).
 
         Args:
-            net: the classifier, on the images' device.
-            images: normalised images ``(N, 3, S, S)`` on the model's device.
+            net: the classifier (its ``body`` gave ``features``).
+            features: the output of ``net.body`` ``(N, C, h, w)``, on the model's device.
 
         Returns:
             ``(logits, maps)``: ``(N, K)`` and ``(N, K, h, w)`` on the model's device, in the

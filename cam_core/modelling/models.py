@@ -155,7 +155,11 @@ class CamNet(nn.Module):
             ``(logits, maps)``: ``(N, K)`` and ``(N, K, h, w)`` at feature resolution, where
             ``maps.mean((2, 3)) + bias == logits`` (no bias: the mean is the logit).
         """
-        features = self.body(x)
+        return self.maps_from_features(self.body(x))
+
+    def maps_from_features(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and every class map from the body's output ``(N, nf, h, w)`` (the rest of
+        :meth:`forward_with_maps`, for callers that keep the features too)."""
         maps = torch.einsum("ocij,kc->okij", features, self.weight.to(features.dtype))
         logits = maps.mean(dim=(2, 3))
         if self.bias is not None:
