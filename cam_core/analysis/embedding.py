@@ -72,15 +72,17 @@ def place(
 def embed(features: np.ndarray, seed: int = 0, fit_max: int = FIT_MAX) -> EmbeddingResult:
     """The 2-D map of ``features`` ``(N, C)``.
 
-    Fewer than 5 images get a line (t-SNE needs more); the map is seeded, but float results
-    (and so the exact layout) differ between machines.
+    Fewer than 5 images, or features that are all alike, get a line (t-SNE needs more, and
+    would give NaN); the map is seeded, but float results (and so the exact layout) differ
+    between machines.
     """
     start = time.perf_counter()
     n = len(features)
     rows = fitted_rows(n, seed, fit_max)
     coords = np.zeros((n, 2), np.float32)
     info: dict[str, Any] = {"method": "t-SNE (openTSNE)", "fitted": len(rows), "seed": seed}
-    if n >= 5:
+    spread = float(np.ptp(np.asarray(features, dtype=np.float32), axis=0).max()) if n else 0.0
+    if n >= 5 and spread > 0:
         from openTSNE import TSNE
 
         perplexity = float(min(30.0, (len(rows) - 1) / 3))
@@ -92,7 +94,7 @@ def embed(features: np.ndarray, seed: int = 0, fit_max: int = FIT_MAX) -> Embedd
         rest = np.setdiff1d(np.arange(n), rows)
         if len(rest):
             coords[rest] = place(features[rest], features[rows], coords[rows])
-    else:
+    else:  # too few images, or features that are all alike (an untrained model): a line
         coords[:, 0] = np.arange(n, dtype=np.float32)
     info["seconds"] = round(time.perf_counter() - start, 3)
     log.info("embedding of %d images in %.1f s", n, info["seconds"])
