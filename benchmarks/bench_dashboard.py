@@ -38,14 +38,8 @@ from cam_core.analysis.artifacts import (
     write_artifacts,
 )
 from cam_core.analysis.embedding import embed
-from cam_core.evaluation.familiarity import (
-    REFERENCE_TRAINING,
-    FamiliarityIndex,
-    FamiliarityRecord,
-    energy_scores,
-    less_familiar_than,
-    unfamiliar_threshold,
-)
+from cam_core.analysis.findings import familiarity_columns
+from cam_core.evaluation.familiarity import REFERENCE_TRAINING, FamiliarityIndex
 from cam_core.methods import MethodRecord
 from cam_core.modelling.model_files import ModelCard
 
@@ -113,9 +107,10 @@ def whole_dataset(
         centres[np.arange(5000) % n_classes] + rng.standard_normal((5000, 512), dtype=np.float32)
     )
     features, reference = features.astype(np.float16), reference.astype(np.float16)
-    index, _ = FamiliarityIndex.fit(reference)
-    scores = index.score(features)
-    threshold = unfamiliar_threshold(scores)
+    columns, record = familiarity_columns(features, logits, reference, REFERENCE_TRAINING)
+    columns["near_duplicate"] = np.zeros(n, dtype=bool)
+    columns["leaked"] = np.zeros(n, dtype=bool)
+    index = FamiliarityIndex(reference, record.k, record.scale)  # as predict rebuilds it
     upload = features[:1].astype(np.float32)
     index.score(upload)
     start = time.perf_counter()
@@ -125,14 +120,6 @@ def whole_dataset(
     start = time.perf_counter()
     embedding = embed(features)
     embedding_s = time.perf_counter() - start
-    columns = {
-        "familiarity": scores,
-        "less_familiar_than": less_familiar_than(scores, scores),
-        "unfamiliar": scores < threshold,
-        "energy": energy_scores(logits),
-        "near_duplicate": np.zeros(n, dtype=bool),
-        "leaked": np.zeros(n, dtype=bool),
-    }
     files: Files = {
         FEATURES_FILE: features,
         REFERENCE_FEATURES_FILE: reference,
@@ -143,9 +130,7 @@ def whole_dataset(
     }
     blocks: dict[str, Any] = {
         "features": {"layer": "body", "dim": 512},
-        "familiarity": FamiliarityRecord(
-            REFERENCE_TRAINING, 5000, index.k, index.scale, threshold=threshold
-        ),
+        "familiarity": record,
         "embedding": embedding.info,
         "duplicates": {"validation_pairs": 1, "leaked_images": 0},
     }

@@ -40,6 +40,7 @@ __all__ = [
     "FamiliarGround",
     "Placement",
     "familiar_ground_for",
+    "familiarity_columns",
     "find",
 ]
 
@@ -77,29 +78,28 @@ class DatasetFindings:
     embedding: EmbeddingResult
 
 
-def find(
-    analysed: ExplainedFiles,
-    reference: ExplainedFiles | None,
+def familiarity_columns(
+    features: np.ndarray,
+    logits: np.ndarray,
+    reference: np.ndarray | None,
     reference_kind: str,
     note: str = "",
-    seed: int = 0,
-) -> DatasetFindings:
-    """Familiarity, near-duplicates and the 2-D map of the analysed images.
+) -> tuple[dict[str, np.ndarray], FamiliarityRecord]:
+    """Per image: familiarity, its percentile, ``unfamiliar`` and the logits' energy; and how
+    they were scored.
 
     Args:
-        analysed: the analysed images' logits, features and signatures.
-        reference: the training images' features and signatures, or ``None``.
-        reference_kind: what ``reference`` is; with :data:`REFERENCE_ANALYSED` the analysed
-            images are their own reference (scored leave-one-out) and ``reference`` is ignored.
+        features: ``(N, C)`` the analysed images' features.
+        logits: ``(N, K)`` their logits.
+        reference: ``(M, C)`` the training images' features, or ``None``.
+        reference_kind: with :data:`REFERENCE_ANALYSED` the analysed images are their own
+            reference (scored leave-one-out) and ``reference`` is ignored.
         note: why there is no reference, when there is none (said once in the log).
-        seed: seeds the embedding.
     """
-    features = analysed.features
     n = len(features)
-    columns: dict[str, np.ndarray] = {"energy": energy_scores(analysed.logits)}
+    columns: dict[str, np.ndarray] = {"energy": energy_scores(logits)}
     own = reference_kind == REFERENCE_ANALYSED
-    training = None if own or reference is None else reference
-    source = features if own else (training.features if training is not None else None)
+    source = features if own else reference
     if source is not None and len(source) >= 2 and n:
         index, reference_scores = FamiliarityIndex.fit(source)
         scores = reference_scores if own else index.score(features)
@@ -121,6 +121,37 @@ def find(
         columns["familiarity"] = np.full(n, np.nan)
         columns["less_familiar_than"] = np.full(n, np.nan)
         columns["unfamiliar"] = np.zeros(n, dtype=bool)
+    return columns, record
+
+
+def find(
+    analysed: ExplainedFiles,
+    reference: ExplainedFiles | None,
+    reference_kind: str,
+    note: str = "",
+    seed: int = 0,
+) -> DatasetFindings:
+    """Familiarity, near-duplicates and the 2-D map of the analysed images.
+
+    Args:
+        analysed: the analysed images' logits, features and signatures.
+        reference: the training images' features and signatures, or ``None``.
+        reference_kind: what ``reference`` is; with :data:`REFERENCE_ANALYSED` the analysed
+            images are their own reference (scored leave-one-out) and ``reference`` is ignored.
+        note: why there is no reference, when there is none (said once in the log).
+        seed: seeds the embedding.
+    """
+    features = analysed.features
+    n = len(features)
+    own = reference_kind == REFERENCE_ANALYSED
+    training = None if own or reference is None else reference
+    columns, record = familiarity_columns(
+        features,
+        analysed.logits,
+        training.features if training is not None else None,
+        reference_kind,
+        note,
+    )
     pairs = near_duplicates(
         analysed.signatures, training.signatures if training is not None else None
     )
@@ -226,8 +257,10 @@ def familiar_ground_for(
         ArtifactError: ``explicit`` cannot be read, analysed other weights, or has no
             familiarity.
     """
+    # The hashes of the maps and arrays are not checked here (gigabytes for a big analysis,
+    # on every predict); the table's and the Parquet files' are, and every shape is.
     if explicit is not None:
-        art = read_artifacts(explicit)
+        art = read_artifacts(explicit, verify_maps=False)
         if art.manifest.model_sha256 != model_sha256:
             raise ArtifactError(
                 f"{explicit} is an analysis of other weights than {model_dir}'s; pass the "
@@ -237,7 +270,7 @@ def familiar_ground_for(
     candidates = [model_dir.parent / "artifacts", *find_artifact_folders(home())]
     for folder in analyses_of_model(model_sha256, candidates):
         try:
-            return FamiliarGround(read_artifacts(folder)), ""
+            return FamiliarGround(read_artifacts(folder, verify_maps=False)), ""
         except ArtifactError as exc:
             log.info("skipping %s: %s", folder, exc)
     return None, (
