@@ -155,3 +155,19 @@ def test_copies_of_training_images_planted_among_the_validation_images_are_leaks
     alone = find(analysed, None, REFERENCE_ANALYSED)
     assert not alone.columns["leaked"].any() and alone.familiarity.reference == REFERENCE_ANALYSED
     assert alone.duplicates["checked_against_training"] is False
+
+
+def test_analysed_images_as_their_own_reference_are_scored_leave_one_out() -> None:
+    from cam_core.analysis.findings import familiarity_columns
+    from cam_core.evaluation.familiarity import REFERENCE_ANALYSED, FamiliarityIndex
+
+    rng = np.random.default_rng(5)
+    features = np.abs(rng.standard_normal((60, 16))) + np.repeat(np.eye(16)[:3] * 4, 20, axis=0)
+    features[-1] = np.abs(rng.standard_normal(16)) * 9  # one odd one out
+    logits = rng.standard_normal((60, 2))
+    columns, record = familiarity_columns(features, logits, None, REFERENCE_ANALYSED)
+    _, leave_one_out = FamiliarityIndex.fit(features)
+    np.testing.assert_allclose(columns["familiarity"], leave_one_out)
+    assert record.reference == REFERENCE_ANALYSED and record.n_reference == 60
+    assert columns["unfamiliar"][-1] and columns["less_familiar_than"][-1] > 95
+    assert columns["unfamiliar"].sum() <= 3  # about 5% of 60 by construction
