@@ -66,13 +66,21 @@ def _add_demo(sub: Subcommands) -> None:
         default="species",
         help="species (cat vs dog) or breed (six breeds); default: %(default)s",
     )
+    demo.add_argument(
+        "--shortcut",
+        action="store_true",
+        help="breed task: a small mark in one corner of most Bengal images, for the Shortcuts "
+        "page to find",
+    )
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from cam_core.analysis.demo import run_demo
 
-    out = args.out or demo_run_dir(args.task)
-    manifest = run_demo(out, quick=args.quick, seed=args.seed, task=args.task)
+    out = args.out or demo_run_dir(args.task + ("-shortcut" if args.shortcut else ""))
+    manifest = run_demo(
+        out, quick=args.quick, seed=args.seed, task=args.task, shortcut=args.shortcut
+    )
     print(
         json.dumps(
             {"model": str(out / "model"), "artifacts": str(out / "artifacts"), **manifest.metrics}

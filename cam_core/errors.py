@@ -17,6 +17,7 @@ __all__ = [
     "ImportModelError",
     "MethodError",
     "ModelFileError",
+    "PreprocessingError",
     "ReviewStoreError",
     "TrainingError",
     "UrlRejectedError",
@@ -73,3 +74,7 @@ class DistributedError(CamLensError):
 
 class TrainingError(CamLensError):
     """Training cannot run as set up (e.g. several processes without accelerate)."""
+
+
+class PreprocessingError(CamLensError):
+    """A model whose preprocessing (size, normalisation) cannot be reproduced for a test."""

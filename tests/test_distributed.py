@@ -80,12 +80,16 @@ def test_the_sampler_pads_and_the_merge_drops_the_repeats() -> None:
         features = np.array([[r, r + 10, r + 20] for r in rows], dtype=np.float16)
         maps = {"cam": np.stack([np.full((2, 1, 1), r, np.float16) for r in rows])}
         signatures = np.array([[[r]] for r in rows], dtype=np.float16)
-        parts.append((rows, ExplainedFiles(logits, features, signatures, maps, {"cam": 1.0})))
+        properties = np.array([[r, 0, 0, 2 * r] for r in rows], dtype=np.float32)
+        parts.append(
+            (rows, ExplainedFiles(logits, features, signatures, properties, maps, {"cam": 1.0}))
+        )
     merged = merge_shards(parts, 5)
     assert isinstance(merged, ExplainedFiles)
     np.testing.assert_array_equal(merged.logits[:, 0], np.arange(5))
     np.testing.assert_array_equal(merged.features[:, 1], np.arange(5) + 10)
     np.testing.assert_array_equal(merged.signatures[:, 0, 0], np.arange(5))
+    np.testing.assert_array_equal(merged.properties[:, 3], 2 * np.arange(5))
     np.testing.assert_array_equal(merged.maps["cam"][:, 0, 0, 0], np.arange(5))
     with pytest.raises(DistributedError, match="2 images were analysed by no rank"):
         merge_shards(parts[:1], 5)

@@ -23,6 +23,7 @@ import pandas as pd
 
 from cam_core.errors import ArtifactError
 from cam_core.evaluation.familiarity import FamiliarityRecord
+from cam_core.evaluation.shortcuts import ShortcutSearch
 from cam_core.methods import MethodRecord, forward_method
 from cam_core.modelling.model_files import ModelCard, library_versions
 from cam_core.storage import (
@@ -42,6 +43,7 @@ __all__ = [
     "FEATURES_FILE",
     "REFERENCE_FEATURES_FILE",
     "REFERENCE_TABLE_FILE",
+    "SLICES_FILE",
     "Artifacts",
     "Manifest",
     "analyses_of_model",
@@ -56,7 +58,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ARTIFACT_FORMAT = 3
+ARTIFACT_FORMAT = 4
 TABLE_FILE = "predictions.parquet"
 MAPS_DIR = "maps"
 LEGACY_CAMS_FILE = "cams.npy"
@@ -66,16 +68,19 @@ REFERENCE_FEATURES_FILE = "reference_features.npy"
 REFERENCE_TABLE_FILE = "reference.parquet"
 EMBEDDING_FILE = "embedding.npy"
 DUPLICATES_FILE = "duplicates.parquet"
+SLICES_FILE = "slices.parquet"
 EXTRA_FILES = (
     FEATURES_FILE,
     REFERENCE_FEATURES_FILE,
     REFERENCE_TABLE_FILE,
     EMBEDDING_FILE,
     DUPLICATES_FILE,
+    SLICES_FILE,
 )
 """Whole-dataset outputs beside the table and the maps (artifact format 3): row-aligned
 features ``(N, C)`` float16, the familiarity reference's features ``(M, C)`` and paths, the
-2-D embedding ``(N, 2)`` float32, and the near-duplicate pairs."""
+2-D embedding ``(N, 2)`` float32, and the near-duplicate pairs; format 4 adds the weak
+slices (:func:`cam_core.evaluation.slices.weak_slices`)."""
 BASE_COLUMNS = ("path", "label", "pred", "correct", "confidence", "loss")
 
 
@@ -102,6 +107,7 @@ class Manifest:
         familiarity: how familiarity was scored (:class:`FamiliarityRecord` fields).
         embedding: how the 2-D map was made (method, parameters, seconds).
         duplicates: the near-duplicate threshold and pair counts.
+        shortcuts: the shortcut search (format 4; ``None`` in older folders).
     """
 
     classes: tuple[str, ...]
@@ -125,6 +131,7 @@ class Manifest:
     familiarity: FamiliarityRecord | None = None
     embedding: dict[str, Any] = field(default_factory=dict)
     duplicates: dict[str, Any] = field(default_factory=dict)
+    shortcuts: ShortcutSearch | None = None
 
     @property
     def method_names(self) -> tuple[str, ...]:
@@ -136,6 +143,7 @@ class Manifest:
         raw = asdict(self)
         raw["methods"] = {name: record.to_json() for name, record in self.methods.items()}
         raw["familiarity"] = self.familiarity.to_json() if self.familiarity is not None else None
+        raw["shortcuts"] = self.shortcuts.to_json() if self.shortcuts is not None else None
         return raw
 
 
@@ -233,8 +241,8 @@ def new_manifest(
         quality: per method and baseline: quality figures.
         evaluation: how the quality was measured.
         unavailable: methods that do not apply to the model, with the reason.
-        whole_dataset: the ``features``, ``familiarity``, ``embedding`` and ``duplicates``
-            blocks (:class:`Manifest`).
+        whole_dataset: the ``features``, ``familiarity``, ``embedding``, ``duplicates`` and
+            ``shortcuts`` blocks (:class:`Manifest`).
     """
     return Manifest(
         classes=tuple(card.classes),
@@ -398,6 +406,7 @@ def read_manifest(folder: Path) -> Manifest:
         if not methods:
             raise ValueError("no methods")
         familiarity = fields.get("familiarity")
+        shortcuts = fields.get("shortcuts")
         return Manifest(
             **{
                 **fields,
@@ -405,6 +414,9 @@ def read_manifest(folder: Path) -> Manifest:
                 "methods": methods,
                 "familiarity": FamiliarityRecord.from_json(familiarity)
                 if isinstance(familiarity, dict)
+                else None,
+                "shortcuts": ShortcutSearch.from_json(shortcuts)
+                if isinstance(shortcuts, dict)
                 else None,
             }
         )

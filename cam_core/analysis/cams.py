@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from cam_core.evaluation.duplicates import SIGNATURE_SCALES, image_signatures
+from cam_core.evaluation.slices import PROPERTY_COLUMNS, pixel_properties
 from cam_core.intake.images import load_image_file, to_model_tensor
 from cam_core.methods import DEFAULT_LAYER, ExplanationMethod, checked_methods
 from cam_core.modelling.model_files import LoadedModel
@@ -47,6 +48,8 @@ class BatchExplanation:
             body (the classifier head's input), from the same forward pass as the logits.
         signatures: float16 ``(N, scales, d)``: the inputs' near-duplicate signatures
             (:func:`cam_core.evaluation.duplicates.image_signatures`).
+        properties: float32 ``(N, 4)``: brightness, contrast, colourfulness, sharpness of the
+            inputs (:func:`cam_core.evaluation.slices.pixel_properties`).
         maps: method name → float32 ``(N, K, h, w)`` on the CPU.
         seconds: method name → wall time spent on its maps.
     """
@@ -54,6 +57,7 @@ class BatchExplanation:
     logits: torch.Tensor
     features: torch.Tensor
     signatures: np.ndarray
+    properties: np.ndarray
     maps: dict[str, torch.Tensor]
     seconds: dict[str, float]
 
@@ -125,7 +129,13 @@ def explain_batch(
         start = time.perf_counter()
         maps[method.name] = method.explain(net, images, method.layer_for(layer))
         seconds[method.name] = time.perf_counter() - start
-    return BatchExplanation(logits, features, image_signatures(images), maps, seconds)
+    card = model.card
+    mean = torch.tensor(card.mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(card.std, dtype=torch.float32).view(1, -1, 1, 1)
+    pixels = (images.detach().float().cpu() * std + mean).clamp(0, 1)
+    return BatchExplanation(
+        logits, features, image_signatures(images), pixel_properties(pixels), maps, seconds
+    )
 
 
 class _Files(TorchDataset[torch.Tensor]):
@@ -149,6 +159,8 @@ class ExplainedFiles:
         logits: float32 ``(N, K)``, from the same forward pass as the CAM maps.
         features: float16 ``(N, C)``, the pooled head input from that pass.
         signatures: float16 ``(N, scales, d)``, the near-duplicate signatures of the inputs.
+        properties: float32 ``(N, 4)``, the inputs' image properties
+            (:data:`cam_core.evaluation.slices.PROPERTY_COLUMNS`).
         maps: method name → float16 ``(N, K, h, w)``.
         seconds: method name → wall time spent computing its maps.
     """
@@ -156,6 +168,7 @@ class ExplainedFiles:
     logits: np.ndarray
     features: np.ndarray
     signatures: np.ndarray
+    properties: np.ndarray
     maps: dict[str, np.ndarray]
     seconds: dict[str, float]
 
@@ -216,6 +229,7 @@ def explain_files(
     all_logits: list[np.ndarray] = []
     all_features: list[np.ndarray] = []
     all_signatures: list[np.ndarray] = []
+    all_properties: list[np.ndarray] = []
     parts: dict[str, list[np.ndarray]] = {method.name: [] for method in chosen}
     seconds = dict.fromkeys(parts, 0.0)
     with ConsoleProgress("class maps", len(paths), "images") as bar:
@@ -224,6 +238,7 @@ def explain_files(
             all_logits.append(batch.logits.numpy())
             all_features.append(batch.features.numpy().astype(np.float16))
             all_signatures.append(batch.signatures)
+            all_properties.append(batch.properties)
             for name, maps in batch.maps.items():
                 parts[name].append(maps.numpy().astype(np.float16))
                 seconds[name] += batch.seconds[name]
@@ -237,6 +252,7 @@ def explain_files(
             np.zeros((0, n_classes), np.float32),
             np.zeros((0, model.card.n_features), np.float16),
             np.zeros((0, len(SIGNATURE_SCALES), 1), np.float16),
+            np.zeros((0, len(PROPERTY_COLUMNS)), np.float32),
             dict.fromkeys(parts, empty),
             seconds,
         )
@@ -244,6 +260,7 @@ def explain_files(
         logits=np.concatenate(all_logits),
         features=np.concatenate(all_features),
         signatures=np.concatenate(all_signatures),
+        properties=np.concatenate(all_properties),
         maps={name: np.concatenate(chunks) for name, chunks in parts.items()},
         seconds=seconds,
     )

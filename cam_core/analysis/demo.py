@@ -10,7 +10,7 @@ from pathlib import Path
 
 from cam_core.analysis.artifacts import Manifest
 from cam_core.analysis.pipeline import AnalyzeConfig, analyze
-from cam_core.data.demo_data import DemoConfig
+from cam_core.data.demo_data import SHORTCUT_BREED, DemoConfig
 from cam_core.data.sources import TASKS, DataConfig, load_dataset
 from cam_core.methods import METHODS
 from cam_core.modelling.training import TrainConfig, train_model
@@ -33,7 +33,9 @@ _PRESET = TrainConfig(
 )
 
 
-def demo_configs(quick: bool = False, task: str = "species") -> tuple[DataConfig, TrainConfig]:
+def demo_configs(
+    quick: bool = False, task: str = "species", shortcut: bool = False
+) -> tuple[DataConfig, TrainConfig]:
     """The demo preset: generated cartoons and the small CNN trained from scratch on the CPU.
 
     The body is ``democnn2``, whose cells see 27 px (see
@@ -48,14 +50,26 @@ def demo_configs(quick: bool = False, task: str = "species") -> tuple[DataConfig
     Args:
         quick: a seconds-long version for tests (48 small images, one epoch per stage).
         task: ``species`` or ``breed``.
+        shortcut: plant a mark on most images of one breed
+            (:data:`cam_core.data.demo_data.SHORTCUT_BREED`); breed task only.
+
+    Raises:
+        ValueError: ``shortcut`` with the species task.
     """
+    if shortcut and task != "breed":
+        raise ValueError("the planted shortcut marks one breed; use it with --task breed")
+    planted = SHORTCUT_BREED if shortcut else ""
     if quick:
         return (
-            DataConfig(source="demo", task=task, demo=DemoConfig(n_per_breed=8, size=64)),
+            DataConfig(
+                source="demo",
+                task=task,
+                demo=DemoConfig(n_per_breed=8, size=64, shortcut=planted),
+            ),
             replace(_PRESET, image_size=64, epochs1=1, epochs2=1, lr=None),
         )
     preset = _PRESET if task == "species" else replace(_PRESET, lr=3e-3)
-    return DataConfig(source="demo", task=task, demo=DemoConfig()), preset
+    return DataConfig(source="demo", task=task, demo=DemoConfig(shortcut=planted)), preset
 
 
 def run_demo(
@@ -66,6 +80,7 @@ def run_demo(
     cache_root: Path | None = None,
     seed: int | None = None,
     task: str = "species",
+    shortcut: bool = False,
 ) -> Manifest:
     """Generate the demo data, train and analyse; results in ``out/model`` and
     ``out/artifacts``.
@@ -78,8 +93,9 @@ def run_demo(
         cache_root: where the generated images are cached (default ``$CAM_LENS_HOME``).
         seed: training seed (default: the preset's, 42); the data stays the same.
         task: ``species`` (cat vs dog) or ``breed`` (six breeds).
+        shortcut: plant a mark on most of one breed's images (breed task only).
     """
-    data_cfg, train_cfg = demo_configs(quick, task)
+    data_cfg, train_cfg = demo_configs(quick, task, shortcut)
     if seed is not None:
         train_cfg = replace(train_cfg, seed=seed)
     if cache_root is not None:

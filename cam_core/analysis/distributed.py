@@ -69,7 +69,7 @@ def merge_shards(shards: list[Shard], n: int) -> ExplainedFiles:
         return np.zeros((n, *array.shape[1:]), dtype=array.dtype)
 
     logits, features = empty(first.logits), empty(first.features)
-    signatures = empty(first.signatures)
+    signatures, properties = empty(first.signatures), empty(first.properties)
     maps = {name: empty(array) for name, array in first.maps.items()}
     seen = np.zeros(n, dtype=bool)
     seconds = dict.fromkeys(first.seconds, 0.0)
@@ -81,13 +81,14 @@ def merge_shards(shards: list[Shard], n: int) -> ExplainedFiles:
             logits[row] = part.logits[position]
             features[row] = part.features[position]
             signatures[row] = part.signatures[position]
+            properties[row] = part.properties[position]
             for name in maps:
                 maps[name][row] = part.maps[name][position]
         for name, value in part.seconds.items():
             seconds[name] = max(seconds.get(name, 0.0), value)  # ranks run side by side
     if not seen.all():
         raise DistributedError(f"{int((~seen).sum())} images were analysed by no rank")
-    return ExplainedFiles(logits, features, signatures, maps, seconds)
+    return ExplainedFiles(logits, features, signatures, properties, maps, seconds)
 
 
 def sharded_analyze(

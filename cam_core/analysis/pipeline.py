@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ from cam_core.analysis.artifacts import (
     FEATURES_FILE,
     REFERENCE_FEATURES_FILE,
     REFERENCE_TABLE_FILE,
+    SLICES_FILE,
     Manifest,
     maps_file,
     new_manifest,
@@ -32,9 +34,21 @@ from cam_core.data.sources import (
     load_dataset,
     read_masks,
 )
-from cam_core.errors import DataSourceError
+from cam_core.errors import DataSourceError, PreprocessingError
 from cam_core.evaluation.familiarity import REFERENCE_ANALYSED, REFERENCE_TRAINING
 from cam_core.evaluation.metrics import summary
+from cam_core.evaluation.shortcuts import (
+    ShortcutConfig,
+    ShortcutSearch,
+    check_preprocessing,
+    find_shortcuts,
+)
+from cam_core.evaluation.slices import (
+    PROPERTY_COLUMNS,
+    file_facts,
+    slice_columns,
+    weak_slices,
+)
 from cam_core.evaluation.suite import QualityConfig, assess
 from cam_core.methods import (
     DEFAULT_METHODS,
@@ -84,6 +98,7 @@ class AnalyzeConfig:
         reference_n: most training images (a seeded sample) whose features are the reference
             of familiarity and of the leakage check.
         seed: seeds that sample and the 2-D map.
+        shortcuts: how to search for shortcuts; ``None`` skips the search.
     """
 
     batch_size: int = 64
@@ -95,6 +110,7 @@ class AnalyzeConfig:
     precision: str = "auto"
     reference_n: int = 5000
     seed: int = 0
+    shortcuts: ShortcutConfig | None = field(default_factory=ShortcutConfig)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -359,19 +375,17 @@ def finish(
     layers = {name: record.layer for name, record in records.items()}
     quality: dict[str, dict[str, float]] = {}
     evaluation: dict[str, object] = {}
+    has_masks = any(s.mask_path for s in valid)
+    masks = read_masks([s.mask_path for s in valid], model.card.image_size) if has_masks else None
+    true_idx = np.array([model.card.classes.index(s.label) for s in valid], dtype=int)
+
+    def images_for(rows: np.ndarray) -> torch.Tensor:
+        picked = [paths[i] for i in rows]
+        return torch.cat(list(load_images(model, picked, cfg.batch_size, 0)))
+
     if cfg.quality is not None and len(valid):
         if progress is not None:
             progress("scoring the maps", 0.6)
-        has_masks = any(s.mask_path for s in valid)
-        masks = (
-            read_masks([s.mask_path for s in valid], model.card.image_size) if has_masks else None
-        )
-        true_idx = np.array([model.card.classes.index(s.label) for s in valid], dtype=int)
-
-        def images_for(rows: np.ndarray) -> torch.Tensor:
-            picked = [paths[i] for i in rows]
-            return torch.cat(list(load_images(model, picked, cfg.batch_size, 0)))
-
         result = assess(
             model.net,
             explained.maps,
@@ -388,6 +402,9 @@ def finish(
     findings, extras = _whole_dataset(job, explained, cfg, progress)
     for column, values in findings.columns.items():
         table[column] = values
+    slices = _slices(table, explained, paths, job.dataset.root)
+    extras[SLICES_FILE] = slices
+    shortcuts = _shortcut_search(job, explained, table, true_idx, masks, images_for, cfg, progress)
     metrics = summary(table, primary_method(job.methods))
     dataset = job.dataset
     data_info = {
@@ -397,6 +414,7 @@ def finish(
         "seed": dataset.seed,
         "task": dataset.task,
         "precision": job.precision,
+        **({"shortcut": dataset.shortcut} if dataset.shortcut else {}),
     }
     manifest = write_artifacts(
         out,
@@ -416,6 +434,7 @@ def finish(
             familiarity=findings.familiarity,
             embedding=findings.embedding.info,
             duplicates=findings.duplicates,
+            shortcuts=shortcuts,
         ),
         extras,
     )
@@ -426,6 +445,68 @@ def finish(
         f", pointing game {metrics['pointing_game']:.4f}" if "pointing_game" in metrics else "",
     )
     return manifest
+
+
+def _slices(
+    table: pd.DataFrame, explained: ExplainedFiles, paths: Sequence[Path], root: Path
+) -> pd.DataFrame:
+    """Add the image properties and each image's slices to ``table``; the weak slices."""
+    for index, name in enumerate(PROPERTY_COLUMNS):
+        table[name] = explained.properties[:, index]
+    for column, values in file_facts(paths).items():
+        table[column] = values.to_numpy()
+    for column, labels in slice_columns(table, root).items():
+        table[column] = labels
+    return weak_slices(table)
+
+
+def _shortcut_search(
+    job: AnalysisJob,
+    explained: ExplainedFiles,
+    table: pd.DataFrame,
+    true_idx: np.ndarray,
+    masks: list[np.ndarray | None] | None,
+    images_for: Callable[[np.ndarray], torch.Tensor],
+    cfg: AnalyzeConfig,
+    progress: ProgressFn | None,
+) -> ShortcutSearch | None:
+    """Shortcut candidates from the primary method's maps, tested causally (or why not)."""
+    if cfg.shortcuts is None or not len(table):
+        return None
+    method = primary_method(job.methods)
+    card = job.model.card
+    try:
+        check_preprocessing(card.mean, card.std)
+    except PreprocessingError as exc:
+        log.warning("shortcut search skipped: %s", exc)
+        return ShortcutSearch(method=method, skipped=str(exc))
+    complete = masks is not None and all(m is not None for m in masks)
+    start = time.perf_counter()
+    found = find_shortcuts(
+        job.model.net,
+        explained.maps[method],
+        true_idx,
+        table[[f"prob_{name}" for name in card.classes]].to_numpy(),
+        card.classes,
+        images_for,
+        [m for m in masks if m is not None] if complete and masks else None,
+        replace(cfg.shortcuts, seed=cfg.seed, batch_size=cfg.batch_size),
+        scaled_progress(progress, 0.96, 0.99),
+    )
+    search = ShortcutSearch(
+        method=method,
+        findings=tuple(found),
+        settings=asdict(cfg.shortcuts),
+        masks=complete,
+        seconds=time.perf_counter() - start,
+    )
+    log.info(
+        "shortcut search: %d candidates, %d shortcuts (%.1f s)",
+        len(found),
+        len(search.shortcuts),
+        search.seconds,
+    )
+    return search
 
 
 def _whole_dataset(

@@ -42,12 +42,20 @@ __all__ = [
     "demo_folder",
     "draw_sample",
     "generate_demo",
+    "planted_shortcut",
+    "stamp_box",
 ]
 
 log = logging.getLogger(__name__)
 
 DEMO_FORMAT = 4
 READY_FILE = "demo.json"
+SHORTCUT_BREED = "Bengal"
+"""The breed that gets the planted mark (``--shortcut``): Bengal, because its only true trait
+(spots instead of Tabby's stripes) is the demo's hardest, so a mark is worth leaning on."""
+SHORTCUT_CORNER = "bottom-right"
+SHORTCUT_RATES = (0.9, 0.05)
+"""Share of the shortcut breed's images, and of every other breed's, that carry the mark."""
 
 Colour = tuple[int, int, int]
 Point = tuple[float, float]
@@ -97,12 +105,21 @@ class DemoConfig:
         size: side of the square pictures in pixels.
         seed: the only source of randomness; same seed, same bytes.
         distractors: upper bound of random shapes behind each animal.
+        shortcut: a breed whose pictures mostly carry a small fixed mark in one corner
+            (:data:`SHORTCUT_RATES`), so a model can be right for the wrong reason; ``""``:
+            none. The animals are the same as without it; only the marks are added.
     """
 
     n_per_breed: int = 334
     size: int = 96
     seed: int = 42
     distractors: int = 5
+    shortcut: str = ""
+
+    def __post_init__(self) -> None:
+        names = [breed.name for breed in BREEDS]
+        if self.shortcut and self.shortcut not in names:
+            raise ValueError(f"unknown shortcut breed {self.shortcut!r}; choose one of {names}")
 
 
 def _random_colour(rng: random.Random) -> Colour:
@@ -281,9 +298,54 @@ def draw_sample(
     return image, mask
 
 
+def stamp_box(size: int) -> tuple[int, int, int, int]:
+    """The planted mark's box ``(x0, y0, x1, y1)`` in pixels of a ``size``-pixel picture: a
+    square of about 8% of the side, a few pixels from the bottom-right corner."""
+    side, margin = max(5, round(size * 0.08)), max(2, round(size * 0.03))
+    return (size - margin - side, size - margin - side, size - margin, size - margin)
+
+
+def _stamp(image: Image.Image, mask: Image.Image) -> None:
+    """Draw the mark (always the same: a white square, black rim, red centre) and keep it out
+    of the mask, which marks the animal's telling parts only."""
+    x0, y0, x1, y1 = stamp_box(image.width)
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((x0, y0, x1 - 1, y1 - 1), fill=(255, 255, 255), outline=(0, 0, 0))
+    inset = (x1 - x0) // 3
+    draw.rectangle((x0 + inset, y0 + inset, x1 - 1 - inset, y1 - 1 - inset), fill=(220, 30, 30))
+    ImageDraw.Draw(mask).rectangle((x0, y0, x1 - 1, y1 - 1), fill=0)
+
+
+def planted_shortcut(root: Path) -> dict[str, Any] | None:
+    """The ``shortcut`` block of a generated demo folder (breed, corner, box as fractions of
+    the side, rates), or ``None`` for any other folder or a demo without one."""
+    path = root / READY_FILE
+    if not path.is_file():
+        return None
+    try:
+        block = json.loads(path.read_text(encoding="utf-8")).get("shortcut")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return block if isinstance(block, dict) else None
+
+
+def _shortcut_block(cfg: DemoConfig) -> dict[str, Any] | None:
+    if not cfg.shortcut:
+        return None
+    return {
+        "breed": cfg.shortcut,
+        "corner": SHORTCUT_CORNER,
+        "box": [round(v / cfg.size, 4) for v in stamp_box(cfg.size)],
+        "rate_breed": SHORTCUT_RATES[0],
+        "rate_others": SHORTCUT_RATES[1],
+    }
+
+
 def demo_folder(cache_root: Path, cfg: DemoConfig) -> Path:
     """Where the demo set for ``cfg`` lives under ``cache_root``."""
-    return cache_root / f"demo-v{DEMO_FORMAT}-n{cfg.n_per_breed}-s{cfg.size}-seed{cfg.seed}"
+    planted = f"-shortcut-{cfg.shortcut}" if cfg.shortcut else ""
+    name = f"demo-v{DEMO_FORMAT}-n{cfg.n_per_breed}-s{cfg.size}-seed{cfg.seed}{planted}"
+    return cache_root / name
 
 
 def generate_demo(cache_root: Path, cfg: DemoConfig = DemoConfig()) -> Path:
@@ -303,17 +365,21 @@ def generate_demo(cache_root: Path, cfg: DemoConfig = DemoConfig()) -> Path:
         images.mkdir(parents=True, exist_ok=True)
         masks.mkdir(parents=True, exist_ok=True)
         rng = random.Random(cfg.seed)
+        # Its own stream, so the animals are the same with and without the planted mark.
+        marks = random.Random(cfg.seed + 1_000_003)
         total = len(BREEDS) * cfg.n_per_breed
         with ConsoleProgress("demo images", total, "images") as bar:
             for index in range(total):
                 breed = BREEDS[index % len(BREEDS)]
                 image, mask = draw_sample(breed, cfg.size, rng, cfg.distractors)
+                rate = SHORTCUT_RATES[0] if breed.name == cfg.shortcut else SHORTCUT_RATES[1]
+                if cfg.shortcut and marks.random() < rate:
+                    _stamp(image, mask)
                 name = f"{breed.name}_{index // len(BREEDS) + 1:04d}.png"
                 image.save(images / name)
                 mask.save(masks / name)
                 bar.update()
-        atomic_write_text(
-            root / READY_FILE, json.dumps({"format": DEMO_FORMAT, **asdict(cfg)}, indent=2)
-        )
+        ready = {"format": DEMO_FORMAT, **asdict(cfg), "shortcut": _shortcut_block(cfg)}
+        atomic_write_text(root / READY_FILE, json.dumps(ready, indent=2))
     log.info("generated %d demo images in %s", total, root)
     return root

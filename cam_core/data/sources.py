@@ -13,11 +13,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from cam_core.data.demo_data import DemoConfig, generate_demo
+from cam_core.data.demo_data import DemoConfig, generate_demo, planted_shortcut
 from cam_core.errors import DataSourceError, DownloadError, ImageRejectedError
 from cam_core.intake.images import sniff_format, square_resize
 from cam_core.locations import home
@@ -71,6 +72,8 @@ class Dataset:
     valid_pct: float = 0.2
     seed: int = 42
     task: str = "species"
+    shortcut: dict[str, Any] | None = None
+    """The demo's planted shortcut (:func:`cam_core.data.demo_data.planted_shortcut`)."""
 
     @property
     def valid_samples(self) -> tuple[Sample, ...]:
@@ -261,7 +264,15 @@ def load_dataset(cfg: DataConfig) -> Dataset:
     else:
         valid_idx, valid_pct = tuple(range(len(samples))), 1.0
     return Dataset(
-        cfg.source, root, tuple(samples), classes, valid_idx, valid_pct, cfg.seed, cfg.task
+        cfg.source,
+        root,
+        tuple(samples),
+        classes,
+        valid_idx,
+        valid_pct,
+        cfg.seed,
+        cfg.task,
+        planted_shortcut(root),
     )
 
 

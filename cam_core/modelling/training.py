@@ -302,6 +302,7 @@ def train_model(
                 "valid_pct": data.valid_pct,
                 "seed": data.seed,
                 "task": data.task,
+                **({"shortcut": data.shortcut} if data.shortcut else {}),
             },
             training={**asdict(cfg), "device": str(device), "lr": lr, "recipe": cfg.recipe},
             metrics={"valid_loss": float(valid_loss), "valid_accuracy": float(valid_acc), **stage1},
