@@ -10,6 +10,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cam_core import __version__
 from cam_core.data.sources import TASKS
@@ -19,6 +20,9 @@ from cam_core.methods import DEFAULT_LAYER, DEFAULT_METHODS, METHODS, parse_meth
 from cam_core.modelling.models import ARCHITECTURES
 from cam_core.modelling.precision import PRECISIONS
 from cam_core.review.reviews import EXPORT_FORMATS, VERDICTS
+
+if TYPE_CHECKING:
+    from cam_core.present.tables import DisplayTable
 
 __all__ = ["build_parser", "main"]
 
@@ -458,6 +462,63 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_shortcuts(sub: Subcommands) -> None:
+    shortcuts = sub.add_parser(
+        "shortcuts", help="what the model relies on: shortcut candidates and weak slices"
+    )
+    shortcuts.add_argument("--artifacts", type=Path, required=True, help="artifact folder")
+    shortcuts.add_argument("--json", action="store_true", help="machine-readable output")
+    shortcuts.add_argument(
+        "--top", type=_positive, default=10, help="weak slices listed (default: 10)"
+    )
+
+
+def _cmd_shortcuts(args: argparse.Namespace) -> int:
+    from cam_core.analysis.artifacts import read_artifacts
+    from cam_core.analysis.reliance import reliance_of
+    from cam_core.evaluation.slices import MIN_SLICE_IMAGES
+    from cam_core.present.tables import shortcut_display, slices_display
+
+    reliance = reliance_of(read_artifacts(args.artifacts, verify_maps=False))
+    search = reliance.search
+    if args.json:
+        findings = [
+            {key: value for key, value in f.to_json().items() if key != "mean_map"}
+            for f in search.findings
+        ]
+        top = reliance.slices.head(args.top)
+        print(
+            json.dumps(
+                {
+                    **search.to_json(),
+                    "findings": findings,
+                    "slices": top.to_dict(orient="records"),
+                },
+                indent=2,
+            )
+        )
+        return 0
+    if search.skipped:
+        print(f"no shortcut search: {search.skipped}")
+    else:
+        print(
+            f"{len(search.shortcuts)} shortcut(s) among {len(search.findings)} candidates "
+            f"({search.method} maps, {'with' if search.masks else 'without'} masks)"
+        )
+        print(_labelled(shortcut_display(search)))
+    if reliance.slices.empty:
+        print(f"\nno slice has {MIN_SLICE_IMAGES} images or more; no weak slices to rank")
+    else:
+        print(f"\nweak slices (worst first; slices of {MIN_SLICE_IMAGES} images or more):")
+        print(_labelled(slices_display(reliance.slices, args.top)))
+    return 0
+
+
+def _labelled(table: DisplayTable) -> str:
+    text = table.text()
+    return text.rename(columns={c.key: c.label for c in table.columns}).to_string()
+
+
 _COMMANDS: dict[str, tuple[Callable[[Subcommands], None], Callable[[argparse.Namespace], int]]] = {
     "demo": (_add_demo, _cmd_demo),
     "train": (_add_train, _cmd_train),
@@ -466,6 +527,7 @@ _COMMANDS: dict[str, tuple[Callable[[Subcommands], None], Callable[[argparse.Nam
     "import": (_add_import_model, _cmd_import),
     "reviews": (_add_reviews, _cmd_reviews),
     "report": (_add_report, _cmd_report),
+    "shortcuts": (_add_shortcuts, _cmd_shortcuts),
 }
 """Sub-command → (adds its flags to the parser, runs it)."""
 

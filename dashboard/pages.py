@@ -112,6 +112,13 @@ PAGES = (
         ":material/scatter_plot:",
         (Param("colour", state.EMBED_COLOUR),),
     ),
+    PageSpec(
+        "shortcuts",
+        "views/shortcuts.py",
+        "Shortcuts",
+        ":material/policy:",
+        (Param("finding", state.SHORTCUT_PICK, int),),
+    ),
     PageSpec("compare", "views/compare.py", "Compare methods", ":material/compare:"),
     PageSpec("quality", "views/quality.py", "Explanation quality", ":material/verified:"),
     PageSpec(

@@ -19,6 +19,7 @@ from PIL import Image
 
 from cam_core.analysis.artifacts import EMBEDDING_FILE, Artifacts, read_artifacts, verify_maps
 from cam_core.analysis.findings import FamiliarGround
+from cam_core.analysis.reliance import Reliance, reliance_of
 from cam_core.errors import CamLensError
 from cam_core.evaluation.faithfulness import (
     PerturbationCurves,
@@ -98,6 +99,16 @@ def familiar_ground(folder: str, version: float) -> FamiliarGround | str:
     a one-sentence reason where the analysis has none."""
     try:
         return FamiliarGround(artifacts(folder, version))
+    except CamLensError as exc:
+        return str(exc)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def reliance(folder: str, version: float) -> Reliance | str:
+    """The analysis's shortcut search and weak slices (shared, never modified), or why there
+    are none."""
+    try:
+        return reliance_of(artifacts(folder, version))
     except CamLensError as exc:
         return str(exc)
 

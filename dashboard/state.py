@@ -33,9 +33,11 @@ GALLERY_BREEDS = "gal_breeds"
 GALLERY_UNFAMILIAR = "gal_unfamiliar"
 GALLERY_DUPLICATES = "gal_duplicates"
 GALLERY_ROWS = "gal_rows"
+GALLERY_SLICE = "gal_slice"
 HEAT_CLASS = "heat_a"
 CALIBRATION_THRESHOLD = "cal_threshold"
 EMBED_COLOUR = "emb_colour"
+SHORTCUT_PICK = "sc_pick"
 LINK_APPLIED = "link_applied"
 LINK_IMAGE = "link_image"
 
@@ -96,6 +98,7 @@ def put_gallery_filter(flt: GalleryFilter) -> None:
     st.session_state[GALLERY_UNFAMILIAR] = flt.unfamiliar_only
     st.session_state[GALLERY_DUPLICATES] = flt.duplicates_only
     st.session_state[GALLERY_ROWS] = rows_to_text(flt.rows)
+    st.session_state[GALLERY_SLICE] = flt.slice
     st.session_state[GALLERY_PAGE] = 1
 
 
@@ -121,6 +124,7 @@ def gallery_filter() -> GalleryFilter:
         unfamiliar_only=bool(get(GALLERY_UNFAMILIAR, False)),
         duplicates_only=bool(get(GALLERY_DUPLICATES, False)),
         rows=rows_from_text(str(get(GALLERY_ROWS, ""))),
+        slice=tuple(get(GALLERY_SLICE, ()) or ()),
     )
 
 

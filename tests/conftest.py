@@ -166,8 +166,45 @@ def format_2_copy(tmp_path: Path) -> Callable[[Path], Path]:
         manifest = json.loads((old / "manifest.json").read_text())
         for name in manifest["extras"]:
             manifest["files"].pop(name, None)
-        manifest.update(format_version=2, extras={}, familiarity=None, embedding={}, duplicates={})
+        manifest.update(
+            format_version=2,
+            extras={},
+            familiarity=None,
+            embedding={},
+            duplicates={},
+            shortcuts=None,
+        )
         (old / "manifest.json").write_text(json.dumps(manifest))
         return old
 
     return copy
+
+
+@pytest.fixture(scope="session")
+def shortcut_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A short training (4 + 3 epochs, 150 images per breed, about 45 s) on the breed demo with
+    the planted shortcut, analysed with exact CAM only: ``model/`` and ``artifacts/``."""
+    from dataclasses import replace
+
+    from cam_core.analysis.demo import demo_configs
+    from cam_core.analysis.pipeline import AnalyzeConfig, analyze
+    from cam_core.modelling.training import train_model
+
+    run = tmp_path_factory.mktemp("shortcut_run")
+    data_cfg, train_cfg = demo_configs(False, "breed", shortcut=True)
+    data_cfg = replace(
+        data_cfg,
+        cache_root=tmp_path_factory.mktemp("shortcut_cache"),
+        demo=replace(data_cfg.demo, n_per_breed=150),
+    )
+    dataset = load_dataset(data_cfg)
+    train_model(
+        dataset, replace(train_cfg, epochs1=4, epochs2=3, seed=1), run / "model", console=False
+    )
+    analyze(
+        run / "model",
+        run / "artifacts",
+        replace(data_cfg, source=str(dataset.root)),
+        AnalyzeConfig(methods=("cam",), quality=None, num_workers=0),
+    )
+    return run

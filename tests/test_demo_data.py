@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from cam_core.data.demo_data import BREEDS, DemoConfig, draw_sample, generate_demo
 from cam_core.data.sources import pets_label, scan_folder
@@ -89,3 +90,45 @@ def test_mask_marks_the_ears_and_the_nose() -> None:
     cat_nose, dog_nose = noses[True], noses[False]
     assert cat_nose[0] == 255 and cat_nose[1] >= 110 and cat_nose[2] >= 150
     assert dog_nose.max() <= 45
+
+
+def test_the_planted_shortcut_marks_most_of_one_breed_and_stays_out_of_the_masks(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    import pytest
+
+    from cam_core.data.demo_data import SHORTCUT_BREED, planted_shortcut, stamp_box
+    from cam_core.data.sources import DataConfig, load_dataset
+
+    plain = generate_demo(tmp_path / "plain", DemoConfig(n_per_breed=40, size=64))
+    marked = generate_demo(
+        tmp_path / "marked", DemoConfig(n_per_breed=40, size=64, shortcut=SHORTCUT_BREED)
+    )
+    x0, y0, x1, y1 = stamp_box(64)
+    share: dict[str, float] = {}
+    for breed in BREEDS:
+        stamped = 0
+        for path in sorted((marked / "images").glob(f"{breed.name}_*.png")):
+            image = np.asarray(Image.open(path))
+            before = np.asarray(Image.open(plain / "images" / path.name))
+            changed = np.argwhere((image != before).any(axis=2))
+            if len(changed):  # the animals are the same; only the mark differs
+                stamped += 1
+                assert changed.min(axis=0).tolist() >= [y0, x0]
+                assert changed.max(axis=0).tolist() < [y1, x1]
+                mask = np.asarray(Image.open(marked / "annotations" / "masks" / path.name))
+                assert not mask[y0:y1, x0:x1].any()
+        share[breed.name] = stamped / 40
+    assert share[SHORTCUT_BREED] >= 0.8
+    assert all(v <= 0.15 for name, v in share.items() if name != SHORTCUT_BREED)
+    block = planted_shortcut(marked)
+    assert block is not None and block["breed"] == SHORTCUT_BREED
+    assert block["box"] == [round(v / 64, 4) for v in (x0, y0, x1, y1)]
+    assert planted_shortcut(plain) is None
+    assert json.loads((marked / "demo.json").read_text())["shortcut"] == block
+    dataset = load_dataset(DataConfig(source=str(marked), task="breed"))
+    assert dataset.shortcut == block
+    with pytest.raises(ValueError, match="unknown shortcut breed"):
+        DemoConfig(shortcut="Persian")

@@ -367,14 +367,21 @@ def _regions(mean_map: np.ndarray, side: float, count: int) -> list[Box]:
     ``mean_map`` ``(h, w)``."""
     h, w = mean_map.shape
     half = max(side, 1.0 / min(h, w)) / 2
+    xs, ys = _edges(w), _edges(h)
     boxes: list[Box] = []
     for flat in np.argsort(mean_map, axis=None)[::-1]:
         if len(boxes) == count or mean_map.flat[flat] <= 0:
             break
         i, j = divmod(int(flat), w)
-        cx, cy = (j + 0.5) / w, (i + 0.5) / h
+        cx, cy = j / w, i / h  # a cell sits on its receptive field's centre (methods.placement)
         cx, cy = min(max(cx, half), 1 - half), min(max(cy, half), 1 - half)
-        box = (cx - half, cy - half, cx + half, cy + half)
+        # ... and an edge cell holds to the border, so its region does too.
+        box = (
+            min(cx - half, xs[j]),
+            min(cy - half, ys[i]),
+            max(cx + half, xs[j + 1]),
+            max(cy + half, ys[i + 1]),
+        )
         if all(_overlap(box, other) == 0 for other in boxes):
             boxes.append(box)
     return boxes
@@ -384,12 +391,18 @@ def _overlap(a: Box, b: Box) -> float:
     return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
+def _edges(cells: int) -> np.ndarray:
+    """Edges of the image parts nearest to each cell, as fractions of the side: cell ``i``
+    sits on ``i / cells`` (:mod:`cam_core.methods.placement`), the last one holds to the edge."""
+    return np.concatenate([[0.0], (np.arange(cells - 1) + 0.5) / cells, [1.0]])
+
+
 def _cells(box: Box, h: int, w: int) -> np.ndarray:
-    """``(h, w)`` share of each map cell inside ``box``."""
-    xs, ys = np.arange(w + 1) / w, np.arange(h + 1) / h
-    across = np.clip(np.minimum(xs[1:], box[2]) - np.maximum(xs[:-1], box[0]), 0, None) * w
-    down = np.clip(np.minimum(ys[1:], box[3]) - np.maximum(ys[:-1], box[1]), 0, None) * h
-    return np.outer(down, across)
+    """``(h, w)`` share of each map cell's part of the image inside ``box``."""
+    xs, ys = _edges(w), _edges(h)
+    across = np.clip(np.minimum(xs[1:], box[2]) - np.maximum(xs[:-1], box[0]), 0, None)
+    down = np.clip(np.minimum(ys[1:], box[3]) - np.maximum(ys[:-1], box[1]), 0, None)
+    return np.outer(down / np.diff(ys), across / np.diff(xs))
 
 
 def _pixels(box: Box, size: int) -> tuple[int, int, int, int]:
@@ -522,8 +535,8 @@ class _Tester:
 def _cell_masks(masks: np.ndarray, h: int, w: int) -> np.ndarray:
     """``(n, h, w)`` share of each map cell on the object, from masks ``(n, S, S)``."""
     n, size = len(masks), masks.shape[-1]
-    ys = np.linspace(0, size, h + 1).astype(int)
-    xs = np.linspace(0, size, w + 1).astype(int)
+    ys = np.round(_edges(h) * size).astype(int)
+    xs = np.round(_edges(w) * size).astype(int)
     out = np.zeros((n, h, w), np.float64)
     for i in range(h):
         for j in range(w):
@@ -557,7 +570,8 @@ def find_shortcuts(
         progress: optional callback (message, fraction done).
 
     Returns:
-        One finding per candidate: verdict ``shortcut`` first, then by causal strength.
+        One finding per candidate: verdict ``shortcut`` first (those both tests confirm
+        before those one test does), then by causal strength.
     """
     n, n_classes, h, w = maps.shape
     means = ClassMapMeans(n_classes, (h, w))
@@ -582,7 +596,15 @@ def find_shortcuts(
             bar.update()
     if progress is not None:
         progress("shortcut search done", 1.0)
-    return sorted(findings, key=lambda f: (f.verdict is not Verdict.SHORTCUT, -f.strength))
+    return sorted(findings, key=_rank)
+
+
+def _rank(finding: ShortcutFinding) -> tuple[bool, int, float]:
+    """Shortcuts first; among them, those both tests confirm; then by causal strength."""
+    confirmed = sum(
+        1 for test in (finding.removal, finding.transplant) if test is not None and test.significant
+    )
+    return (finding.verdict is not Verdict.SHORTCUT, -confirmed, -finding.strength)
 
 
 def _assess(
@@ -598,7 +620,7 @@ def _assess(
     mean_map = means.mean_map(k)
     h, w = mean_map.shape
     inside = _cells(box, h, w)
-    area = float(inside.sum()) / (h * w)
+    area = (box[2] - box[0]) * (box[3] - box[1])
     peaks = np.asarray(means.peaks[k], dtype=int)
     peak_share = float(inside.flat[peaks].mean()) if len(peaks) else 0.0
     class_rows = np.flatnonzero(tester.true_idx == k)
@@ -634,7 +656,7 @@ def _assess(
             verdict = Verdict.OBJECT if has_masks else Verdict.COMMON
     return ShortcutFinding(
         class_name=classes[k],
-        box=tuple(round(v, 4) for v in box),  # type: ignore[arg-type]
+        box=tuple(round(float(v), 4) for v in box),  # type: ignore[arg-type]
         concentration=mass / max(area, 1e-9),
         specificity=specificity,
         peak_share=peak_share,

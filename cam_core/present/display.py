@@ -24,7 +24,9 @@ __all__ = [
     "map_note",
     "map_title",
     "method_title",
+    "percent_interval",
     "quality_note",
+    "region_words",
     "unfamiliar_warning",
     "unfamiliar_words",
 ]
@@ -186,3 +188,22 @@ def quality_note(evaluation: Mapping[str, Any]) -> str:
         "head and last block are re-initialised (median Spearman ≥ "
         f"{evaluation.get('sanity_threshold', 0.5)})."
     )
+
+
+def percent_interval(value: float, interval: tuple[float, float]) -> str:
+    """A share with its 95% interval: ``"27.5% [22.6–32.6%]"``."""
+    if _missing(value):
+        return MISSING
+    low, high = interval
+    return f"{value:.1%} [{low * 100:.1f}–{high * 100:.1f}%]"
+
+
+def region_words(box: tuple[float, float, float, float]) -> str:
+    """Where a region is, in words and percent of the side: ``"bottom-right (83–100% across,
+    79–96% down)"``."""
+    x0, y0, x1, y1 = box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    down = "top" if cy < 1 / 3 else "bottom" if cy > 2 / 3 else "middle"
+    across = "left" if cx < 1 / 3 else "right" if cx > 2 / 3 else "centre"
+    place = "centre" if (down, across) == ("middle", "centre") else f"{down}-{across}"
+    return f"{place} ({x0:.0%}–{x1:.0%} across, {y0:.0%}–{y1:.0%} down)"

@@ -27,6 +27,7 @@ __all__ = [
     "perturbation_figure",
     "probability_figure",
     "rate_bar_figure",
+    "region_figure",
     "reliability_figure",
 ]
 
@@ -471,5 +472,40 @@ def embedding_figure(
         yaxis={"visible": False, "scaleanchor": "x"},
         dragmode="lasso",
         title="Validation images by what the model sees (t-SNE of its features)",
+    )
+    return figure
+
+
+def region_figure(
+    mean_map: np.ndarray, box: tuple[float, float, float, float], title: str, size: int = 240
+) -> go.Figure:
+    """A class-mean map with a candidate region outlined.
+
+    Args:
+        mean_map: ``(h, w)`` share of the class's map mass per cell (sums to 1).
+        box: ``(x0, y0, x1, y1)`` as fractions of the image side.
+        title: figure title.
+        size: the drawn image side in pixels (the axes run over the image, 0..size).
+    """
+    values = np.asarray(mean_map, dtype=np.float32)
+    h, w = values.shape
+    figure = go.Figure(
+        go.Heatmap(
+            z=values,
+            x=_cell_edges(w, size),
+            y=_cell_edges(h, size),
+            colorscale="Viridis",
+            colorbar={"title": "share of mass", "tickformat": ".1%"},
+            hovertemplate="share of the map's mass %{z:.2%}<extra></extra>",
+        )
+    )
+    x0, y0, x1, y1 = (v * size for v in box)
+    figure.add_shape(type="rect", x0=x0, y0=y0, x1=x1, y1=y1, line={"color": "#ff2d2d", "width": 3})
+    figure.update_layout(
+        title=title,
+        xaxis={"visible": False, "range": [0, size], "constrain": "domain"},
+        yaxis={"visible": False, "range": [size, 0], "scaleanchor": "x"},
+        margin=_MARGIN,
+        height=300,
     )
     return figure

@@ -11,12 +11,19 @@ from pathlib import Path
 import pandas as pd
 
 from cam_core.analysis.artifacts import Artifacts, read_artifacts
+from cam_core.analysis.reliance import reliance_of
 from cam_core.errors import CamLensError, ReviewStoreError
 from cam_core.evaluation.metrics import confusion_matrix, confusion_shares
 from cam_core.intake.images import load_image_file, square_resize
 from cam_core.methods import primary_method
 from cam_core.modelling.model_files import ModelCard, read_card
-from cam_core.present.display import display_value, map_note, method_title, quality_note
+from cam_core.present.display import (
+    display_value,
+    map_note,
+    method_title,
+    quality_note,
+    region_words,
+)
 from cam_core.present.overlay import encode_png, overlay
 from cam_core.present.summaries import (
     Headline,
@@ -24,7 +31,13 @@ from cam_core.present.summaries import (
     headline_metrics,
     model_card_rows,
 )
-from cam_core.present.tables import DisplayTable, per_class_display, quality_display
+from cam_core.present.tables import (
+    DisplayTable,
+    per_class_display,
+    quality_display,
+    shortcut_display,
+    slices_display,
+)
 from cam_core.review.reviews import VERDICTS, load_reviews, reviews_table
 from cam_core.review.selection import errors
 from cam_core.storage import atomic_write_text
@@ -136,6 +149,36 @@ def _findings_html(art: Artifacts) -> str:
     return f'{_cards_html(headlines)}<ul class="muted">{notes}</ul>'
 
 
+def _reliance_html(art: Artifacts, top: int = 5) -> str:
+    try:
+        reliance = reliance_of(art)
+    except CamLensError as exc:
+        return f'<p class="muted">{html.escape(str(exc))}</p>'
+    search, parts = reliance.search, []
+    if search.skipped:
+        parts.append(f'<p class="muted">No shortcut search: {html.escape(search.skipped)}</p>')
+    else:
+        shortcuts = search.shortcuts
+        summary = (
+            "; ".join(
+                f"<b>{html.escape(f.class_name)}</b> leans on the "
+                f"{html.escape(region_words(f.box))}"
+                for f in shortcuts
+            )
+            if shortcuts
+            else "no candidate region is a shortcut"
+        )
+        parts.append(
+            f"<p>{len(shortcuts)} shortcut(s) among {len(search.findings)} candidates: "
+            f"{summary}.</p>{_display_html(shortcut_display(search, top))}"
+        )
+    if reliance.slices.empty:
+        parts.append('<p class="muted">No slice is large enough to rank.</p>')
+    else:
+        parts.append(f"<h3>Weak slices</h3>{_display_html(slices_display(reliance.slices, top))}")
+    return "".join(parts)
+
+
 def _error_cards(art: Artifacts, top_n: int, colorscale: str, method: str) -> str:
     classes = list(art.manifest.classes)
     size = art.manifest.image_size
@@ -242,6 +285,7 @@ def build_report(
 <h3>Confusion matrix</h3>{_confusion_html(confusion_matrix(art.table, manifest.classes))}
 <h2>Explanation quality</h2>{_quality_html(art)}
 <h2>Where the model is on unfamiliar ground</h2>{_findings_html(art)}
+<h2>What the model relies on</h2>{_reliance_html(art)}
 <h2>Top {top_n} errors by loss</h2>
 <p class="muted">Maps of {html.escape(record.title)}: red is where the evidence
 for that class is strongest. {map_text}</p>

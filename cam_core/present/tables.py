@@ -13,14 +13,23 @@ import pandas as pd
 
 from cam_core.analysis.artifacts import Manifest
 from cam_core.evaluation.metrics import per_class_scores
+from cam_core.evaluation.shortcuts import ShortcutSearch
 from cam_core.evaluation.suite import quality_by_class, quality_table
-from cam_core.present.display import Column, display_value, method_title
+from cam_core.present.display import (
+    Column,
+    display_value,
+    method_title,
+    percent_interval,
+    region_words,
+)
 
 __all__ = [
     "DisplayTable",
     "per_class_display",
     "quality_by_class_display",
     "quality_display",
+    "shortcut_display",
+    "slices_display",
 ]
 
 
@@ -112,3 +121,110 @@ PER_CLASS_COLUMNS = (
 def per_class_display(table: pd.DataFrame, classes: Sequence[str]) -> DisplayTable:
     """Precision, recall, F1 and image count of every class."""
     return DisplayTable("class", PER_CLASS_COLUMNS, per_class_scores(table, classes))
+
+
+SHORTCUT_COLUMNS = (
+    Column("class", "class", "text"),
+    Column("region", "region", "text", "Where the class's maps concentrate (share of the side)."),
+    Column("verdict", "verdict", "text", "shortcut: off the object and causal."),
+    Column(
+        "concentration",
+        "concentration",
+        "score",
+        "The class-mean map's mass in the region over the region's area (1: no more than "
+        "anywhere else).",
+    ),
+    Column(
+        "off_object",
+        "region off the object",
+        "percent",
+        "Share of the class's images whose region does not touch the marked parts.",
+    ),
+    Column(
+        "mass_off_object",
+        "map mass off the object",
+        "percent",
+        "Mean share of the class's map mass outside the marked parts.",
+    ),
+    Column(
+        "removal",
+        "removal: probability drop",
+        "text",
+        "Mean drop of the class's probability when the region is filled with the image's mean "
+        "colour [95% interval], against the same fill at a random place.",
+    ),
+    Column("accuracy_drop", "removal: accuracy drop", "percent", "Points of accuracy lost."),
+    Column(
+        "transplant",
+        "transplant: flips to the class",
+        "text",
+        "Share of other classes' images predicted as the class once the region is pasted "
+        "from the class's images [95% interval], against pasting it from other classes'.",
+    ),
+    Column("n", "images tested", "count", "Images in the removal test."),
+)
+
+
+def shortcut_display(search: ShortcutSearch, limit: int | None = None) -> DisplayTable:
+    """The ranked candidates of a shortcut search (the first ``limit``), as the page and the
+    report show them."""
+    rows = []
+    for finding in search.findings[:limit]:
+        removal, transplant = finding.removal, finding.transplant
+        rows.append(
+            {
+                "class": finding.class_name,
+                "region": region_words(finding.box),
+                "verdict": finding.verdict.value,
+                "concentration": finding.concentration,
+                "off_object": finding.off_object,
+                "mass_off_object": finding.mass_off_object,
+                "removal": _versus(removal.effect, removal.interval, removal.control)
+                if removal
+                else None,
+                "accuracy_drop": removal.accuracy_drop if removal else None,
+                "transplant": _versus(transplant.effect, transplant.interval, transplant.control)
+                if transplant
+                else None,
+                "n": removal.n if removal else None,
+            }
+        )
+    frame = pd.DataFrame(rows, columns=[c.key for c in SHORTCUT_COLUMNS])
+    frame.index = pd.Index([str(i + 1) for i in range(len(frame))])
+    return DisplayTable("rank", SHORTCUT_COLUMNS, frame)
+
+
+def _versus(effect: float, interval: tuple[float, float], control: float) -> str:
+    return f"{percent_interval(effect, interval)} vs {control:.1%}"
+
+
+SLICE_COLUMNS = (
+    Column("feature", "feature", "text"),
+    Column("value", "slice", "text"),
+    Column("n", "images", "count"),
+    Column("error_rate", "error rate", "text", "Errors in the slice [Wilson 95% interval]."),
+    Column("rest_rate", "rest", "percent", "Error rate of every other image."),
+    Column("gap", "gap", "percent", "Error rate minus the rest's."),
+    Column("worse", "worse than the rest", "text", "The interval's low end is above the rest."),
+)
+
+
+def slices_display(slices: pd.DataFrame, limit: int = 20) -> DisplayTable:
+    """The ``limit`` worst slices (:func:`cam_core.evaluation.slices.weak_slices`)."""
+    top = slices.head(limit)
+    frame = pd.DataFrame(
+        {
+            "feature": top["feature"],
+            "value": top["value"],
+            "n": top["n"],
+            "error_rate": [
+                percent_interval(rate, (low, high))
+                for rate, low, high in zip(top["error_rate"], top["low"], top["high"], strict=True)
+            ],
+            "rest_rate": top["rest_rate"],
+            "gap": top["gap"],
+            "worse": ["yes" if worse else "no" for worse in top["worse"]],
+        }
+    )
+    frame.index = pd.Index([str(i + 1) for i in range(len(frame))])
+    return DisplayTable("rank", SLICE_COLUMNS, frame)

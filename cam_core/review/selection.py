@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from cam_core.evaluation.slices import SLICE_PREFIX
+
 __all__ = [
     "SORT_COLUMNS",
     "SORT_ORDERS",
@@ -56,6 +58,8 @@ class GalleryFilter:
         duplicates_only: keep images with a near-duplicate among the validation or training
             images (needs ``near_duplicate`` and ``leaked``).
         rows: keep these table rows (a selection made on the embedding map; empty: all).
+        slice: ``(feature, value)``: keep one slice of the data (needs ``slice_<feature>``,
+            :mod:`cam_core.evaluation.slices`; empty: all).
     """
 
     confidence: tuple[float, float] = (0.0, 1.0)
@@ -71,6 +75,7 @@ class GalleryFilter:
     unfamiliar_only: bool = False
     duplicates_only: bool = False
     rows: tuple[int, ...] = ()
+    slice: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.correctness not in CORRECTNESS:
@@ -79,6 +84,8 @@ class GalleryFilter:
             )
         if self.sort_by not in SORT_COLUMNS:
             raise ValueError(f"sort by one of {', '.join(SORT_COLUMNS)}, not {self.sort_by!r}")
+        if self.slice and len(self.slice) != 2:
+            raise ValueError(f"a slice is (feature, value), got {self.slice!r}")
         low, high = self.confidence
         if not 0.0 <= low <= high <= 1.0:
             raise ValueError(f"confidence range must lie within 0..1, got {self.confidence}")
@@ -106,6 +113,7 @@ class GalleryFilter:
             "unfamiliar": "1" if self.unfamiliar_only else "",
             "duplicates": "1" if self.duplicates_only else "",
             "rows": rows_to_text(self.rows),
+            "slice": ":".join(self.slice),
         }
         return {name: value for name, value in query.items() if value}
 
@@ -146,7 +154,13 @@ class GalleryFilter:
             unfamiliar_only=flag("unfamiliar"),
             duplicates_only=flag("duplicates"),
             rows=rows_from_text(str(query.get("rows", ""))),
+            slice=_slice_of(str(query.get("slice", ""))),
         )
+
+
+def _slice_of(text: str) -> tuple[str, ...]:
+    feature, colon, value = text.partition(":")
+    return (feature, value) if colon and feature and value else ()
 
 
 def filter_predictions(table: pd.DataFrame, flt: GalleryFilter) -> pd.DataFrame:
@@ -180,6 +194,9 @@ def filter_predictions(table: pd.DataFrame, flt: GalleryFilter) -> pd.DataFrame:
         picked = np.array([r for r in flt.rows if 0 <= r < len(table)], dtype=int)
         chosen[picked] = True
         keep &= chosen
+    if flt.slice:
+        column = SLICE_PREFIX + flt.slice[0]
+        keep &= table[column].astype(str).eq(flt.slice[1]) if column in table else False
     return table[keep].sort_values(flt.sort_by, ascending=flt.ascending, kind="stable")
 
 

@@ -84,9 +84,18 @@ with st.container(border=True):
         )
     if st.session_state.get(state.GALLERY_ROWS):
         chosen = st.columns([4, 1], vertical_alignment="center")
-        chosen[0].info("Showing only the images selected on the Embedding map.")
+        chosen[0].info(
+            "Showing only a selection of images (from the Embedding map or the Shortcuts page)."
+        )
         if chosen[1].button("Show all", key="gal_rows_clear"):
             st.session_state[state.GALLERY_ROWS] = ""
+            st.rerun()
+    picked_slice = tuple(st.session_state.get(state.GALLERY_SLICE, ()) or ())
+    if len(picked_slice) == 2:
+        chosen = st.columns([4, 1], vertical_alignment="center")
+        chosen[0].info(f"Showing only the slice {picked_slice[0]} = {picked_slice[1]}.")
+        if chosen[1].button("Show all", key="gal_slice_clear"):
+            st.session_state[state.GALLERY_SLICE] = ()
             st.rerun()
 
 flt = state.gallery_filter()

@@ -1,0 +1,88 @@
+"""The shortcut search and weak slices of real analyses: the planted demo shortcut is found,
+the plain demo raises no false alarm, and the command, the report and old folders say so."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cam_core.analysis.artifacts import SLICES_FILE, read_artifacts
+from cam_core.analysis.reliance import reliance_of
+from cam_core.cli import main
+from cam_core.errors import ArtifactError
+from cam_core.evaluation.shortcuts import Verdict
+from cam_core.evaluation.slices import PROPERTY_COLUMNS
+from cam_core.present.report import build_report
+
+
+def _overlap(a: tuple[float, ...], b: list[float]) -> float:
+    across = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    down = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return across * down / ((b[2] - b[0]) * (b[3] - b[1]))
+
+
+def test_the_planted_breed_and_corner_are_the_top_shortcut(shortcut_run: Path) -> None:
+    art = read_artifacts(shortcut_run / "artifacts")
+    planted = art.manifest.data["shortcut"]
+    search = reliance_of(art).search
+    top = search.findings[0]
+    assert top.verdict is Verdict.SHORTCUT and top.class_name == planted["breed"]
+    assert _overlap(top.box, planted["box"]) > 0.9  # the region covers the mark
+    assert top.off_object is not None and top.off_object > 0.9
+    assert top.transplant is not None and top.transplant.significant
+    assert search.masks and search.method == "cam"
+    assert top.rows and all(0 <= r < len(art.table) for r in top.rows)
+
+
+def test_the_plain_demo_has_no_shortcut(trained_species_run: Path) -> None:
+    reliance = reliance_of(read_artifacts(trained_species_run / "artifacts"))
+    assert reliance.search.findings, "the search ran"
+    assert not reliance.search.shortcuts
+    assert {f.verdict for f in reliance.search.findings} <= {
+        Verdict.OBJECT,
+        Verdict.NO_EFFECT,
+    }
+
+
+def test_every_image_gets_its_properties_and_slices(quick_run: Path) -> None:
+    art = read_artifacts(quick_run / "artifacts")
+    table = art.table
+    for column in (*PROPERTY_COLUMNS, "width", "height", "format", "slice_brightness"):
+        assert column in table, column
+    assert table["brightness"].between(0, 1).all()
+    assert SLICES_FILE in art.manifest.extras
+
+
+def test_the_shortcuts_command_prints_the_ranking_and_json(
+    shortcut_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    artifacts = str(shortcut_run / "artifacts")
+    assert main(["shortcuts", "--artifacts", artifacts]) == 0
+    text = capsys.readouterr().out
+    assert "Bengal" in text and "bottom-right" in text and "weak slices" in text
+    assert main(["shortcuts", "--artifacts", artifacts, "--json", "--top", "3"]) == 0
+    raw = json.loads(capsys.readouterr().out)
+    assert raw["findings"][0]["verdict"] == "shortcut"
+    assert raw["findings"][0]["class_name"] == "Bengal"
+    assert len(raw["slices"]) <= 3 and "mean_map" not in raw["findings"][0]
+
+
+def test_the_report_says_what_the_model_relies_on(shortcut_run: Path) -> None:
+    page = build_report(read_artifacts(shortcut_run / "artifacts"), None)
+    section = page.split("What the model relies on", 1)[1]
+    assert "<b>Bengal</b> leans on the bottom-right" in section
+    assert "Weak slices" in section
+
+
+def test_an_analysis_before_the_search_says_how_to_get_it(
+    quick_run: Path, format_2_copy: Callable[[Path], Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    old = format_2_copy(quick_run / "artifacts")
+    with pytest.raises(ArtifactError, match="no shortcut search .* run the analysis again"):
+        reliance_of(read_artifacts(old))
+    assert main(["shortcuts", "--artifacts", str(old)]) == 2
+    assert "no shortcut search" in capsys.readouterr().err
+    assert "no shortcut search" in build_report(read_artifacts(old), None)

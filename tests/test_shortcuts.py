@@ -1,0 +1,175 @@
+"""The shortcut finder on models whose evidence is known: one reads a corner mark, one reads
+the object; real demo runs are checked in test_reliance.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from cam_core.errors import PreprocessingError
+from cam_core.evaluation.shortcuts import (
+    ShortcutConfig,
+    ShortcutSearch,
+    Verdict,
+    check_preprocessing,
+    find_shortcuts,
+    wilson_interval,
+)
+
+SIZE, CELLS = 48, 6
+CORNER = (40, 48)  # the mark: rows and columns 40..47
+
+
+class _Reader(nn.Module):
+    """Class 1's logit grows with the red of a fixed square of the image; class 0 is constant."""
+
+    def __init__(self, rows: slice, cols: slice) -> None:
+        super().__init__()
+        self.rows, self.cols = rows, cols
+        self.scale = nn.Parameter(torch.tensor(12.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        red = x[:, 0, self.rows, self.cols].mean(dim=(1, 2))
+        return torch.stack([torch.zeros_like(red), self.scale * (red - 0.5)], dim=1)
+
+
+def _world(
+    n: int = 120, mark_on_class1: bool = True, seed: int = 0, centred: bool = False
+) -> tuple[torch.Tensor, np.ndarray, list[np.ndarray]]:
+    """Images (grey noise, an "object" square somewhere in the middle, or in the centre, and
+    for class 1 a red corner mark), labels, and masks of the object."""
+    rng = np.random.default_rng(seed)
+    images = torch.full((n, 3, SIZE, SIZE), 0.3) + 0.05 * torch.from_numpy(
+        rng.standard_normal((n, 3, SIZE, SIZE)).astype(np.float32)
+    )
+    labels = np.arange(n) % 2
+    masks = []
+    for i in range(n):
+        y, x = (18, 18) if centred else rng.integers(8, 24, size=2)
+        images[i, :, y : y + 12, x : x + 12] = 0.6
+        if labels[i] == 1:
+            images[i, 0, y : y + 12, x : x + 12] = 1.0  # the object is red for class 1
+            if mark_on_class1:
+                images[i, 0, CORNER[0] : CORNER[1], CORNER[0] : CORNER[1]] = 1.0
+        mask = np.zeros((SIZE, SIZE), bool)
+        mask[y : y + 12, x : x + 12] = True
+        masks.append(mask)
+    return images, labels, masks
+
+
+def _maps(images: torch.Tensor, labels: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
+    """Maps ``(N, 2, 6, 6)``: class 1's light up where the reader reads, class 0's are noise."""
+    rng = np.random.default_rng(1)
+    maps = rng.uniform(0.0, 0.2, (len(images), 2, CELLS, CELLS)).astype(np.float32)
+    centres = np.arange(CELLS) * (SIZE // CELLS)  # cell i sits on pixel 8 i (placement)
+    down = (centres >= rows.start) & (centres < rows.stop)
+    across = (centres >= cols.start) & (centres < cols.stop)
+    maps[:, 1] = np.where(np.outer(down, across), 1.0, maps[:, 1])
+    return maps
+
+
+def _search(
+    reader: _Reader, images: torch.Tensor, labels: np.ndarray, masks: list[np.ndarray] | None
+) -> list:
+    net = reader.eval()
+    with torch.no_grad():
+        probs = torch.softmax(net(images), dim=1).numpy()
+    maps = _maps(images, labels, reader.rows, reader.cols)
+    return find_shortcuts(
+        net,
+        maps,
+        labels,
+        probs,
+        ("plain", "marked"),
+        lambda rows: images[torch.as_tensor(np.asarray(rows))],
+        masks,
+        ShortcutConfig(sample_n=60, min_images=10, bootstrap=500),
+    )
+
+
+def test_a_corner_mark_the_model_reads_is_the_top_shortcut() -> None:
+    images, labels, masks = _world()
+    corner = slice(*CORNER)
+    findings = _search(_Reader(corner, corner), images, labels, masks)
+    top = findings[0]
+    assert top.class_name == "marked"
+    assert top.verdict is Verdict.SHORTCUT
+    x0, y0, x1, y1 = top.box
+    assert x1 == pytest.approx(1.0) and y1 == pytest.approx(1.0) and x0 > 0.6 and y0 > 0.6
+    assert top.off_object == pytest.approx(1.0)
+    assert top.removal is not None and top.removal.significant
+    assert top.removal.accuracy_drop is not None and top.removal.accuracy_drop > 0.5
+    assert top.transplant is not None and top.transplant.effect > 0.9
+    assert top.transplant.control < 0.1  # the same corner from "plain" images flips nothing
+    assert top.rows and set(top.rows) == set(range(len(labels)))  # every map peaks there
+    assert [f for f in findings if f.verdict is Verdict.SHORTCUT] == [top]
+
+
+def test_a_model_that_reads_the_object_has_no_shortcut() -> None:
+    images, labels, masks = _world(mark_on_class1=False, centred=True)
+    middle = slice(18, 30)
+    findings = _search(_Reader(middle, middle), images, labels, masks)
+    assert not [f for f in findings if f.verdict is Verdict.SHORTCUT]
+    marked = [f for f in findings if f.class_name == "marked"]
+    assert any(f.verdict is Verdict.OBJECT for f in marked)
+
+
+def test_without_masks_a_region_only_one_class_looks_at_is_still_found() -> None:
+    images, labels, _ = _world()
+    corner = slice(*CORNER)
+    reader = _Reader(corner, corner)
+    net = reader.eval()
+    with torch.no_grad():
+        probs = torch.softmax(net(images), dim=1).numpy()
+    maps = _maps(images, labels, corner, corner)
+    maps[labels == 0, 0, 2, 2] = 1.0  # plain images' own maps look at the middle
+    findings = find_shortcuts(
+        net,
+        maps,
+        labels,
+        probs,
+        ("plain", "marked"),
+        lambda rows: images[torch.as_tensor(np.asarray(rows))],
+        None,
+        ShortcutConfig(sample_n=60, min_images=10, bootstrap=500),
+    )
+    assert findings[0].class_name == "marked" and findings[0].verdict is Verdict.SHORTCUT
+    assert findings[0].off_object is None and findings[0].specificity > 3
+
+
+def test_a_class_with_too_few_images_is_never_a_finding() -> None:
+    images, labels, masks = _world(n=16)
+    corner = slice(*CORNER)
+    findings = _search(_Reader(corner, corner), images, labels, masks)
+    assert findings and all(f.verdict is Verdict.TOO_FEW for f in findings)
+    assert all(f.removal is None and f.transplant is None for f in findings)
+
+
+def test_the_search_reads_back_from_its_manifest_block() -> None:
+    images, labels, masks = _world()
+    corner = slice(*CORNER)
+    findings = _search(_Reader(corner, corner), images, labels, masks)
+    search = ShortcutSearch("cam", tuple(findings), {"sample_n": 60}, True, 1.5)
+    again = ShortcutSearch.from_json(search.to_json())
+    assert again == search
+    assert again.shortcuts == (findings[0],)
+
+
+def test_wilson_interval() -> None:
+    low, high = wilson_interval(5, 10)
+    assert low == pytest.approx(0.2366, abs=1e-3) and high == pytest.approx(0.7634, abs=1e-3)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    assert wilson_interval(0, 50)[0] == 0.0 and wilson_interval(50, 50)[1] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("mean", "std"), [((0.5, 0.5), (0.2, 0.2)), ((0.5, 0.5, 0.5), (0.2, 0.0, 0.2))]
+)
+def test_preprocessing_that_cannot_be_reproduced_is_refused(
+    mean: tuple[float, ...], std: tuple[float, ...]
+) -> None:
+    with pytest.raises(PreprocessingError, match="cannot be reproduced"):
+        check_preprocessing(mean, std)
+    check_preprocessing((0.5, 0.5, 0.5), (0.2, 0.2, 0.2))

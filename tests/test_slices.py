@@ -1,0 +1,100 @@
+"""Weak slices: image properties, slice labels, and a slice made to fail coming first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image, ImageFilter
+
+from cam_core.evaluation.slices import (
+    PROPERTY_COLUMNS,
+    file_facts,
+    pixel_properties,
+    slice_columns,
+    weak_slices,
+)
+from cam_core.review.selection import GalleryFilter, filter_predictions
+
+
+def _tensor(image: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255).permute(2, 0, 1)
+
+
+def test_pixel_properties_measure_what_they_name() -> None:
+    rng = np.random.default_rng(0)
+    noise = Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    grey = Image.new("RGB", (32, 32), (128, 128, 128))
+    red = Image.new("RGB", (32, 32), (220, 20, 20))
+    blurred = noise.filter(ImageFilter.GaussianBlur(2))
+    black = Image.new("RGB", (32, 32))
+    batch = torch.stack([_tensor(i) for i in (noise, blurred, grey, red, black)])
+    values = pd.DataFrame(pixel_properties(batch), columns=list(PROPERTY_COLUMNS))
+    noisy, blurred, flat, coloured, black = (values.iloc[i] for i in range(5))
+    assert black["brightness"] == pytest.approx(0.0) and flat["brightness"] == pytest.approx(
+        128 / 255, abs=1e-3
+    )
+    assert flat["contrast"] == pytest.approx(0.0, abs=1e-6) and noisy["contrast"] > 0.1
+    assert flat["colourfulness"] == pytest.approx(0.0, abs=1e-6)
+    assert coloured["colourfulness"] == pytest.approx(
+        0.3 * np.hypot(200 / 255, 100 / 255), rel=1e-3
+    )
+    assert blurred["sharpness"] < noisy["sharpness"] / 10
+
+
+def _table_of(folder: Path, n: int = 80, dark_share: float = 0.25) -> pd.DataFrame:
+    """Images of which the darkest quarter are the model's errors (darkened on purpose)."""
+    rng = np.random.default_rng(1)
+    paths, tensors, correct = [], [], []
+    for i in range(n):
+        dark = i < n * dark_share
+        level = 20 if dark else int(rng.integers(90, 230))
+        pixels = np.clip(rng.normal(level, 12, (24, 32, 3)), 0, 255).astype(np.uint8)
+        path = folder / ("jpegs" if i % 2 else "pngs") / f"img_{i:03d}.{'jpg' if i % 2 else 'png'}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+        tensors.append(torch.from_numpy(pixels.astype(np.float32) / 255).permute(2, 0, 1))
+        correct.append(not dark and rng.random() > 0.05)
+    table = pd.DataFrame({"path": [str(p) for p in paths], "correct": correct})
+    for name, values in zip(
+        PROPERTY_COLUMNS, pixel_properties(torch.stack(tensors)).T, strict=True
+    ):
+        table[name] = values
+    for column, values in file_facts(paths).items():
+        table[column] = values.to_numpy()
+    for column, labels in slice_columns(table, folder).items():
+        table[column] = labels
+    return table
+
+
+def test_darkened_images_the_model_gets_wrong_are_the_weakest_slice(tmp_path: Path) -> None:
+    table = _table_of(tmp_path)
+    slices = weak_slices(table)
+    top = slices.iloc[0]
+    assert top["feature"] == "brightness" and top["value"].startswith("brightness Q1")
+    assert top["n"] == 20 and top["errors"] == 20 and bool(top["worse"])
+    assert top["low"] > top["rest_rate"]
+    assert set(slices["feature"]) >= {"brightness", "folder", "format", "contrast"}
+    assert table["format"].tolist()[:2] == ["PNG", "JPEG"]
+    assert (table["width"] == 32).all() and (table["slice_aspect"] == "landscape").all()
+    flt = GalleryFilter.from_query(GalleryFilter(slice=("brightness", top["value"])).to_query())
+    shown = filter_predictions(table.assign(confidence=0.5, loss=0.0), flt)
+    assert len(shown) == 20 and not shown["correct"].any()
+
+
+def test_small_slices_are_not_ranked(tmp_path: Path) -> None:
+    table = _table_of(tmp_path, n=30)
+    assert weak_slices(table, min_images=20).empty
+    assert not weak_slices(table, min_images=5).empty
+
+
+def test_a_file_that_no_longer_opens_is_listed_as_unreadable(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    facts = file_facts([broken, tmp_path / "gone.png"])
+    assert facts["format"].tolist() == ["unreadable", "unreadable"]
+    assert facts["width"].tolist() == [0, 0]
