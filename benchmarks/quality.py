@@ -23,13 +23,14 @@ from typing import Any
 from machine import describe
 from PIL import Image, ImageFilter, ImageOps
 
-from cam_core.analysis.artifacts import read_artifacts, read_manifest
+from cam_core.analysis.artifacts import Manifest, read_artifacts, read_manifest
 from cam_core.analysis.demo import run_demo
 from cam_core.analysis.findings import FamiliarGround
 from cam_core.analysis.predict import placed, predict_images
 from cam_core.data.demo_data import BREEDS, draw_sample
 from cam_core.data.photos import installed_photos
 from cam_core.data.sources import TASKS
+from cam_core.evaluation.shortcuts import Verdict
 from cam_core.evaluation.suite import verdicts
 from cam_core.methods import default_method
 from cam_core.modelling.model_files import load_model
@@ -52,6 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("QUALITY.md"))
     parser.add_argument(
+        "--shortcut",
+        action="store_true",
+        help="also train the breed demo with the planted shortcut on every seed, and report "
+        "whether the finder ranks it first (and false alarms on the plain runs)",
+    )
+    parser.add_argument(
         "--render",
         type=Path,
         metavar="JSON",
@@ -61,12 +68,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def one_run(task: str, seed: int, folder: Path, cache: Path) -> dict[str, Any]:
-    """Train and analyse the demo for ``task`` with ``seed``; the run's figures."""
-    out = folder / f"{task}-seed{seed}"
+def one_run(
+    task: str, seed: int, folder: Path, cache: Path, shortcut: bool = False
+) -> dict[str, Any]:
+    """Train and analyse the demo for ``task`` with ``seed`` (and the planted shortcut); the
+    run's figures."""
+    out = folder / f"{task}{'-shortcut' if shortcut else ''}-seed{seed}"
     start = time.perf_counter()
-    run_demo(out, console=False, cache_root=cache, seed=seed, task=task)
+    marks: list[float] = []
+
+    def progress(message: str, fraction: float) -> None:
+        if fraction >= 0.6 and not marks:  # run_demo's analysis takes 0.6..1.0
+            marks.append(time.perf_counter())
+
+    run_demo(
+        out,
+        console=False,
+        cache_root=cache,
+        seed=seed,
+        task=task,
+        shortcut=shortcut,
+        progress=progress,
+    )
     seconds = time.perf_counter() - start
+    analysis_seconds = time.perf_counter() - marks[0] if marks else seconds
     manifest = read_manifest(out / "artifacts")
     familiar = familiar_ground_check(out, seed)
     judged = verdicts(manifest.quality)
@@ -78,8 +103,9 @@ def one_run(task: str, seed: int, folder: Path, cache: Path) -> dict[str, Any]:
         for name, figures in manifest.quality.items()
     }
     return {
-        "task": task,
+        "task": f"{task}+shortcut" if shortcut else task,
         "seed": seed,
+        "shortcuts": shortcut_figures(manifest, analysis_seconds),
         "accuracy": manifest.metrics["accuracy"],
         "seconds": seconds,
         "quality": quality,
@@ -88,6 +114,35 @@ def one_run(task: str, seed: int, folder: Path, cache: Path) -> dict[str, Any]:
             "validation_pairs": float(manifest.duplicates.get("validation_pairs", 0)),
             "leaked_images": float(manifest.duplicates.get("leaked_images", 0)),
         },
+    }
+
+
+def shortcut_figures(manifest: Manifest, analysis_seconds: float) -> dict[str, Any]:
+    """What the shortcut search of one run found, against the planted mark where there is one."""
+    search = manifest.shortcuts
+    if search is None or not search.findings:
+        return {"n_candidates": 0, "n_shortcuts": 0}
+    top = search.findings[0]
+    planted = manifest.data.get("shortcut")
+    found = False
+    if isinstance(planted, dict) and top.verdict is Verdict.SHORTCUT:
+        box = planted["box"]
+        across = max(0.0, min(top.box[2], box[2]) - max(top.box[0], box[0]))
+        down = max(0.0, min(top.box[3], box[3]) - max(top.box[1], box[1]))
+        covered = across * down / ((box[2] - box[0]) * (box[3] - box[1]))
+        found = top.class_name == planted["breed"] and covered > 0.9
+    return {
+        "n_candidates": len(search.findings),
+        "n_shortcuts": len(search.shortcuts),
+        "top_class": top.class_name,
+        "top_verdict": top.verdict.value,
+        "planted_top": found,
+        "transplant_flip": top.transplant.effect if top.transplant else None,
+        "transplant_control": top.transplant.control if top.transplant else None,
+        "removal_drop": top.removal.effect if top.removal else None,
+        "accuracy_drop": top.removal.accuracy_drop if top.removal else None,
+        "search_seconds": search.seconds,
+        "analysis_seconds": analysis_seconds,
     }
 
 
@@ -146,7 +201,8 @@ def render_markdown(result: dict[str, Any]) -> str:
         "",
         f"- date: {result['date']}",
         f"- machine: {result['machine']}",
-        f"- command: `python benchmarks/quality.py --seeds {result['n_seeds']}`",
+        f"- command: `python benchmarks/quality.py --seeds {result['n_seeds']}"
+        f"{' --shortcut' if result.get('shortcut') else ''}`",
         "- each seed trains the demo preset from scratch for each task on the same generated data",
         f"- tuned on: {result.get('tuned_on', TUNED_ON)}",
         "",
@@ -168,6 +224,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         "",
     ]
     lines += _familiarity_markdown(result["runs"])
+    lines += _shortcut_markdown(result["runs"])
     for task, entry in result["summary"].items():
         metrics = [m for m in COLUMNS if any(m in v for k, v in entry.items() if k != "accuracy")]
         lines += [
@@ -213,6 +270,47 @@ def _familiarity_markdown(runs: list[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+def _shortcut_markdown(runs: list[dict[str, Any]]) -> list[str]:
+    """The shortcut finder per run: the planted mark ranked first, false alarms elsewhere."""
+    measured = [r for r in runs if r.get("shortcuts", {}).get("n_candidates")]
+    if not measured:
+        return []
+    lines = [
+        "Shortcut finder (#20): on `demo --task breed --shortcut` the planted mark (Bengal, "
+        "bottom-right) must be the top-ranked shortcut on every seed; on the plain demo no "
+        "candidate may be called a shortcut. Transplant: share of other breeds' images that "
+        "flip to the class when the region is pasted (control: pasted from other breeds); "
+        "removal: drop of the class's probability and accuracy when the region is filled. "
+        "Search time against the run's analysis time (every method, quality metrics).",
+        "",
+        "| run | seed | accuracy | shortcuts / candidates | top | planted found first "
+        "| transplant flips (control) | removal: probability, accuracy drop "
+        "| search s / analysis s |",
+        "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |",
+    ]
+    for run in measured:
+        f = run["shortcuts"]
+        planted = "yes" if f["planted_top"] else ("NO" if "shortcut" in run["task"] else "–")
+        flips = (
+            f"{f['transplant_flip']:.1%} ({f['transplant_control']:.1%})"
+            if f.get("transplant_flip") is not None
+            else "–"
+        )
+        removal = (
+            f"{f['removal_drop']:.1%}, {f['accuracy_drop']:.1%}"
+            if f.get("removal_drop") is not None
+            else "–"
+        )
+        lines.append(
+            f"| {run['task']} | {run['seed']} | {run['accuracy']:.2%} | "
+            f"{f['n_shortcuts']} / {f['n_candidates']} | {f['top_class']} ({f['top_verdict']}) "
+            f"| {planted} | {flips} | {removal} | "
+            f"{f['search_seconds']:.1f} / {f['analysis_seconds']:.0f} "
+            f"({f['search_seconds'] / f['analysis_seconds']:.1%}) |"
+        )
+    return [*lines, ""]
+
+
 COLUMNS = (
     "pointing_game",
     "energy_in_mask",
@@ -251,10 +349,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         runs = [one_run(task, seed, folder, folder / "cache") for task in tasks for seed in seeds]
+        if args.shortcut:
+            runs += [one_run("breed", seed, folder, folder / "cache", True) for seed in seeds]
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": describe(),
         "n_seeds": len(seeds),
+        "shortcut": args.shortcut,
         "tuned_on": TUNED_ON,
         "runs": runs,
         "summary": summarise(runs),

@@ -75,12 +75,16 @@ OPTIONAL_LISTED = ("breed", "unfamiliar", "less_familiar_than", "near_duplicate"
 
 
 def annotated(
-    ctx: state.Context, verdicts: dict[str, Review], rows: pd.Index | None = None
+    ctx: state.Context,
+    verdicts: dict[str, Review],
+    rows: pd.Index | None = None,
+    extra: tuple[str, ...] = (),
 ) -> pd.DataFrame:
-    """The table's listing columns (of ``rows``, default all) with verdict, review tags and
-    the suspected-label-error rank and label quality."""
+    """The table's listing columns (of ``rows``, default all, plus ``extra`` ones such as the
+    slice a filter needs) with verdict, review tags and the suspected-label-error rank and
+    label quality."""
     table = ctx.art.table
-    columns = [c for c in (*LISTED, *OPTIONAL_LISTED) if c in table.columns]
+    columns = [c for c in (*LISTED, *OPTIONAL_LISTED, *extra) if c in table.columns]
     base = table.loc[:, columns] if rows is None else table.loc[rows, columns]
     joined = with_reviews(base, verdicts)
     issues = resources.label_issues(ctx.key, ctx.version)

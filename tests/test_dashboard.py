@@ -475,6 +475,7 @@ def _link_examples(art_table: pd.DataFrame) -> dict[str, str]:
         "class": str(art_table["label"].iloc[-1]),
         "threshold": "0.75",
         "colour": "confidence",
+        "finding": "1",
     }
 
 
@@ -490,6 +491,7 @@ GALLERY_LINK = {
     "unfamiliar": "1",
     "duplicates": "1",
     "rows": "0-3,7",
+    "slice": "format:PNG",
 }
 
 
@@ -571,7 +573,7 @@ def test_a_selection_from_the_map_opens_in_the_gallery_by_link(
     at.run()
     assert not at.exception
     assert _matched(at) == 4
-    assert any("selected on the Embedding map" in i.value for i in at.info)
+    assert any("a selection of images" in i.value for i in at.info)
     at.button(key="gal_rows_clear").click().run()
     assert _matched(at) == len(read_artifacts(quick_run / "artifacts").table)
 
@@ -601,3 +603,37 @@ def test_an_unfamiliar_upload_gets_a_warning_above_its_prediction(
     assert len(familiarity) == 2 and "(unfamiliar)" in familiarity[0]
     assert "(familiar ground)" in familiarity[1]
     assert [s.value for s in at.subheader][-1] == "Where your photos land"
+
+
+def test_shortcuts_page_ranks_the_planted_mark_and_opens_its_images_and_slices(
+    shortcut_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    (home / "demo").mkdir(parents=True)
+    (home / "demo" / "breed").symlink_to(shortcut_run)
+    monkeypatch.setenv("CAM_LENS_HOME", str(home))
+    art = read_artifacts(shortcut_run / "artifacts")
+    top = art.manifest.shortcuts.findings[0] if art.manifest.shortcuts else None
+    assert top is not None
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params.update(
+        {"page": "shortcuts", "analysis": str(shortcut_run / "artifacts"), "finding": "0"}
+    )
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == ["Shortcuts"]
+    ranking, _ = (frame.value for frame in at.dataframe)
+    assert ranking.iloc[0]["class"] == "Bengal" and ranking.iloc[0]["verdict"] == "shortcut"
+    assert any("planted a mark" in c.value for c in at.caption)
+    assert any("not the animal" in e.value for e in at.error)
+    at.button(key="sc_gallery").click().run()
+    assert not at.exception
+    assert _matched(at) == len(top.rows)
+    # a weak slice opens as a filter that travels in the link
+    at.switch_page("views/shortcuts.py").run()
+    _, slices = (frame.value for frame in at.dataframe)
+    at.button(key="sc_slice_gallery").click().run()
+    feature, value = slices.iloc[0]["feature"], slices.iloc[0]["value"]
+    expected = int((art.table[f"slice_{feature}"] == value).sum())
+    assert _matched(at) == expected == int(slices.iloc[0]["n"])
+    assert any(f"{feature} = {value}" in i.value for i in at.info)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from cam_core.evaluation.slices import SLICE_PREFIX
 from cam_core.present.display import finding_marks
 from cam_core.review.reviews import VERDICTS
 from cam_core.review.selection import (
@@ -18,7 +19,10 @@ from dashboard import links, pages, resources, review_panel, sidebar, state, wid
 
 ctx = sidebar.require()
 reviews = review_panel.reviews(ctx)
-table = review_panel.annotated(ctx, reviews)
+picked_slice = tuple(st.session_state.get(state.GALLERY_SLICE, ()) or ())
+table = review_panel.annotated(
+    ctx, reviews, extra=(SLICE_PREFIX + picked_slice[0],) if len(picked_slice) == 2 else ()
+)
 classes = list(ctx.art.manifest.classes)
 
 st.title("Gallery")
@@ -90,7 +94,6 @@ with st.container(border=True):
         if chosen[1].button("Show all", key="gal_rows_clear"):
             st.session_state[state.GALLERY_ROWS] = ""
             st.rerun()
-    picked_slice = tuple(st.session_state.get(state.GALLERY_SLICE, ()) or ())
     if len(picked_slice) == 2:
         chosen = st.columns([4, 1], vertical_alignment="center")
         chosen[0].info(f"Showing only the slice {picked_slice[0]} = {picked_slice[1]}.")

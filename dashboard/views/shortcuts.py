@@ -18,7 +18,11 @@ from dashboard import links, pages, resources, sidebar, state, widgets
 ctx = sidebar.require()
 manifest = ctx.art.manifest
 
-st.title("What the model relies on")
+st.title("Shortcuts")
+st.caption(
+    "What the model relies on: regions its maps keep returning to, tested by changing the "
+    "images, and the groups of images where it fails most."
+)
 reliance = resources.reliance(ctx.key, ctx.version)
 if isinstance(reliance, str):
     st.info(reliance)
