@@ -71,12 +71,17 @@ def _maps(images: torch.Tensor, labels: np.ndarray, rows: slice, cols: slice) ->
 
 
 def _search(
-    reader: _Reader, images: torch.Tensor, labels: np.ndarray, masks: list[np.ndarray] | None
+    reader: _Reader,
+    images: torch.Tensor,
+    labels: np.ndarray,
+    masks: list[np.ndarray] | None,
+    maps: np.ndarray | None = None,
 ) -> list:
     net = reader.eval()
     with torch.no_grad():
         probs = torch.softmax(net(images), dim=1).numpy()
-    maps = _maps(images, labels, reader.rows, reader.cols)
+    if maps is None:
+        maps = _maps(images, labels, reader.rows, reader.cols)
     return find_shortcuts(
         net,
         maps,
@@ -119,22 +124,9 @@ def test_a_model_that_reads_the_object_has_no_shortcut() -> None:
 def test_without_masks_a_region_only_one_class_looks_at_is_still_found() -> None:
     images, labels, _ = _world()
     corner = slice(*CORNER)
-    reader = _Reader(corner, corner)
-    net = reader.eval()
-    with torch.no_grad():
-        probs = torch.softmax(net(images), dim=1).numpy()
     maps = _maps(images, labels, corner, corner)
     maps[labels == 0, 0, 2, 2] = 1.0  # plain images' own maps look at the middle
-    findings = find_shortcuts(
-        net,
-        maps,
-        labels,
-        probs,
-        ("plain", "marked"),
-        lambda rows: images[torch.as_tensor(np.asarray(rows))],
-        None,
-        ShortcutConfig(sample_n=60, min_images=10, bootstrap=500),
-    )
+    findings = _search(_Reader(corner, corner), images, labels, None, maps)
     assert findings[0].class_name == "marked" and findings[0].verdict is Verdict.SHORTCUT
     assert findings[0].off_object is None and findings[0].specificity > 3
 
