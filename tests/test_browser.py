@@ -39,6 +39,7 @@ TEXTS = {
     "review": "judged",
     "breeds": "Worst errors per breed",
     "embedding": "Odd ones out and near-copies",
+    "shortcuts": "Weak slices",
     "compare": "insertion AUC:",
     "quality": "Deletion and insertion, step by step",
     "calibration": "Confidently wrong",
