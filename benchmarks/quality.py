@@ -141,6 +141,8 @@ def shortcut_figures(manifest: Manifest, analysis_seconds: float) -> dict[str, A
         "transplant_control": top.transplant.control if top.transplant else None,
         "removal_drop": top.removal.effect if top.removal else None,
         "accuracy_drop": top.removal.accuracy_drop if top.removal else None,
+        "log_odds_drop": top.removal.log_odds_drop if top.removal else None,
+        "log_odds_control": top.removal.log_odds_control if top.removal else None,
         "search_seconds": search.seconds,
         "analysis_seconds": analysis_seconds,
     }
@@ -280,11 +282,12 @@ def _shortcut_markdown(runs: list[dict[str, Any]]) -> list[str]:
         "bottom-right) must be the top-ranked shortcut on every seed; on the plain demo no "
         "candidate may be called a shortcut. Transplant: share of other breeds' images that "
         "flip to the class when the region is pasted (control: pasted from other breeds); "
-        "removal: drop of the class's probability and accuracy when the region is filled. "
+        "removal: drop of the class's probability, accuracy and log-odds (nats, vs the "
+        "control) when the region is filled. "
         "Search time against the run's analysis time (every method, quality metrics).",
         "",
         "| run | seed | accuracy | shortcuts / candidates | top | planted found first "
-        "| transplant flips (control) | removal: probability, accuracy drop "
+        "| transplant flips (control) | removal: probability, accuracy, log-odds drop "
         "| search s / analysis s |",
         "| --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |",
     ]
@@ -297,8 +300,9 @@ def _shortcut_markdown(runs: list[dict[str, Any]]) -> list[str]:
             else "–"
         )
         removal = (
-            f"{f['removal_drop']:.1%}, {f['accuracy_drop']:.1%}"
-            if f.get("removal_drop") is not None
+            f"{f['removal_drop']:.1%}, {f['accuracy_drop']:.1%}, "
+            f"{f['log_odds_drop']:.2f} vs {f['log_odds_control']:.2f}"
+            if f.get("log_odds_drop") is not None
             else "–"
         )
         lines.append(

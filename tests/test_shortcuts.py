@@ -15,6 +15,7 @@ from cam_core.evaluation.shortcuts import (
     Verdict,
     check_preprocessing,
     find_shortcuts,
+    flips_exceed,
     wilson_interval,
 )
 
@@ -36,10 +37,15 @@ class _Reader(nn.Module):
 
 
 def _world(
-    n: int = 120, mark_on_class1: bool = True, seed: int = 0, centred: bool = False
+    n: int = 120,
+    mark_on_class1: bool = True,
+    seed: int = 0,
+    centred: bool = False,
+    on_the_mark: int = 0,
 ) -> tuple[torch.Tensor, np.ndarray, list[np.ndarray]]:
     """Images (grey noise, an "object" square somewhere in the middle, or in the centre, and
-    for class 1 a red corner mark), labels, and masks of the object."""
+    for class 1 a red corner mark), labels, and masks of the object; the first
+    ``on_the_mark`` class-1 images have their object over the corner instead."""
     rng = np.random.default_rng(seed)
     images = torch.full((n, 3, SIZE, SIZE), 0.3) + 0.05 * torch.from_numpy(
         rng.standard_normal((n, 3, SIZE, SIZE)).astype(np.float32)
@@ -48,6 +54,8 @@ def _world(
     masks = []
     for i in range(n):
         y, x = (18, 18) if centred else rng.integers(8, 24, size=2)
+        if labels[i] == 1 and i // 2 < on_the_mark:
+            y, x = 34, 34
         images[i, :, y : y + 12, x : x + 12] = 0.6
         if labels[i] == 1:
             images[i, 0, y : y + 12, x : x + 12] = 1.0  # the object is red for class 1
@@ -95,16 +103,18 @@ def _search(
 
 
 def test_a_corner_mark_the_model_reads_is_the_top_shortcut() -> None:
-    images, labels, masks = _world()
+    images, labels, masks = _world(on_the_mark=6)
     corner = slice(*CORNER)
     findings = _search(_Reader(corner, corner), images, labels, masks)
+    assert len(findings) == 4  # two regions per class
     top = findings[0]
     assert top.class_name == "marked"
     assert top.verdict is Verdict.SHORTCUT
     x0, y0, x1, y1 = top.box
     assert x1 == pytest.approx(1.0) and y1 == pytest.approx(1.0) and x0 > 0.6 and y0 > 0.6
-    assert top.off_object == pytest.approx(1.0)
+    assert top.off_object == pytest.approx(54 / 60)  # six objects lie over the mark
     assert top.removal is not None and top.removal.significant
+    assert top.removal.n == 54  # ... and are left out of the tests
     assert top.removal.accuracy_drop is not None and top.removal.accuracy_drop > 0.5
     assert top.transplant is not None and top.transplant.effect > 0.9
     assert top.transplant.control < 0.1  # the same corner from "plain" images flips nothing
@@ -129,6 +139,24 @@ def test_without_masks_a_region_only_one_class_looks_at_is_still_found() -> None
     findings = _search(_Reader(corner, corner), images, labels, None, maps)
     assert findings[0].class_name == "marked" and findings[0].verdict is Verdict.SHORTCUT
     assert findings[0].off_object is None and findings[0].specificity > 3
+
+
+def test_without_masks_a_centred_object_every_class_looks_at_is_no_shortcut() -> None:
+    images, labels, _ = _world(mark_on_class1=False, centred=True)
+    middle = slice(18, 30)
+    maps = _maps(images, labels, middle, middle)
+    maps[:, 0] = maps[:, 1]  # every class's maps look at the centred object
+    findings = _search(_Reader(middle, middle), images, labels, None, maps)
+    assert not [f for f in findings if f.verdict is Verdict.SHORTCUT]
+    assert any(f.verdict is Verdict.COMMON and f.specificity < 1.5 for f in findings)
+
+
+def test_a_transplant_counts_only_beyond_both_intervals_and_the_minimum() -> None:
+    assert flips_exceed(18, 0, 20, 0.05)
+    assert not flips_exceed(2, 0, 20, 0.05)  # 10 points more, but the intervals overlap
+    assert not flips_exceed(60, 40, 400, 0.1)  # beyond chance, below the minimum
+    assert flips_exceed(60, 20, 400, 0.1)
+    assert not flips_exceed(0, 0, 0, 0.05)
 
 
 def test_a_class_with_too_few_images_is_never_a_finding() -> None:
@@ -165,3 +193,28 @@ def test_preprocessing_that_cannot_be_reproduced_is_refused(
     with pytest.raises(PreprocessingError, match="cannot be reproduced"):
         check_preprocessing(mean, std)
     check_preprocessing((0.5, 0.5, 0.5), (0.2, 0.2, 0.2))
+
+
+def test_a_peak_one_cell_from_the_border_gives_a_region_that_reaches_it() -> None:
+    images, labels, masks = _world()
+    rng = np.random.default_rng(2)
+    maps = rng.uniform(0.0, 0.2, (len(images), 2, 12, 12)).astype(np.float32)
+    maps[:, 1, 10, 10] = 1.0  # zero padding pulls the peak one cell inwards of the mark
+    corner = slice(*CORNER)
+    top = _search(_Reader(corner, corner), images, labels, masks, maps)[0]
+    assert top.class_name == "marked" and top.verdict is Verdict.SHORTCUT
+    assert top.box[2:] == (1.0, 1.0) and top.box[0] == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"), [((10, 10), (0.75, 0.75, 1.0, 1.0)), ((2, 2), (0.0, 0.0, 0.25, 0.25))]
+)
+def test_regions_near_either_border_reach_it(
+    cell: tuple[int, int], expected: tuple[float, ...]
+) -> None:
+    from cam_core.evaluation.shortcuts import _regions
+
+    mean_map = np.full((12, 12), 0.001)
+    mean_map[cell] = 1.0
+    (box,) = _regions(mean_map, 1 / 6, 1)
+    assert box == pytest.approx(expected)

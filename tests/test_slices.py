@@ -43,6 +43,8 @@ def test_pixel_properties_measure_what_they_name() -> None:
         0.3 * np.hypot(200 / 255, 100 / 255), rel=1e-3
     )
     assert blurred["sharpness"] < noisy["sharpness"] / 10
+    green = pixel_properties(_tensor(Image.new("RGB", (8, 8), (0, 255, 0)))[None])
+    assert green[0, 0] == pytest.approx(0.587, abs=1e-4)  # Rec. 601 luma
 
 
 def _table_of(folder: Path, n: int = 80, dark_share: float = 0.25) -> pd.DataFrame:
@@ -78,6 +80,8 @@ def test_darkened_images_the_model_gets_wrong_are_the_weakest_slice(tmp_path: Pa
     assert top["feature"] == "brightness" and top["value"].startswith("brightness Q1")
     assert top["n"] == 20 and top["errors"] == 20 and bool(top["worse"])
     assert top["low"] > top["rest_rate"]
+    outside = table[table["slice_brightness"] != top["value"]]
+    assert top["rest_rate"] == pytest.approx(1 - outside["correct"].mean())
     assert set(slices["feature"]) >= {"brightness", "folder", "format", "contrast"}
     assert table["format"].tolist()[:2] == ["PNG", "JPEG"]
     assert (table["width"] == 32).all() and (table["slice_aspect"] == "landscape").all()
@@ -90,6 +94,9 @@ def test_small_slices_are_not_ranked(tmp_path: Path) -> None:
     table = _table_of(tmp_path, n=30)
     assert weak_slices(table, min_images=20).empty
     assert not weak_slices(table, min_images=5).empty
+    # a slice of nearly every image has too small a rest to compare with
+    table["slice_format"] = ["PNG"] * 27 + ["JPEG"] * 3
+    assert "format" not in set(weak_slices(table, min_images=5)["feature"])
 
 
 def test_a_file_that_no_longer_opens_is_listed_as_unreadable(tmp_path: Path) -> None:

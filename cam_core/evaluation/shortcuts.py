@@ -46,6 +46,7 @@ __all__ = [
     "Verdict",
     "check_preprocessing",
     "find_shortcuts",
+    "flips_exceed",
     "wilson_interval",
 ]
 
@@ -79,7 +80,9 @@ class ShortcutConfig:
         per_class: candidate regions per class (peaks of its mean map, not overlapping).
         min_images: a class needs this many validation images (with the region off the
             object, where masks exist) for an interval; fewer: ``too few images``.
-        min_effect: smallest probability drop or flip rate (above its control) called an
+        min_log_odds: smallest mean drop of the class's log-odds (above its control, in nats:
+            1 cuts the odds by e) that makes a removal an effect.
+        min_effect: smallest flip rate (above its control) that makes a transplant an
             effect.
         off_object_share: with masks, the share of the class's images whose region is off
             the object for the region to count as off the object.
@@ -96,6 +99,7 @@ class ShortcutConfig:
     region: float = 1 / 6
     per_class: int = 2
     min_images: int = 20
+    min_log_odds: float = 1.0
     min_effect: float = 0.05
     off_object_share: float = 0.5
     consistency: float = 2.0
@@ -124,9 +128,12 @@ class CausalResult:
         control_interval: its 95% interval.
         n: images tested.
         accuracy_drop: removal only: drop of the class's accuracy (points of 1).
+        log_odds_drop: removal only: mean drop of the class's log-odds (nats), which the
+            verdict reads; ``log_odds_control`` the control's.
         significant: the effect exceeds the control by at least the configured minimum and
-            beyond chance (removal: the paired bootstrap interval of the drop beyond the
-            control's is above 0; transplant: the Wilson intervals do not overlap).
+            beyond chance (removal: the class's log-odds drop beyond the control's, whose
+            paired bootstrap interval is above 0; transplant: the Wilson intervals do not
+            overlap).
     """
 
     effect: float
@@ -136,6 +143,8 @@ class CausalResult:
     n: int
     significant: bool
     accuracy_drop: float | None = None
+    log_odds_drop: float | None = None
+    log_odds_control: float | None = None
 
 
 @dataclass(frozen=True)
@@ -298,6 +307,22 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def _log_odds(log_probs: np.ndarray, k: int) -> np.ndarray:
+    """``log p_k - log(1 - p_k)`` per row, from log-probabilities ``(n, K)`` without
+    rounding a confident ``p_k`` to 1."""
+    others = np.delete(log_probs, k, axis=1)
+    return log_probs[:, k] - np.logaddexp.reduce(others, axis=1)
+
+
+def flips_exceed(flips: int, control_flips: int, n: int, min_effect: float) -> bool:
+    """A transplant moved predictions: its flip rate beats the control's by ``min_effect`` and
+    the two Wilson 95% intervals do not overlap."""
+    if n <= 0:
+        return False
+    low = wilson_interval(flips, n)[0]
+    return low > wilson_interval(control_flips, n)[1] and (flips - control_flips) / n >= min_effect
+
+
 def _bootstrap_interval(
     values: np.ndarray, resamples: int, rng: np.random.Generator
 ) -> tuple[float, float]:
@@ -375,16 +400,22 @@ def _regions(mean_map: np.ndarray, side: float, count: int) -> list[Box]:
         i, j = divmod(int(flat), w)
         cx, cy = j / w, i / h  # a cell sits on its receptive field's centre (methods.placement)
         cx, cy = min(max(cx, half), 1 - half), min(max(cy, half), 1 - half)
-        # ... and an edge cell holds to the border, so its region does too.
-        box = (
-            min(cx - half, xs[j]),
-            min(cy - half, ys[i]),
-            max(cx + half, xs[j + 1]),
-            max(cy + half, ys[i + 1]),
-        )
+        # ... and a region within a cell of the border reaches it: an edge cell holds to the
+        # border, and near the border zero padding shifts a network's peak inwards (the demo's
+        # corner mark peaks one cell above it on some seeds); captions and logos sit there.
+        x0, y0 = min(cx - half, xs[j]), min(cy - half, ys[i])
+        x1, y1 = max(cx + half, xs[j + 1]), max(cy + half, ys[i + 1])
+        box = (_snap(x0, 1 / w), _snap(y0, 1 / h), _snap(x1, 1 / w), _snap(y1, 1 / h))
         if all(_overlap(box, other) == 0 for other in boxes):
             boxes.append(box)
     return boxes
+
+
+def _snap(value: float, cell: float) -> float:
+    """A box edge within one cell of the image border, moved onto it."""
+    if value <= cell + 1e-9:
+        return 0.0
+    return 1.0 if value >= 1.0 - cell - 1e-9 else value
 
 
 def _overlap(a: Box, b: Box) -> float:
@@ -436,14 +467,18 @@ class _Tester:
         self.probs, self.true_idx, self.cfg = probs, true_idx, cfg
         self.rng = np.random.default_rng(cfg.seed)
 
-    def _predict(self, x: torch.Tensor) -> np.ndarray:
+    def _log_probs(self, x: torch.Tensor) -> np.ndarray:
+        """Log-probabilities ``(n, K)`` of the model on ``x``, in batches."""
         device = next(self.net.parameters()).device
         out = []
         with torch.inference_mode():
             for start in range(0, len(x), self.cfg.batch_size):
                 logits = self.net(x[start : start + self.cfg.batch_size].to(device))
-                out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
+                out.append(torch.log_softmax(logits.double(), dim=1).cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.probs.shape[1]))
+
+    def _predict(self, x: torch.Tensor) -> np.ndarray:
+        return np.exp(self._log_probs(x))
 
     def _sample(self, rows: np.ndarray) -> np.ndarray:
         if len(rows) <= self.cfg.sample_n:
@@ -485,14 +520,21 @@ class _Tester:
         for i, row in enumerate(targets):
             c0, d0, c1, d1 = _pixels(self._control_box(box, int(row)), size)
             control[i, :, d0:d1, c0:c1] = fill[i]
-        before = self.probs[targets, k]
-        after, after_control = self._predict(removed), self._predict(control)
-        drop = before - after[:, k]
-        control_drop = before - after_control[:, k]
-        beyond = drop - control_drop
+        original, after, after_control = (
+            self._log_probs(x),
+            self._log_probs(removed),
+            self._log_probs(control),
+        )
+        drop = np.exp(original[:, k]) - np.exp(after[:, k])
+        control_drop = np.exp(original[:, k]) - np.exp(after_control[:, k])
+        # The verdict reads log-odds: a confident model's probability hardly moves (0.999 to
+        # 0.99) even when the region carried much of its evidence.
+        odds = _log_odds(original, k) - _log_odds(after, k)
+        control_odds = _log_odds(original, k) - _log_odds(after_control, k)
+        beyond = odds - control_odds
         # Paired per image: the drop beyond the control must stay above 0 across resamples.
         beyond_low = _bootstrap_interval(beyond, self.cfg.bootstrap, self.rng)[0]
-        correct = self.probs[targets].argmax(axis=1) == k
+        correct = original.argmax(axis=1) == k
         still = after.argmax(axis=1) == k
         return CausalResult(
             effect=float(drop.mean()),
@@ -500,8 +542,10 @@ class _Tester:
             control=float(control_drop.mean()),
             control_interval=_bootstrap_interval(control_drop, self.cfg.bootstrap, self.rng),
             n=len(targets),
-            significant=beyond_low > 0 and float(beyond.mean()) >= self.cfg.min_effect,
+            significant=beyond_low > 0 and float(beyond.mean()) >= self.cfg.min_log_odds,
             accuracy_drop=float(correct.mean() - still.mean()),
+            log_odds_drop=float(odds.mean()),
+            log_odds_control=float(control_odds.mean()),
         )
 
     def transplant(self, k: int, box: Box, sources: np.ndarray) -> CausalResult:
@@ -520,15 +564,13 @@ class _Tester:
         flips = int((self._predict(pasted).argmax(axis=1) == k).sum())
         control_flips = int((self._predict(control).argmax(axis=1) == k).sum())
         n = len(targets)
-        interval, control_interval = wilson_interval(flips, n), wilson_interval(control_flips, n)
         return CausalResult(
             effect=flips / n,
-            interval=interval,
+            interval=wilson_interval(flips, n),
             control=control_flips / n,
-            control_interval=control_interval,
+            control_interval=wilson_interval(control_flips, n),
             n=n,
-            significant=interval[0] > control_interval[1]
-            and flips / n - control_flips / n >= self.cfg.min_effect,
+            significant=flips_exceed(flips, control_flips, n, self.cfg.min_effect),
         )
 
 

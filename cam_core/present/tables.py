@@ -153,6 +153,13 @@ SHORTCUT_COLUMNS = (
         "Mean drop of the class's probability when the region is filled with the image's mean "
         "colour [95% interval], against the same fill at a random place.",
     ),
+    Column(
+        "log_odds",
+        "removal: log-odds drop",
+        "text",
+        "Mean drop of the class's log-odds (nats) against the control's; the verdict reads "
+        "this (at least 1 beyond the control, and beyond chance).",
+    ),
     Column("accuracy_drop", "removal: accuracy drop", "percent", "Points of accuracy lost."),
     Column(
         "transplant",
@@ -182,6 +189,9 @@ def shortcut_display(search: ShortcutSearch, limit: int | None = None) -> Displa
                 "removal": _versus(removal.effect, removal.interval, removal.control)
                 if removal
                 else None,
+                "log_odds": _log_odds_text(removal.log_odds_drop, removal.log_odds_control)
+                if removal
+                else None,
                 "accuracy_drop": removal.accuracy_drop if removal else None,
                 "transplant": _versus(transplant.effect, transplant.interval, transplant.control)
                 if transplant
@@ -192,6 +202,12 @@ def shortcut_display(search: ShortcutSearch, limit: int | None = None) -> Displa
     frame = pd.DataFrame(rows, columns=[c.key for c in SHORTCUT_COLUMNS])
     frame.index = pd.Index([str(i + 1) for i in range(len(frame))])
     return DisplayTable("rank", SHORTCUT_COLUMNS, frame)
+
+
+def _log_odds_text(drop: float | None, control: float | None) -> str | None:
+    if drop is None or control is None:
+        return None
+    return f"{drop:.2f} vs {control:.2f}"
 
 
 def _versus(effect: float, interval: tuple[float, float], control: float) -> str:
