@@ -4,16 +4,18 @@ the plain demo raises no false alarm, and the command, the report and old folder
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from cam_core.analysis.artifacts import SLICES_FILE, read_artifacts
+from cam_core.analysis.artifacts import SLICES_FILE, read_artifacts, read_manifest
+from cam_core.analysis.pipeline import AnalyzeConfig, analyze, folder_data_config
 from cam_core.analysis.reliance import reliance_of
 from cam_core.cli import main
 from cam_core.errors import ArtifactError
-from cam_core.evaluation.shortcuts import Verdict
+from cam_core.evaluation.shortcuts import ShortcutConfig, Verdict
 from cam_core.evaluation.slices import PROPERTY_COLUMNS
 from cam_core.present.report import build_report
 
@@ -86,3 +88,35 @@ def test_an_analysis_before_the_search_says_how_to_get_it(
     assert main(["shortcuts", "--artifacts", str(old)]) == 2
     assert "no shortcut search" in capsys.readouterr().err
     assert "no shortcut search" in build_report(read_artifacts(old), None)
+
+
+def test_without_masks_the_search_still_runs_and_without_normalisation_it_says_why(
+    quick_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = Path(read_manifest(quick_run / "artifacts").data["root"])
+    photos = Path(shutil.copytree(root / "images", tmp_path / "photos"))  # no masks
+    model = Path(shutil.copytree(quick_run / "model", tmp_path / "model"))
+    cfg = AnalyzeConfig(
+        methods=("cam",),
+        quality=None,
+        num_workers=0,
+        batch_size=8,
+        shortcuts=ShortcutConfig(min_images=2, sample_n=8, bootstrap=200),
+    )
+    data = folder_data_config(model, str(photos), valid_pct=0.5)
+    analyze(model, tmp_path / "plain", data, cfg)
+    search = read_manifest(tmp_path / "plain").shortcuts
+    assert search is not None and not search.masks and not search.skipped
+    assert search.findings and all(f.off_object is None for f in search.findings)
+    assert any(f.removal is not None and f.transplant is not None for f in search.findings)
+
+    card = json.loads((model / "model.json").read_text())
+    del card["mean"], card["std"]
+    (model / "model.json").write_text(json.dumps(card))
+    analyze(model, tmp_path / "unknown", data, cfg)
+    skipped = read_manifest(tmp_path / "unknown").shortcuts
+    assert skipped is not None and not skipped.findings
+    assert "records no normalisation" in skipped.skipped
+    assert main(["shortcuts", "--artifacts", str(tmp_path / "unknown")]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("no shortcut search: ") and "--mean and --std" in first

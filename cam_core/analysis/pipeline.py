@@ -58,7 +58,13 @@ from cam_core.methods import (
     primary_method,
     unavailable,
 )
-from cam_core.modelling.model_files import LoadedModel, ModelCard, load_model, read_card
+from cam_core.modelling.model_files import (
+    LoadedModel,
+    ModelCard,
+    load_model,
+    normalisation_recorded,
+    read_card,
+)
 from cam_core.modelling.precision import PRECISIONS, resolve_precision
 from cam_core.progress import ProgressFn, scaled_progress
 from cam_core.storage import folder_lock
@@ -476,6 +482,12 @@ def _shortcut_search(
     method = primary_method(job.methods)
     card = job.model.card
     try:
+        if not normalisation_recorded(job.model_dir):
+            raise PreprocessingError(
+                f"{job.model_dir / 'model.json'} records no normalisation (mean, std), so the "
+                "images cannot be changed in the model's own preprocessing; re-import the "
+                "model with --mean and --std"
+            )
         check_preprocessing(card.mean, card.std)
     except PreprocessingError as exc:
         log.warning("shortcut search skipped: %s", exc)

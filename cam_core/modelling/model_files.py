@@ -34,6 +34,7 @@ __all__ = [
     "ModelCard",
     "library_versions",
     "load_model",
+    "normalisation_recorded",
     "save_model",
 ]
 
@@ -175,6 +176,19 @@ def read_card(folder: Path) -> ModelCard:
         )
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path} has a field of the wrong type ({exc})") from None
+
+
+def normalisation_recorded(folder: Path) -> bool:
+    """Whether ``model.json`` states the input normalisation (``mean`` and ``std``) rather
+    than leaving the ImageNet defaults to be assumed (hand-written or very old cards).
+
+    Raises:
+        ModelFileError: the card is missing or not JSON.
+    """
+    raw = read_json_object(
+        folder / CARD_FILE, ModelFileError, "this folder holds no saved model", "retrain it"
+    )
+    return "mean" in raw and "std" in raw
 
 
 def _rebuild(card: ModelCard) -> Classifier:
