@@ -97,7 +97,7 @@ def _search(
         probs,
         ("plain", "marked"),
         lambda rows: images[torch.as_tensor(np.asarray(rows))],
-        masks,
+        None if masks is None else (lambda rows: np.stack([masks[i] for i in rows])),
         ShortcutConfig(sample_n=60, min_images=10, bootstrap=500),
     )
 

@@ -381,17 +381,18 @@ def finish(
     layers = {name: record.layer for name, record in records.items()}
     quality: dict[str, dict[str, float]] = {}
     evaluation: dict[str, object] = {}
-    has_masks = any(s.mask_path for s in valid)
-    masks = read_masks([s.mask_path for s in valid], model.card.image_size) if has_masks else None
     true_idx = np.array([model.card.classes.index(s.label) for s in valid], dtype=int)
 
     def images_for(rows: np.ndarray) -> torch.Tensor:
         picked = [paths[i] for i in rows]
         return torch.cat(list(load_images(model, picked, cfg.batch_size, 0)))
 
+    masks = None
     if cfg.quality is not None and len(valid):
         if progress is not None:
             progress("scoring the maps", 0.6)
+        if any(s.mask_path for s in valid):
+            masks = read_masks([s.mask_path for s in valid], model.card.image_size)
         result = assess(
             model.net,
             explained.maps,
@@ -492,7 +493,17 @@ def _shortcut_search(
     except PreprocessingError as exc:
         log.warning("shortcut search skipped: %s", exc)
         return ShortcutSearch(method=method, skipped=str(exc))
-    complete = masks is not None and all(m is not None for m in masks)
+    mask_paths = [s.mask_path for s in job.dataset.valid_samples]
+    complete = all(mask_paths)
+    size = card.image_size
+
+    def masks_for(rows: Sequence[int]) -> np.ndarray:
+        if masks is not None:  # already read for the quality metrics
+            return np.stack([m for m in (masks[i] for i in rows) if m is not None])
+        return np.stack(
+            [m for m in read_masks([mask_paths[i] for i in rows], size) if m is not None]
+        )
+
     start = time.perf_counter()
     found = find_shortcuts(
         job.model.net,
@@ -501,7 +512,7 @@ def _shortcut_search(
         table[[f"prob_{name}" for name in card.classes]].to_numpy(),
         card.classes,
         images_for,
-        [m for m in masks if m is not None] if complete and masks else None,
+        masks_for if complete else None,
         replace(cfg.shortcuts, seed=cfg.seed, batch_size=cfg.batch_size),
         scaled_progress(progress, 0.96, 0.99),
     )

@@ -441,14 +441,18 @@ def _pixels(box: Box, size: int) -> tuple[int, int, int, int]:
     return (x0, y0, max(x0 + 1, round(box[2] * size)), max(y0 + 1, round(box[3] * size)))
 
 
-def _on_object(masks: np.ndarray, box: Box) -> np.ndarray:
-    """Share of the region's pixels on the object, per image of ``masks`` ``(n, S, S)``."""
-    x0, y0, x1, y1 = _pixels(box, masks.shape[-1])
-    return masks[:, y0:y1, x0:x1].reshape(len(masks), -1).mean(axis=1)
+def _on_object(object_cells: np.ndarray, box: Box) -> np.ndarray:
+    """Share of the region on the object, per image of ``object_cells`` ``(n, h, w)`` (each
+    cell's share on the object, weighted by how much of the cell the region covers)."""
+    inside = _cells(box, *object_cells.shape[1:])
+    covered = np.asarray(object_cells, dtype=np.float64) * inside
+    return covered.reshape(len(object_cells), -1).sum(axis=1) / max(float(inside.sum()), 1e-9)
 
 
 ImagesFor = Callable[[np.ndarray], torch.Tensor]
 """Table rows → their normalised model inputs ``(n, 3, S, S)``."""
+MasksFor = Callable[[Sequence[int]], np.ndarray]
+"""Table rows → their bool ground-truth masks ``(n, S, S)`` at the input size."""
 
 
 class _Tester:
@@ -458,12 +462,12 @@ class _Tester:
         self,
         net: nn.Module,
         images_for: ImagesFor,
-        masks: Sequence[np.ndarray] | None,
+        object_cells: np.ndarray | None,
         probs: np.ndarray,
         true_idx: np.ndarray,
         cfg: ShortcutConfig,
     ) -> None:
-        self.net, self.images_for, self.masks = net, images_for, masks
+        self.net, self.images_for, self.object_cells = net, images_for, object_cells
         self.probs, self.true_idx, self.cfg = probs, true_idx, cfg
         self.rng = np.random.default_rng(cfg.seed)
 
@@ -485,14 +489,10 @@ class _Tester:
             return rows
         return np.sort(self.rng.choice(rows, self.cfg.sample_n, replace=False))
 
-    def masks_of(self, rows: np.ndarray | list[int]) -> np.ndarray:
-        assert self.masks is not None
-        return np.stack([self.masks[int(i)] for i in rows])
-
     def off_object_rows(self, rows: np.ndarray, box: Box) -> np.ndarray:
-        if self.masks is None or not len(rows):
+        if self.object_cells is None or not len(rows):
             return rows
-        return rows[_on_object(self.masks_of(rows), box) <= OFF_OBJECT_PIXELS]
+        return rows[_on_object(self.object_cells[rows], box) <= OFF_OBJECT_PIXELS]
 
     def _control_box(self, box: Box, row: int) -> Box:
         """A random place of the region's size, apart from it (and off the object)."""
@@ -503,9 +503,9 @@ class _Tester:
             candidate = (x0, y0, x0 + side_x, y0 + side_y)
             if _overlap(candidate, box) > 0:
                 continue
-            if self.masks is None:
+            if self.object_cells is None:
                 break
-            if _on_object(self.masks_of([row]), candidate)[0] <= OFF_OBJECT_PIXELS:
+            if _on_object(self.object_cells[[row]], candidate)[0] <= OFF_OBJECT_PIXELS:
                 break
         return candidate
 
@@ -594,7 +594,7 @@ def find_shortcuts(
     probs: np.ndarray,
     classes: Sequence[str],
     images_for: ImagesFor,
-    masks: Sequence[np.ndarray] | None = None,
+    masks: MasksFor | None = None,
     cfg: ShortcutConfig = ShortcutConfig(),
     progress: ProgressFn | None = None,
 ) -> list[ShortcutFinding]:
@@ -607,7 +607,8 @@ def find_shortcuts(
         probs: ``(N, K)`` the model's probabilities of the unchanged images.
         classes: class names in output order.
         images_for: rows → normalised inputs ``(n, 3, S, S)`` in the model's preprocessing.
-        masks: one bool ground-truth mask ``(S, S)`` per image at the input size, or ``None``.
+        masks: rows → their bool ground-truth masks ``(n, S, S)`` at the input size, or
+            ``None``; each is read once and kept at map resolution (a share per cell).
         cfg: sample sizes, region size, thresholds, seed.
         progress: optional callback (message, fraction done).
 
@@ -617,11 +618,15 @@ def find_shortcuts(
     """
     n, n_classes, h, w = maps.shape
     means = ClassMapMeans(n_classes, (h, w))
-    for start in range(0, n, 4096):
-        stop = min(n, start + 4096)
-        cells = None if masks is None else _cell_masks(np.stack(masks[start:stop]), h, w)
+    object_cells = None if masks is None else np.zeros((n, h, w), np.float16)
+    for start in range(0, n, 1024):
+        stop = min(n, start + 1024)
+        cells = None
+        if masks is not None and object_cells is not None:
+            cells = _cell_masks(masks(range(start, stop)), h, w)
+            object_cells[start:stop] = cells
         means.update(np.asarray(maps[start:stop]), true_idx[start:stop], cells)
-    tester = _Tester(net, images_for, masks, probs, true_idx, cfg)
+    tester = _Tester(net, images_for, object_cells, probs, true_idx, cfg)
     plan = [
         (k, box)
         for k in range(n_classes)
