@@ -120,3 +120,36 @@ def test_without_masks_the_search_still_runs_and_without_normalisation_it_says_w
     assert main(["shortcuts", "--artifacts", str(tmp_path / "unknown")]) == 0
     first = capsys.readouterr().out.splitlines()[0]
     assert first.startswith("no shortcut search: ") and "--mean and --std" in first
+
+
+def test_images_darkened_until_the_model_fails_are_the_weakest_slice(
+    trained_species_run: Path, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from cam_core.data.sources import DataConfig
+
+    root = Path(read_manifest(trained_species_run / "artifacts").data["root"])
+    photos = tmp_path / "photos"
+    shutil.copytree(root / "images", photos)
+    files = sorted(photos.glob("*.png"))[::8][:200]
+    for index, path in enumerate(files):
+        if index % 4 == 0:  # a quarter of them nearly black
+            with Image.open(path) as image:
+                image.point(lambda v: v // 12).save(path)
+    chosen = tmp_path / "chosen"
+    chosen.mkdir()
+    for path in files:
+        path.rename(chosen / path.name)
+    analyze(
+        trained_species_run / "model",
+        tmp_path / "artifacts",
+        DataConfig(source=str(chosen), split=False),
+        AnalyzeConfig(methods=("cam",), quality=None, num_workers=0, shortcuts=None),
+    )
+    art = read_artifacts(tmp_path / "artifacts")
+    reliance = reliance_of(art)  # no search asked for; the slices are still there
+    assert "without the shortcut search" in reliance.search.skipped
+    top = reliance.slices.iloc[0]
+    assert top["feature"] == "brightness" and top["value"].startswith("brightness Q1")
+    assert bool(top["worse"]) and top["error_rate"] > 0.3

@@ -32,14 +32,16 @@ def reliance_of(artifacts: Artifacts) -> Reliance:
     """Read the shortcut search and weak slices of an analysis.
 
     Raises:
-        ArtifactError: the analysis predates them (artifact format below 4) or ran without
-            the search.
+        ArtifactError: the analysis predates them (artifact format below 4).
     """
     manifest = artifacts.manifest
     slices = artifacts.extra_table(SLICES_FILE)
-    if manifest.shortcuts is None or slices is None:
+    if slices is None:
         raise ArtifactError(
             f"{artifacts.folder} has no shortcut search (artifact format "
             f"{manifest.format_version}); run the analysis again with this version"
         )
-    return Reliance(manifest.shortcuts, slices)
+    search = manifest.shortcuts or ShortcutSearch(
+        skipped="the analysis was run without the shortcut search"
+    )
+    return Reliance(search, slices)
