@@ -6,6 +6,7 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -140,12 +141,20 @@ def trained_species_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from dataclasses import replace
 
     from cam_core.analysis.demo import demo_configs
-    from cam_core.analysis.pipeline import AnalyzeConfig, analyze
-    from cam_core.modelling.training import train_model
 
     run = tmp_path_factory.mktemp("trained_species")
     data_cfg, train_cfg = demo_configs(False, "species")
     data_cfg = replace(data_cfg, cache_root=tmp_path_factory.mktemp("trained_cache"))
+    return _train_and_analyse(run, data_cfg, train_cfg)
+
+
+def _train_and_analyse(run: Path, data_cfg: DataConfig, train_cfg: Any) -> Path:
+    """Train on ``data_cfg`` and analyse with exact CAM only: ``run/model``, ``run/artifacts``."""
+    from dataclasses import replace
+
+    from cam_core.analysis.pipeline import AnalyzeConfig, analyze
+    from cam_core.modelling.training import train_model
+
     dataset = load_dataset(data_cfg)
     train_model(dataset, train_cfg, run / "model", console=False)
     analyze(
@@ -187,8 +196,6 @@ def shortcut_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from dataclasses import replace
 
     from cam_core.analysis.demo import demo_configs
-    from cam_core.analysis.pipeline import AnalyzeConfig, analyze
-    from cam_core.modelling.training import train_model
 
     run = tmp_path_factory.mktemp("shortcut_run")
     data_cfg, train_cfg = demo_configs(False, "breed", shortcut=True)
@@ -197,14 +204,4 @@ def shortcut_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cache_root=tmp_path_factory.mktemp("shortcut_cache"),
         demo=replace(data_cfg.demo, n_per_breed=150),
     )
-    dataset = load_dataset(data_cfg)
-    train_model(
-        dataset, replace(train_cfg, epochs1=4, epochs2=3, seed=1), run / "model", console=False
-    )
-    analyze(
-        run / "model",
-        run / "artifacts",
-        replace(data_cfg, source=str(dataset.root)),
-        AnalyzeConfig(methods=("cam",), quality=None, num_workers=0),
-    )
-    return run
+    return _train_and_analyse(run, data_cfg, replace(train_cfg, epochs1=4, epochs2=3, seed=1))
