@@ -249,7 +249,9 @@ def quick_preset(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
     preset = demo.demo_configs
     monkeypatch.setattr(
-        demo, "demo_configs", lambda quick=False, task="species": preset(True, task)
+        demo,
+        "demo_configs",
+        lambda quick=False, task="species", shortcut=False: preset(True, task, shortcut),
     )
     home = tmp_path / "home"
     monkeypatch.setenv("CAM_LENS_HOME", str(home))
