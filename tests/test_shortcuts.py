@@ -84,6 +84,7 @@ def _search(
     labels: np.ndarray,
     masks: list[np.ndarray] | None,
     maps: np.ndarray | None = None,
+    cfg: ShortcutConfig | None = None,
 ) -> list:
     net = reader.eval()
     with torch.no_grad():
@@ -98,7 +99,7 @@ def _search(
         ("plain", "marked"),
         lambda rows: images[torch.as_tensor(np.asarray(rows))],
         None if masks is None else (lambda rows: np.stack([masks[i] for i in rows])),
-        ShortcutConfig(sample_n=60, min_images=10, bootstrap=500),
+        cfg or ShortcutConfig(sample_n=60, min_images=10, bootstrap=500),
     )
 
 
@@ -218,3 +219,13 @@ def test_regions_near_either_border_reach_it(
     mean_map[cell] = 1.0
     (box,) = _regions(mean_map, 1 / 6, 1)
     assert box == pytest.approx(expected)
+
+
+def test_only_the_most_concentrated_candidates_are_tested_when_there_are_many() -> None:
+    images, labels, _ = _world()
+    corner = slice(*CORNER)
+    cfg = ShortcutConfig(sample_n=60, min_images=10, bootstrap=500, max_candidates=1)
+    findings = _search(_Reader(corner, corner), images, labels, None, cfg=cfg)
+    assert [(f.class_name, f.box[2:]) for f in findings] == [("marked", (1.0, 1.0))]
+    with pytest.raises(ValueError, match="max_candidates"):
+        ShortcutConfig(max_candidates=0)

@@ -78,6 +78,8 @@ class ShortcutConfig:
         region: side of a candidate region as a fraction of the image side (at least one
             map cell).
         per_class: candidate regions per class (peaks of its mean map, not overlapping).
+        max_candidates: most candidates tested, those whose class-mean map concentrates most
+            in them first (bounds the time and the manifest for models of many classes).
         min_images: a class needs this many validation images (with the region off the
             object, where masks exist) for an interval; fewer: ``too few images``.
         min_log_odds: smallest mean drop of the class's log-odds (above its control, in nats:
@@ -98,6 +100,7 @@ class ShortcutConfig:
     sample_n: int = 128
     region: float = 1 / 6
     per_class: int = 2
+    max_candidates: int = 40
     min_images: int = 20
     min_log_odds: float = 1.0
     min_effect: float = 0.05
@@ -111,8 +114,11 @@ class ShortcutConfig:
     def __post_init__(self) -> None:
         if not 0 < self.region <= 0.5:
             raise ValueError(f"region must be in (0, 0.5], got {self.region}")
-        if self.sample_n < 2 or self.min_images < 2 or self.per_class < 1:
-            raise ValueError("sample_n and min_images must be at least 2, per_class at least 1")
+        if self.sample_n < 2 or self.min_images < 2 or min(self.per_class, self.max_candidates) < 1:
+            raise ValueError(
+                "sample_n and min_images must be at least 2, per_class and max_candidates at "
+                "least 1"
+            )
 
 
 @dataclass(frozen=True)
@@ -411,6 +417,12 @@ def _regions(mean_map: np.ndarray, side: float, count: int) -> list[Box]:
     return boxes
 
 
+def _concentration(mean_map: np.ndarray, box: Box) -> float:
+    """The class-mean map's mass in ``box`` over the box's share of the image."""
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    return float((mean_map * _cells(box, *mean_map.shape)).sum()) / max(area, 1e-9)
+
+
 def _snap(value: float, cell: float) -> float:
     """A box edge within one cell of the image border, moved onto it."""
     if value <= cell + 1e-9:
@@ -632,6 +644,10 @@ def find_shortcuts(
         for k in range(n_classes)
         for box in _regions(means.mean_map(k), cfg.region, cfg.per_class)
     ]
+    if len(plan) > cfg.max_candidates:
+        plan = sorted(plan, key=lambda c: -_concentration(means.mean_map(c[0]), c[1]))
+        log.info("testing the %d most concentrated of %d candidates", cfg.max_candidates, len(plan))
+        plan = plan[: cfg.max_candidates]
     findings = []
     with ConsoleProgress("shortcut tests", len(plan), "regions") as bar:
         for step, (k, box) in enumerate(plan):
@@ -704,7 +720,7 @@ def _assess(
     return ShortcutFinding(
         class_name=classes[k],
         box=tuple(round(float(v), 4) for v in box),  # type: ignore[arg-type]
-        concentration=mass / max(area, 1e-9),
+        concentration=_concentration(mean_map, box),
         specificity=specificity,
         peak_share=peak_share,
         off_object=off_object,
