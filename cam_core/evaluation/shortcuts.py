@@ -649,13 +649,18 @@ def find_shortcuts(
         log.info("testing the %d most concentrated of %d candidates", cfg.max_candidates, len(plan))
         plan = plan[: cfg.max_candidates]
     findings = []
+    peak_cells: dict[int, np.ndarray] = {}
     with ConsoleProgress("shortcut tests", len(plan), "regions") as bar:
         for step, (k, box) in enumerate(plan):
             if progress is not None:
                 progress(
                     f"testing {classes[k]}'s region {step + 1} of {len(plan)}", step / len(plan)
                 )
-            findings.append(_assess(k, box, maps, means, tester, classes, masks is not None))
+            if k not in peak_cells:  # each class's maps are read once, for both its regions
+                peak_cells[k] = _peak_cells(maps, k)
+            findings.append(
+                _assess(k, box, peak_cells[k], means, tester, classes, masks is not None)
+            )
             bar.update()
     if progress is not None:
         progress("shortcut search done", 1.0)
@@ -673,7 +678,7 @@ def _rank(finding: ShortcutFinding) -> tuple[bool, int, float]:
 def _assess(
     k: int,
     box: Box,
-    maps: np.ndarray,
+    peaks_k: np.ndarray,
     means: ClassMapMeans,
     tester: _Tester,
     classes: Sequence[str],
@@ -728,19 +733,21 @@ def _assess(
         removal=removal,
         transplant=transplant,
         verdict=verdict,
-        rows=_affected(maps, k, inside),
+        rows=_affected(peaks_k, inside),
         mean_map=tuple(tuple(round(float(v), 6) for v in row) for row in mean_map),
     )
 
 
-def _affected(maps: np.ndarray, k: int, inside: np.ndarray, limit: int = 1000) -> tuple[int, ...]:
-    """Rows whose class-k map peaks in the region (any label), at most ``limit``."""
-    flat_inside = inside.reshape(-1) > 0.5
-    rows: list[int] = []
+def _peak_cells(maps: np.ndarray, k: int) -> np.ndarray:
+    """``(N,)`` flat index of the cell where each image's class-k map peaks (read in chunks)."""
+    parts = []
     for start in range(0, len(maps), 4096):
         chunk = np.asarray(maps[start : start + 4096, k], dtype=np.float32)
-        peaks = chunk.reshape(len(chunk), -1).argmax(axis=1)
-        rows.extend((np.flatnonzero(flat_inside[peaks]) + start).tolist())
-        if len(rows) >= limit:
-            break
-    return tuple(rows[:limit])
+        parts.append(chunk.reshape(len(chunk), -1).argmax(axis=1))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=int)
+
+
+def _affected(peaks: np.ndarray, inside: np.ndarray, limit: int = 1000) -> tuple[int, ...]:
+    """Rows whose class map peaks in the region (any label), at most ``limit``."""
+    rows = np.flatnonzero(inside.reshape(-1)[peaks] > 0.5)
+    return tuple(int(r) for r in rows[:limit])
