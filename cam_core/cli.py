@@ -17,6 +17,7 @@ from cam_core.data.sources import TASKS
 from cam_core.errors import CamLensError, ImportModelError, MethodError
 from cam_core.locations import demo_run_dir
 from cam_core.methods import DEFAULT_LAYER, DEFAULT_METHODS, METHODS, parse_methods
+from cam_core.methods.budget import DEFAULT_CLASSES_PER_IMAGE, parse_budget
 from cam_core.modelling.models import ARCHITECTURES
 from cam_core.modelling.precision import PRECISIONS
 from cam_core.review.reviews import EXPORT_FORMATS, VERDICTS
@@ -52,6 +53,20 @@ def _methods(text: str) -> tuple[str, ...]:
         return parse_methods(text)
     except MethodError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _budget(text: str) -> int | None:
+    try:
+        return parse_budget(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+BUDGET_HELP = (
+    "maps of this many classes per image for every method but exact CAM (which gives every "
+    "class for free): the true class, the prediction and the next most probable; 'all' for "
+    "every class, whose cost grows with the number of classes (default: %(default)s)"
+)
 
 
 def _add_demo(sub: Subcommands) -> None:
@@ -218,6 +233,13 @@ def _add_analyze(sub: Subcommands) -> None:
         help="training images (a seeded sample) whose features say what the model knows: the "
         "reference of familiarity and of the leakage check (default: %(default)s)",
     )
+    analyze.add_argument(
+        "--classes-per-image",
+        type=_budget,
+        default=str(DEFAULT_CLASSES_PER_IMAGE),
+        metavar="K|all",
+        help=BUDGET_HELP,
+    )
     analyze.add_argument("--out", type=Path, required=True, help="artifact folder to write")
 
 
@@ -238,6 +260,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         quality=None if args.no_quality else QualityConfig(sample_n=args.quality_n),
         precision=args.precision,
         reference_n=args.reference_n,
+        classes_per_image=args.classes_per_image,
     )
     if launched():  # one of several processes started by torchrun
         sharded = sharded_analyze(args.model, args.out, data_cfg, cfg)
@@ -287,6 +310,13 @@ def _add_predict(sub: Subcommands) -> None:
         help="an analysis of this model whose familiarity each prediction is placed against "
         "(default: the newest one beside the model or under $CAM_LENS_HOME)",
     )
+    predict.add_argument(
+        "--classes-per-image",
+        type=_budget,
+        default=str(DEFAULT_CLASSES_PER_IMAGE),
+        metavar="K|all",
+        help=BUDGET_HELP.replace("the true class, the prediction", "the prediction"),
+    )
     predict.add_argument("inputs", nargs="+", metavar="IMAGE_OR_URL")
 
 
@@ -323,12 +353,19 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             failed += 1
             continue
         predictions = predict_images(
-            model, [(source, image)], method=method, layer=layer, precision=args.precision
+            model,
+            [(source, image)],
+            method=method,
+            layer=layer,
+            precision=args.precision,
+            per_image=args.classes_per_image,
         )
         (prediction,) = placed(predictions, ground) if ground is not None else predictions
         print(json.dumps(prediction.to_json()), flush=True)
         if args.out_dir is not None:
             for k, name in enumerate(prediction.classes):
+                if not prediction.has_map(k):
+                    continue  # outside the class budget
                 png = encode_png(
                     overlay(prediction.view, prediction.maps[k], args.colorscale, args.opacity)
                 )

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Callable
 from types import TracebackType
 
 from tqdm import tqdm
 
-__all__ = ["ConsoleProgress", "ProgressFn", "interactive", "scaled_progress"]
+__all__ = ["ConsoleProgress", "ProgressFn", "interactive", "scaled_progress", "time_left"]
 
 ProgressFn = Callable[[str, float], None]
 """Called with a short message and the fraction of the whole job done (0 to 1)."""
@@ -34,8 +35,19 @@ def interactive() -> bool:
     return sys.stderr.isatty()
 
 
+def time_left(elapsed: float, done: int, total: int) -> str:
+    """``"about 2 min left"`` from the pace so far; empty before anything is done."""
+    if done <= 0 or done >= total:
+        return ""
+    seconds = elapsed / done * (total - done)
+    if seconds < 90:
+        return f", about {max(1, round(seconds))} s left"
+    return f", about {round(seconds / 60)} min left"
+
+
 class ConsoleProgress:
-    """Progress of one loop: a live tqdm bar on a terminal, else a log line per 10%.
+    """Progress of one loop: a live tqdm bar on a terminal, else a log line per 10% with the
+    time left.
 
     A redrawn bar written to a file is one line per redraw (100 KB for a two-minute run);
     a log line per tenth of the loop keeps such logs readable.
@@ -45,6 +57,7 @@ class ConsoleProgress:
         self.what, self.total, self.unit = what, total, unit
         self.done = 0
         self._logged = 0
+        self._start = time.perf_counter()
         self._bar = tqdm(total=total, desc=what, unit=unit, leave=False) if interactive() else None
 
     def update(self, n: int = 1) -> None:
@@ -57,12 +70,13 @@ class ConsoleProgress:
         if tenth > self._logged:
             self._logged = tenth
             log.info(
-                "%s: %d/%d %s (%d%%)",
+                "%s: %d/%d %s (%d%%%s)",
                 self.what,
                 self.done,
                 self.total,
                 self.unit,
                 100 * self.done // max(1, self.total),
+                time_left(time.perf_counter() - self._start, self.done, self.total),
             )
 
     def close(self) -> None:

@@ -79,9 +79,27 @@ class Context:
         return self.art.maps_of(self.method)
 
     @property
+    def every_class_method(self) -> str | None:
+        """Another method of the analysis whose maps hold every class (for classes outside
+        the chosen method's class budget), or ``None``."""
+        return next(
+            (
+                name
+                for name, record in self.art.manifest.methods.items()
+                if not record.classes_file and name != self.method
+            ),
+            None,
+        )
+
+    @property
     def record(self) -> MethodRecord:
         """What the analysis recorded of the chosen method (title, layer, additive, …)."""
         return self.art.manifest.methods[self.method]
+
+
+def choose_method(name: str) -> None:
+    """Switch the sidebar's method (a button callback: runs before the widget is drawn)."""
+    st.session_state[METHOD] = name
 
 
 def put_gallery_filter(flt: GalleryFilter) -> None:

@@ -11,7 +11,7 @@ import streamlit as st
 from PIL import Image
 
 from cam_core.methods import MethodRecord
-from cam_core.present.display import map_title
+from cam_core.present.display import map_title, missing_map_words
 from cam_core.present.figures import figure_html
 from cam_core.present.overlay import encode_png
 from cam_core.present.tables import DisplayTable
@@ -28,8 +28,12 @@ def class_map_grid(
     key: str,
     record: MethodRecord,
     shown: Sequence[int] | None = None,
+    every_class_method: str | None = None,
 ) -> None:
     """One interactive heatmap per class (up to three per row), each downloadable as HTML.
+
+    A class outside the method's class budget (its map all NaN) gets a note instead, and a
+    button that switches the sidebar to ``every_class_method`` where there is one.
 
     Args:
         maps: ``(K, h, w)`` maps of one image.
@@ -41,13 +45,28 @@ def class_map_grid(
         record: the method that made the maps (each title says what the values mean).
         shown: indices of the classes to draw (default: all); the colour range still spans
             every class.
+        every_class_method: a method of the analysis with maps of every class (exact CAM).
     """
-    zmin, zmax = (float(maps.min()), float(maps.max())) if shared_range else (None, None)
+    held = ~np.isnan(maps).all(axis=(1, 2))
+    zmin, zmax = (None, None)
+    if shared_range and held.any():
+        zmin, zmax = float(np.nanmin(maps[held])), float(np.nanmax(maps[held]))
     view_png = encode_png(view)
     drawn = list(shown) if shown is not None else list(range(len(classes)))
     columns = st.columns(max(1, min(3, len(drawn))))
     for slot, k in enumerate(drawn):
         name = classes[k]
+        if not held[k]:
+            with columns[slot % len(columns)]:
+                st.info(missing_map_words(name, record))
+                if every_class_method is not None:
+                    st.button(
+                        "Show exact CAM",
+                        key=f"{key}_cam_{k}",
+                        on_click=state.choose_method,
+                        args=(every_class_method,),
+                    )
+            continue
         bias = record.bias[k] if record.bias is not None else None
         title = map_title(name, float(maps[k].mean()), record, bias)
         figure = resources.class_map_fig(

@@ -8,12 +8,12 @@ import copy
 import numpy as np
 import pytest
 import torch
-from pytorch_grad_cam import ScoreCAM
+from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, LayerCAM, ScoreCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from cam_core.errors import MethodError
-from cam_core.methods import METHODS, get_method, parse_methods
+from cam_core.methods import METHODS, explain_methods, get_method, parse_methods
 from cam_core.modelling.models import CamNet, build_body
 
 SIZE = 48
@@ -112,6 +112,56 @@ def test_shared_score_cam_matches_the_library(net: CamNet, images: torch.Tensor)
             assert np.allclose(ours[:, k], expected, atol=1e-4)
     finally:
         library.activations_and_grads.release()
+
+
+@pytest.mark.parametrize(
+    ("name", "library_class"),
+    [("gradcam", GradCAM), ("gradcampp", GradCAMPlusPlus), ("layercam", LayerCAM)],
+)
+@pytest.mark.parametrize("layer", ["body", "body.3"])
+def test_shared_gradient_passes_equal_the_library_per_method(
+    name: str, library_class: type, layer: str, net: CamNet, images: torch.Tensor
+) -> None:
+    """One forward and one backward per class for all three methods gives each method's own
+    library result (its forward, its backward through the whole model)."""
+    ours = get_method(name).explain(net, images, layer).numpy()
+    library = library_class(net, [net.get_submodule(layer)])
+    library.get_target_width_height = lambda _: None
+    try:
+        for k in range(3):
+            expected = library(images, [ClassifierOutputTarget(k)] * len(images))
+            assert np.allclose(ours[:, k], expected, atol=1e-5)
+    finally:
+        library.activations_and_grads.release()
+    assert _hooks(net) == 0
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_a_class_budget_gives_the_maps_of_those_classes(
+    name: str, net: CamNet, images: torch.Tensor
+) -> None:
+    """Slot s of image i is the map of class classes[i, s], whatever the order per image."""
+    method = get_method(name)
+    subset = images[:3]
+    every = method.explain(net, subset, "body")
+    classes = torch.tensor([[2, 0], [1, 2], [0, 1]])
+    budget = method.explain(net, subset, "body", classes)
+    assert budget.shape == (3, 2, 6, 6)
+    for i in range(3):
+        for slot in range(2):
+            assert torch.allclose(budget[i, slot], every[i, classes[i, slot]], atol=1e-5)
+
+
+def test_methods_computed_together_equal_each_alone(net: CamNet, images: torch.Tensor) -> None:
+    chosen = [get_method(name) for name in ("cam", "gradcam", "gradcampp", "layercam")]
+    classes = torch.tensor([[0, 1]] * len(images))
+    together, seconds = explain_methods(chosen, net, images, "body", classes)
+    assert list(together) == ["cam", "gradcam", "gradcampp", "layercam"]
+    assert together["cam"].shape == (5, 3, 6, 6), "exact CAM keeps every class"
+    for method in chosen[1:]:
+        assert torch.allclose(together[method.name], method.explain(net, images, "body", classes))
+        assert seconds[method.name] > 0
+    assert _hooks(net) == 0
 
 
 def test_exact_cam_needs_a_cam_head(images: torch.Tensor) -> None:

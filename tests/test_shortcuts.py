@@ -94,6 +94,7 @@ def _search(
     return find_shortcuts(
         net,
         maps,
+        None,
         labels,
         probs,
         ("plain", "marked"),

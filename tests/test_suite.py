@@ -34,7 +34,7 @@ def test_assess_scores_methods_and_baselines_on_a_sample() -> None:
 
     cfg = QualityConfig(sample_n=5, sanity_n=3, steps=4, seed=1)
     result = assess(
-        net, maps, {"cam": "body", "gradcam": "body"}, targets, masks, images_for, 48, cfg
+        net, maps, {}, {"cam": "body", "gradcam": "body"}, targets, masks, images_for, 48, cfg
     )
     assert len(asked) == 1 and len(asked[0]) == 5 and asked[0] == sorted(asked[0])
     for name in ("cam", "gradcam", "random", "centre"):
@@ -46,7 +46,7 @@ def test_assess_scores_methods_and_baselines_on_a_sample() -> None:
     assert "randomization_spearman" not in result.quality["random"]
     assert result.evaluation["sample_size"] == 5 and result.evaluation["sanity_size"] == 3
     again = assess(
-        net, maps, {"cam": "body", "gradcam": "body"}, targets, masks, images_for, 48, cfg
+        net, maps, {}, {"cam": "body", "gradcam": "body"}, targets, masks, images_for, 48, cfg
     )
     assert again.quality == result.quality  # seeded throughout
 

@@ -4,7 +4,9 @@
 The manifest carries a format version, the model's sha256, class order, each method's shape
 and layer, the quality figures, and the sha256 of each file, so a reader either gets a
 consistent set or a clear :class:`ArtifactError`. Format-1 folders (one ``cams.npy``) still
-open, as the single method ``cam``.
+open, as the single method ``cam``. Format 5 lets a method's maps hold a class budget per
+image, with the class of each slot in ``maps/<method>.classes.npy``; older folders hold every
+class of every method.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from cam_core.errors import ArtifactError
 from cam_core.evaluation.familiarity import FamiliarityRecord
 from cam_core.evaluation.shortcuts import ShortcutSearch
 from cam_core.methods import MethodRecord, forward_method
+from cam_core.methods.budget import every_class, fits, maps_for
 from cam_core.modelling.model_files import ModelCard, library_versions
 from cam_core.storage import (
     commit_files,
@@ -47,6 +50,7 @@ __all__ = [
     "Artifacts",
     "Manifest",
     "analyses_of_model",
+    "classes_file",
     "find_artifact_folders",
     "maps_file",
     "new_manifest",
@@ -58,7 +62,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ARTIFACT_FORMAT = 4
+ARTIFACT_FORMAT = 5
 TABLE_FILE = "predictions.parquet"
 MAPS_DIR = "maps"
 LEGACY_CAMS_FILE = "cams.npy"
@@ -87,6 +91,12 @@ BASE_COLUMNS = ("path", "label", "pred", "correct", "confidence", "loss")
 def maps_file(method: str) -> str:
     """The file (relative to the artifact folder) holding ``method``'s maps."""
     return f"{MAPS_DIR}/{method}.npy"
+
+
+def classes_file(method: str) -> str:
+    """The file holding the class of each slot of ``method``'s maps, when they hold a class
+    budget (artifact format 5)."""
+    return f"{MAPS_DIR}/{method}.classes.npy"
 
 
 @dataclass(frozen=True)
@@ -152,7 +162,11 @@ class Artifacts:
     """A verified artifact folder: the table and every method's maps are row-aligned.
 
     Attributes:
-        maps: method name → read-only, memory-mapped float16 ``(N, K, h, w)``.
+        maps: method name → read-only, memory-mapped float16 ``(N, S, h, w)``: every class
+            (``S = K``), or a class budget whose slots' classes are in ``map_classes``.
+        map_classes: method name → ``(N, S)`` class of each slot, for the methods whose maps
+            hold a class budget (artifact format 5); read through :meth:`image_maps` and
+            :meth:`target_maps`, never by slot.
     """
 
     folder: Path
@@ -160,6 +174,7 @@ class Artifacts:
     table: pd.DataFrame
     maps: dict[str, np.ndarray]
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    map_classes: dict[str, np.ndarray] = field(default_factory=dict)
 
     def array(self, name: str) -> np.ndarray | None:
         """A whole-dataset array (e.g. :data:`FEATURES_FILE`), memory-mapped; ``None`` where the
@@ -181,15 +196,18 @@ class Artifacts:
             raise ArtifactError(f"cannot read {path} ({exc}); rerun the analysis") from None
 
     def image_maps(self, method: str, row: int) -> np.ndarray:
-        """Every class map of one image, float32 ``(K, h, w)``, read from the file.
+        """Every class map of one image, float32 ``(K, h, w)``, read from the file; all NaN
+        for a class the method's budget left out (:meth:`has_map`).
 
         A plain read instead of indexing the memory map: on this project's machines a fault
         on a mapped file brought in about 1.8 MB (counted as the process's resident memory),
         so a page of thumbnails from a 100k-image analysis cost hundreds of MB.
         """
         array = self.maps_of(method)
+        classes = self.map_classes.get(method)
+        slots = None if classes is None else classes[row]
         if not isinstance(array, np.memmap) or array.filename is None:
-            return np.asarray(array[row], dtype=np.float32)
+            return every_class(array[row], slots, len(self.manifest.classes))
         if not 0 <= row < len(array):
             raise IndexError(f"row {row} is outside the analysis (0..{len(array) - 1})")
         count = int(np.prod(array.shape[1:]))
@@ -199,7 +217,21 @@ class Artifacts:
             count=count,
             offset=int(array.offset) + row * count * array.itemsize,
         )
-        return values.reshape(array.shape[1:]).astype(np.float32)
+        return every_class(values.reshape(array.shape[1:]), slots, len(self.manifest.classes))
+
+    def target_maps(self, method: str, rows: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """The map of class ``targets[i]`` of image ``rows[i]``, float32 ``(n, h, w)``; all NaN
+        where the method's budget has no map of that class.
+
+        Raises:
+            ArtifactError: the analysis did not compute that method.
+        """
+        return maps_for(self.maps_of(method), self.map_classes.get(method), rows, targets)
+
+    def has_map(self, method: str, row: int, k: int) -> bool:
+        """Whether the analysis holds ``method``'s map of class ``k`` for image ``row``."""
+        classes = self.map_classes.get(method)
+        return classes is None or bool((classes[row] == k).any())
 
     def maps_of(self, method: str) -> np.ndarray:
         """One method's maps.
@@ -266,16 +298,19 @@ def write_artifacts(
     maps: Mapping[str, np.ndarray],
     manifest: Manifest,
     extras: Mapping[str, np.ndarray | pd.DataFrame] | None = None,
+    map_classes: Mapping[str, np.ndarray] | None = None,
 ) -> Manifest:
     """Write the table, every method's maps, then the manifest; call under the folder lock.
 
     Args:
         folder: the artifact folder.
         table: one row per image.
-        maps: method name → ``(N, K, h, w)``, row-aligned with ``table``.
+        maps: method name → ``(N, S, h, w)``, row-aligned with ``table``.
         manifest: what the analysis was (:func:`new_manifest`); one record per map array.
         extras: whole-dataset outputs by file name (:data:`EXTRA_FILES`): arrays are stored
             with their dtype, tables as Parquet.
+        map_classes: method name → ``(N, S)`` slot classes, for maps of a class budget
+            (their records name :func:`classes_file`).
 
     Returns:
         The manifest as written: with the files' hashes, library versions and time.
@@ -299,6 +334,7 @@ def write_artifacts(
             )
         if record.file != maps_file(name):
             raise ArtifactError(f"the {name} maps must go to {maps_file(name)}, not {record.file}")
+        _check_slots(name, array, (map_classes or {}).get(name), record, len(manifest.classes))
     unknown = [name for name in extras or {} if name not in EXTRA_FILES]
     if unknown:
         raise ArtifactError(f"unknown artifact files {unknown}; known: {', '.join(EXTRA_FILES)}")
@@ -307,6 +343,8 @@ def write_artifacts(
     temps = {TABLE_FILE: _write_table(folder / TABLE_FILE, table)}
     for name, array in maps.items():
         temps[maps_file(name)] = _write_array(folder / maps_file(name), array, np.float16)
+    for name, slots in (map_classes or {}).items():
+        temps[classes_file(name)] = _write_array(folder / classes_file(name), slots, np.int32)
     shapes: dict[str, list[int]] = {}
     for name, value in (extras or {}).items():
         if isinstance(value, pd.DataFrame):
@@ -329,6 +367,30 @@ def write_artifacts(
     _remove_unlisted_maps(folder, set(temps))
     log.info("wrote artifacts for %d images (%s) to %s", len(table), ", ".join(maps), folder)
     return written
+
+
+def _check_slots(
+    name: str,
+    maps: np.ndarray,
+    slots: np.ndarray | None,
+    record: MethodRecord,
+    n_classes: int,
+) -> None:
+    """Refuse maps whose slot classes are missing, misshapen or out of range."""
+    if slots is None:
+        if record.classes_file or maps.shape[1] != n_classes:
+            raise ArtifactError(
+                f"{name} maps of shape {maps.shape} hold {maps.shape[1]} of {n_classes} classes "
+                "but no slot classes were given; refusing to write"
+            )
+        return
+    if record.classes_file != classes_file(name):
+        raise ArtifactError(f"the {name} slot classes must go to {classes_file(name)}")
+    if not fits(slots, maps.shape, n_classes):
+        raise ArtifactError(
+            f"{name}: slot classes of shape {slots.shape} do not fit maps of shape {maps.shape} "
+            f"and {n_classes} classes; refusing to write"
+        )
 
 
 def _write_array(path: Path, array: np.ndarray, dtype: Any) -> Path:
@@ -460,7 +522,8 @@ def read_artifacts(folder: Path, verify: bool = True, verify_maps: bool = True) 
     """
     manifest = read_manifest(folder)
     large = set(_large_files(manifest))
-    names = {TABLE_FILE} | large | set(manifest.extras)
+    slot_files = {m: r.classes_file for m, r in manifest.methods.items() if r.classes_file}
+    names = {TABLE_FILE} | large | set(manifest.extras) | set(slot_files.values())
     paths = {name: committed_path(folder, name) for name in names}
     for name, path in paths.items():
         if not path.is_file():
@@ -478,6 +541,9 @@ def read_artifacts(folder: Path, verify: bool = True, verify_maps: bool = True) 
             name: np.load(paths[name], mmap_mode="r", allow_pickle=False)
             for name in manifest.extras
             if name.endswith(".npy")
+        }
+        map_classes = {
+            method: np.load(paths[file], allow_pickle=False) for method, file in slot_files.items()
         }
     except (OSError, ValueError) as exc:
         raise ArtifactError(
@@ -501,9 +567,15 @@ def read_artifacts(folder: Path, verify: bool = True, verify_maps: bool = True) 
                 f"{folder}: the {method} maps have shape {tuple(array.shape)} but the table has "
                 f"{len(table)} rows and the manifest says {expected}; rerun the analysis"
             )
-        if array.ndim != 4 or array.shape[1] != len(manifest.classes):
+        slots = map_classes.get(method)
+        held = len(manifest.classes) if slots is None else slots.shape[1]
+        if array.ndim != 4 or array.shape[1] != held:
             raise ArtifactError(
                 f"{folder}: the {method} maps' shape {array.shape} is not (N, classes, h, w)"
+            )
+        if slots is not None and not fits(slots, array.shape, len(manifest.classes)):
+            raise ArtifactError(
+                f"{folder}: the {method} slot classes do not fit its maps; rerun the analysis"
             )
     for name, array in arrays.items():
         if list(array.shape) != manifest.extras[name]:
@@ -514,7 +586,14 @@ def read_artifacts(folder: Path, verify: bool = True, verify_maps: bool = True) 
     features = arrays.get(FEATURES_FILE)
     if features is not None and len(features) != len(table):
         raise ArtifactError(f"{folder}: {len(features)} feature rows for {len(table)} images")
-    return Artifacts(folder=folder, manifest=manifest, table=table, maps=maps, arrays=arrays)
+    return Artifacts(
+        folder=folder,
+        manifest=manifest,
+        table=table,
+        maps=maps,
+        arrays=arrays,
+        map_classes=map_classes,
+    )
 
 
 def analyses_of_model(model_sha256: str, folders: Sequence[Path]) -> list[Path]:

@@ -16,7 +16,8 @@ from torch.utils.data import Dataset as TorchDataset
 from cam_core.evaluation.duplicates import SIGNATURE_SCALES, image_signatures
 from cam_core.evaluation.slices import PROPERTY_COLUMNS, pixel_properties
 from cam_core.intake.images import load_image_file, to_model_tensor
-from cam_core.methods import DEFAULT_LAYER, ExplanationMethod, checked_methods
+from cam_core.methods import DEFAULT_LAYER, ExplanationMethod, checked_methods, explain_methods
+from cam_core.methods.budget import DEFAULT_CLASSES_PER_IMAGE, budget_classes
 from cam_core.modelling.model_files import LoadedModel
 from cam_core.modelling.precision import autocast, resolve_precision
 from cam_core.progress import ConsoleProgress, ProgressFn
@@ -50,8 +51,11 @@ class BatchExplanation:
             (:func:`cam_core.evaluation.duplicates.image_signatures`).
         properties: float32 ``(N, 4)``: brightness, contrast, colourfulness, sharpness of the
             inputs (:func:`cam_core.evaluation.slices.pixel_properties`).
-        maps: method name → float32 ``(N, K, h, w)`` on the CPU.
+        maps: method name → float32 ``(N, S, h, w)`` on the CPU: every class (``S = K``)
+            for exact CAM and when ``classes`` is ``None``, else the budget's classes.
         seconds: method name → wall time spent on its maps.
+        classes: int64 ``(N, S)`` the class of each slot of the budgeted methods' maps
+            (:mod:`cam_core.methods.budget`), ``None`` when they hold every class.
     """
 
     logits: torch.Tensor
@@ -60,6 +64,7 @@ class BatchExplanation:
     properties: np.ndarray
     maps: dict[str, torch.Tensor]
     seconds: dict[str, float]
+    classes: np.ndarray | None = None
 
 
 def pooled(output: torch.Tensor) -> torch.Tensor:
@@ -78,12 +83,15 @@ def explain_batch(
     methods: Sequence[ExplanationMethod],
     layer: str = DEFAULT_LAYER,
     precision: str = "fp32",
+    truth: np.ndarray | None = None,
+    per_image: int | None = DEFAULT_CLASSES_PER_IMAGE,
 ) -> BatchExplanation:
     """Logits and every method's maps of a batch: the one path of the analysis and ``predict``.
 
     The forward pass that gives the logits runs once, in ``precision``; a method whose maps
-    come out of that pass (``shares_forward``, e.g. exact CAM) takes them from it, every other
-    method computes its own in fp32.
+    come out of that pass (``shares_forward``, e.g. exact CAM) takes them from it, for every
+    class. Every other method computes its own in fp32, for the class budget: the true class,
+    the prediction and the next most probable, ``per_image`` in all.
 
     Args:
         model: a loaded model.
@@ -91,9 +99,11 @@ def explain_batch(
         methods: methods that apply to the model (:func:`cam_core.methods.checked_methods`).
         layer: the layer the user asked for (each method reads its ``layer_for`` of it).
         precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (:mod:`cam_core.modelling.precision`).
+        truth: ``(N,)`` true class per image (``-1`` unknown), or ``None`` (user photos).
+        per_image: classes per image for the budgeted methods; ``None`` for every class.
 
     Returns:
-        Logits, pooled features and maps on the CPU, float32.
+        Logits, pooled features and maps on the CPU, float32, and the budget's classes.
 
     Raises:
         MethodError: a method does not apply to the model or layer.
@@ -123,18 +133,25 @@ def explain_batch(
     logits = logits.float().cpu()
     if sharing is not None:
         seconds[sharing.name] = time.perf_counter() - start
-    for method in methods:
-        if method is sharing:
-            continue
-        start = time.perf_counter()
-        maps[method.name] = method.explain(net, images, method.layer_for(layer))
-        seconds[method.name] = time.perf_counter() - start
+    others = [method for method in methods if method is not sharing]
+    classes = budget_classes(logits.numpy(), truth, per_image) if others else None
+    own_maps, own_seconds = explain_methods(
+        others, net, images, layer, None if classes is None else torch.from_numpy(classes)
+    )
+    maps.update(own_maps)
+    seconds.update(own_seconds)
     card = model.card
     mean = torch.tensor(card.mean, dtype=torch.float32).view(1, -1, 1, 1)
     std = torch.tensor(card.std, dtype=torch.float32).view(1, -1, 1, 1)
     pixels = (images.detach().float().cpu() * std + mean).clamp(0, 1)
     return BatchExplanation(
-        logits, features, image_signatures(images), pixel_properties(pixels), maps, seconds
+        logits,
+        features,
+        image_signatures(images),
+        pixel_properties(pixels),
+        {method.name: maps[method.name] for method in methods},
+        seconds,
+        classes,
     )
 
 
@@ -161,8 +178,11 @@ class ExplainedFiles:
         signatures: float16 ``(N, scales, d)``, the near-duplicate signatures of the inputs.
         properties: float32 ``(N, 4)``, the inputs' image properties
             (:data:`cam_core.evaluation.slices.PROPERTY_COLUMNS`).
-        maps: method name → float16 ``(N, K, h, w)``.
+        maps: method name → float16 ``(N, S, h, w)`` (every class for exact CAM and without
+            a budget, else the budget's classes).
         seconds: method name → wall time spent computing its maps.
+        classes: int64 ``(N, S)`` the class of each slot of the budgeted methods' maps, or
+            ``None`` when every method holds every class.
     """
 
     logits: np.ndarray
@@ -171,6 +191,13 @@ class ExplainedFiles:
     properties: np.ndarray
     maps: dict[str, np.ndarray]
     seconds: dict[str, float]
+    classes: np.ndarray | None = None
+
+    def classes_of(self, name: str) -> np.ndarray | None:
+        """The slot classes of ``name``'s maps, ``None`` when they hold every class."""
+        if self.classes is None or self.maps[name].shape[1] == self.logits.shape[1]:
+            return None
+        return self.classes
 
 
 def load_images(
@@ -203,6 +230,8 @@ def explain_files(
     num_workers: int | None = None,
     progress: ProgressFn | None = None,
     precision: str = "fp32",
+    truth: np.ndarray | None = None,
+    per_image: int | None = DEFAULT_CLASSES_PER_IMAGE,
 ) -> ExplainedFiles:
     """Run the model and every requested explanation method over image files in batches.
 
@@ -218,9 +247,12 @@ def explain_files(
         progress: optional callback (message, fraction done).
         precision: of the forward pass that gives the logits (``auto``, ``fp32``, ``bf16``,
             ``fp16``), and of the maps that come out of it; the other methods run in fp32.
+        truth: ``(N,)`` true class index per file (``-1`` unknown), or ``None``.
+        per_image: the class budget of the methods other than exact CAM (``None``: every
+            class; :mod:`cam_core.methods.budget`).
 
     Returns:
-        Logits ``(N, K)`` and each method's maps ``(N, K, h, w)``.
+        Logits ``(N, K)``, each method's maps ``(N, S, h, w)`` and the budget's classes.
 
     Raises:
         MethodError: an unknown method, or one that does not apply to the model or layer.
@@ -230,11 +262,16 @@ def explain_files(
     all_features: list[np.ndarray] = []
     all_signatures: list[np.ndarray] = []
     all_properties: list[np.ndarray] = []
+    all_classes: list[np.ndarray] = []
     parts: dict[str, list[np.ndarray]] = {method.name: [] for method in chosen}
     seconds = dict.fromkeys(parts, 0.0)
     with ConsoleProgress("class maps", len(paths), "images") as bar:
         for images in load_images(model, paths, batch_size, num_workers):
-            batch = explain_batch(model, images, chosen, layer, precision)
+            start = bar.done
+            batch_truth = None if truth is None else truth[start : start + len(images)]
+            batch = explain_batch(model, images, chosen, layer, precision, batch_truth, per_image)
+            if batch.classes is not None:
+                all_classes.append(batch.classes)
             all_logits.append(batch.logits.numpy())
             all_features.append(batch.features.numpy().astype(np.float16))
             all_signatures.append(batch.signatures)
@@ -263,4 +300,5 @@ def explain_files(
         properties=np.concatenate(all_properties),
         maps={name: np.concatenate(chunks) for name, chunks in parts.items()},
         seconds=seconds,
+        classes=np.concatenate(all_classes) if all_classes else None,
     )

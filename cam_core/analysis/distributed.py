@@ -71,6 +71,7 @@ def merge_shards(shards: list[Shard], n: int) -> ExplainedFiles:
     logits, features = empty(first.logits), empty(first.features)
     signatures, properties = empty(first.signatures), empty(first.properties)
     maps = {name: empty(array) for name, array in first.maps.items()}
+    classes = None if first.classes is None else empty(first.classes)
     seen = np.zeros(n, dtype=bool)
     seconds = dict.fromkeys(first.seconds, 0.0)
     for rows, part in shards:
@@ -84,11 +85,13 @@ def merge_shards(shards: list[Shard], n: int) -> ExplainedFiles:
             properties[row] = part.properties[position]
             for name in maps:
                 maps[name][row] = part.maps[name][position]
+            if classes is not None and part.classes is not None:
+                classes[row] = part.classes[position]
         for name, value in part.seconds.items():
             seconds[name] = max(seconds.get(name, 0.0), value)  # ranks run side by side
     if not seen.all():
         raise DistributedError(f"{int((~seen).sum())} images were analysed by no rank")
-    return ExplainedFiles(logits, features, signatures, properties, maps, seconds)
+    return ExplainedFiles(logits, features, signatures, properties, maps, seconds, classes)
 
 
 def sharded_analyze(

@@ -20,6 +20,7 @@ from cam_core.analysis.artifacts import (
     REFERENCE_TABLE_FILE,
     SLICES_FILE,
     Manifest,
+    classes_file,
     maps_file,
     new_manifest,
     write_artifacts,
@@ -58,6 +59,7 @@ from cam_core.methods import (
     primary_method,
     unavailable,
 )
+from cam_core.methods.budget import DEFAULT_CLASSES_PER_IMAGE
 from cam_core.modelling.model_files import (
     LoadedModel,
     ModelCard,
@@ -105,6 +107,9 @@ class AnalyzeConfig:
             of familiarity and of the leakage check.
         seed: seeds that sample and the 2-D map.
         shortcuts: how to search for shortcuts; ``None`` skips the search.
+        classes_per_image: the class budget of every method but exact CAM: maps of the true
+            class, the prediction and the next most probable, this many per image (``None``:
+            every class, whose cost grows with the number of classes).
     """
 
     batch_size: int = 64
@@ -117,6 +122,7 @@ class AnalyzeConfig:
     reference_n: int = 5000
     seed: int = 0
     shortcuts: ShortcutConfig | None = field(default_factory=ShortcutConfig)
+    classes_per_image: int | None = DEFAULT_CLASSES_PER_IMAGE
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -129,6 +135,10 @@ class AnalyzeConfig:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.reference_n < 2:
             raise ValueError(f"reference_n must be at least 2, got {self.reference_n}")
+        if self.classes_per_image is not None and self.classes_per_image < 1:
+            raise ValueError(
+                f"classes_per_image must be at least 1 or None, got {self.classes_per_image}"
+            )
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -257,6 +267,12 @@ class AnalysisJob:
         """The analysed images, in table order."""
         return [s.path for s in self.dataset.valid_samples]
 
+    @property
+    def true_idx(self) -> np.ndarray:
+        """``(N,)`` the true class index of each analysed image, in table order."""
+        classes = self.model.card.classes
+        return np.array([classes.index(s.label) for s in self.dataset.valid_samples], dtype=int)
+
 
 def prepare(model_dir: Path, data_cfg: DataConfig | None, cfg: AnalyzeConfig) -> AnalysisJob:
     """Load and check everything an analysis needs; computes nothing yet.
@@ -336,16 +352,19 @@ def explain_rows(
     progress: ProgressFn | None = None,
 ) -> ExplainedFiles:
     """Logits and every method's maps of the job's images (or of the given rows only)."""
-    paths = job.paths if rows is None else [job.paths[i] for i in rows]
+    picked = range(len(job.paths)) if rows is None else rows
+    truth = job.true_idx[np.asarray(picked, dtype=int)]
     return explain_files(
         job.model,
-        paths,
+        [job.paths[i] for i in picked],
         job.methods,
         job.layer,
         batch_size=cfg.batch_size,
         num_workers=cfg.num_workers,
         progress=progress,
         precision=job.precision,
+        truth=truth,
+        per_image=cfg.classes_per_image,
     )
 
 
@@ -375,13 +394,17 @@ def finish(
             explained.seconds.get(name, 0.0),
             tuple(int(d) for d in explained.maps[name].shape),
             maps_file(name),
+            classes_file(name) if explained.classes_of(name) is not None else "",
         )
         for name in job.methods
+    }
+    map_classes = {
+        name: slots for name in job.methods if (slots := explained.classes_of(name)) is not None
     }
     layers = {name: record.layer for name, record in records.items()}
     quality: dict[str, dict[str, float]] = {}
     evaluation: dict[str, object] = {}
-    true_idx = np.array([model.card.classes.index(s.label) for s in valid], dtype=int)
+    true_idx = job.true_idx
 
     def images_for(rows: np.ndarray) -> torch.Tensor:
         picked = [paths[i] for i in rows]
@@ -396,12 +419,14 @@ def finish(
         result = assess(
             model.net,
             explained.maps,
+            map_classes,
             layers,
             true_idx,
             masks,
             images_for,
             model.card.image_size,
             cfg.quality,
+            job.precision,
         )
         for column, values in result.columns.items():
             table[column] = values
@@ -444,6 +469,7 @@ def finish(
             shortcuts=shortcuts,
         ),
         extras,
+        map_classes,
     )
     log.info(
         "analysis: %d images, accuracy %.4f%s",
@@ -508,6 +534,7 @@ def _shortcut_search(
     found = find_shortcuts(
         job.model.net,
         explained.maps[method],
+        explained.classes_of(method),
         true_idx,
         table[[f"prob_{name}" for name in card.classes]].to_numpy(),
         card.classes,

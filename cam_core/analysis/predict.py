@@ -15,6 +15,7 @@ from cam_core.analysis.findings import FamiliarGround
 from cam_core.intake.fetch import FetchConfig, fetch_image, is_url
 from cam_core.intake.images import load_image_file, square_resize, to_model_tensor
 from cam_core.methods import DEFAULT_LAYER, checked_methods
+from cam_core.methods.budget import DEFAULT_CLASSES_PER_IMAGE, every_class
 from cam_core.modelling.model_files import LoadedModel
 
 __all__ = ["ImagePlacement", "Prediction", "load_input", "placed", "predict_images"]
@@ -30,7 +31,8 @@ class Prediction:
         logits: ``(K,)``.
         probs: ``(K,)`` softmax of the logits.
         maps: ``(K, h, w)`` float32, one map per class; for exact CAM
-            ``maps.mean((1, 2)) == logits``.
+            ``maps.mean((1, 2)) == logits``; all NaN for a class outside the class budget of
+            another method (:meth:`has_map`).
         method: the explanation method that made the maps.
         view: the model-input view of the image (square crop at the model's size), which the
             maps line up with.
@@ -48,6 +50,10 @@ class Prediction:
     method: str
     features: np.ndarray
     placement: ImagePlacement | None = None
+
+    def has_map(self, k: int) -> bool:
+        """Whether the method computed a map of class ``k`` for this image."""
+        return not bool(np.isnan(self.maps[k]).all())
 
     @property
     def pred(self) -> str:
@@ -126,6 +132,7 @@ def predict_images(
     batch_size: int = 32,
     layer: str = DEFAULT_LAYER,
     precision: str = "auto",
+    per_image: int | None = DEFAULT_CLASSES_PER_IMAGE,
 ) -> list[Prediction]:
     """Predict a list of ``(source, RGB image)`` pairs in batches, with one method's maps.
 
@@ -139,6 +146,8 @@ def predict_images(
         precision: of the logits and of maps that come out of their forward pass
             (:mod:`cam_core.modelling.precision`; ``auto``: bf16 on a CPU with native bf16,
             fp16 on CUDA, else fp32).
+        per_image: the class budget of methods other than exact CAM: maps of the prediction
+            and the next most probable classes, this many (``None``: every class).
 
     Returns:
         One :class:`Prediction` per input, in order.
@@ -154,8 +163,9 @@ def predict_images(
         batch = torch.stack(
             [to_model_tensor(img, card.image_size, card.mean, card.std) for _, img in chunk]
         )
-        explained = explain_batch(model, batch, chosen, layer, precision)
-        logits, maps = explained.logits, explained.maps[method]
+        explained = explain_batch(model, batch, chosen, layer, precision, None, per_image)
+        logits, maps = explained.logits, explained.maps[method].numpy()
+        slots = explained.classes if maps.shape[1] != len(card.classes) else None
         features = explained.features.numpy()
         probs = torch.softmax(logits, dim=1).numpy()
         for row, (source, img) in enumerate(chunk):
@@ -165,7 +175,9 @@ def predict_images(
                     classes=tuple(card.classes),
                     logits=logits[row].numpy(),
                     probs=probs[row],
-                    maps=maps[row].numpy(),
+                    maps=every_class(
+                        maps[row], None if slots is None else slots[row], len(card.classes)
+                    ),
                     view=square_resize(img, card.image_size),
                     method=method,
                     features=features[row],

@@ -12,6 +12,7 @@ computes its own maps and returns only a batch mean, and Quantus 0.6 breaks with
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,13 +21,17 @@ from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
 from cam_core.methods.placement import upsample_maps
+from cam_core.modelling.precision import autocast
+from cam_core.progress import ConsoleProgress
 
 __all__ = [
     "PerturbationCurves",
     "blurred",
     "perturbation_curves",
     "perturbation_frames",
+    "perturbation_passes",
     "perturbed_images",
+    "shared_perturbation_curves",
 ]
 
 DEFAULT_STEPS = 16
@@ -97,6 +102,88 @@ def perturbed_images(
 
 
 @torch.inference_mode()
+def shared_perturbation_curves(
+    net: nn.Module,
+    images: torch.Tensor,
+    maps: Mapping[str, np.ndarray],
+    targets: np.ndarray,
+    steps: int = DEFAULT_STEPS,
+    batch_size: int = 64,
+    precision: str = "fp32",
+    progress: ConsoleProgress | None = None,
+) -> dict[str, PerturbationCurves]:
+    """Deletion and insertion curves of several maps of the same images (methods, baselines).
+
+    Every curve starts or ends at the image itself or at its blurred copy, whatever the map,
+    so those two passes per image are run once and shared by every map; each map costs
+    ``2 * (steps - 1)`` passes per image beyond them.
+
+    Args:
+        net: the classifier, ``(N, 3, S, S) → (N, K)`` logits, in eval mode.
+        images: normalised images ``(N, 3, S, S)``.
+        maps: name → ``(N, h, w)`` one map per image (of the target class), any scale.
+        targets: ``(N,)`` class index whose probability is followed.
+        steps: number of equal steps (the curves have ``steps + 1`` points).
+        batch_size: perturbed images per forward pass.
+        precision: of the perturbed passes (``fp32``, ``bf16``, ``fp16``; resolved already).
+        progress: counts the perturbed images done, if given.
+
+    Returns:
+        Name → the curves of its maps.
+    """
+    n, side = len(images), int(images.shape[-1])
+    pixels = side * side
+    fractions = np.linspace(0.0, 1.0, steps + 1)
+    counts = [round(f * pixels) for f in fractions]
+    names = list(maps)
+    ranks = {name: _ranks(np.asarray(maps[name], np.float32), side) for name in names}
+    base = blurred(images)
+    device = next(net.parameters()).device
+    # Job: (image, map name or None for the shared ends, insert, step).
+    jobs: list[tuple[int, str | None, bool, int]] = [
+        (i, None, end, 0) for i in range(n) for end in (False, True)
+    ]
+    jobs += [
+        (i, name, insert, s)
+        for name in names
+        for i in range(n)
+        for insert in (False, True)
+        for s in range(1, steps)
+    ]
+
+    def picture(i: int, name: str | None, insert: bool, s: int) -> torch.Tensor:
+        if name is None:  # False: the image itself; True: all of it blurred
+            return base[i] if insert else images[i]
+        return perturbed_images(images[i], base[i], ranks[name][i], counts[s], insert)
+
+    probs = np.zeros(len(jobs), dtype=np.float64)
+    for start in range(0, len(jobs), batch_size):
+        chunk = jobs[start : start + batch_size]
+        batch = torch.stack([picture(*job) for job in chunk]).to(device)
+        with autocast(precision, device):
+            logits = net(batch).float()
+        picked = torch.tensor([int(targets[job[0]]) for job in chunk], device=logits.device)
+        probs[start : start + len(chunk)] = (
+            torch.softmax(logits, dim=1).gather(1, picked[:, None])[:, 0].cpu().numpy()
+        )
+        if progress is not None:
+            progress.update(len(chunk))
+    whole, bare = probs[0 : 2 * n : 2], probs[1 : 2 * n : 2]
+    inner = probs[2 * n :].reshape(len(names), n, 2, steps - 1)
+    curves = {}
+    for index, name in enumerate(names):
+        deletion = np.column_stack([whole, inner[index, :, 0], bare])
+        insertion = np.column_stack([bare, inner[index, :, 1], whole])
+        curves[name] = PerturbationCurves(fractions, deletion, insertion)
+    return curves
+
+
+def perturbation_passes(n_images: int, n_maps: int, steps: int = DEFAULT_STEPS) -> int:
+    """Forward passes :func:`shared_perturbation_curves` runs for ``n_maps`` maps of
+    ``n_images`` images."""
+    return n_images * (2 + n_maps * 2 * (steps - 1))
+
+
 def perturbation_curves(
     net: nn.Module,
     images: torch.Tensor,
@@ -105,7 +192,7 @@ def perturbation_curves(
     steps: int = DEFAULT_STEPS,
     batch_size: int = 64,
 ) -> PerturbationCurves:
-    """Deletion and insertion curves of maps already computed.
+    """Deletion and insertion curves of one set of maps already computed (fp32).
 
     Args:
         net: the classifier, ``(N, 3, S, S) → (N, K)`` logits, in eval mode.
@@ -114,31 +201,10 @@ def perturbation_curves(
         targets: ``(N,)`` class index whose probability is followed.
         steps: number of equal steps (the curves have ``steps + 1`` points).
         batch_size: perturbed images per forward pass.
-
-    Returns:
-        The curves; every perturbed image of every step is batched.
     """
-    n, side = len(images), int(images.shape[-1])
-    pixels = side * side
-    fractions = np.linspace(0.0, 1.0, steps + 1)
-    counts = [round(f * pixels) for f in fractions]
-    ranks = _ranks(np.asarray(maps, np.float32), side)
-    base = blurred(images)
-    jobs = [(i, insert, s) for i in range(n) for insert in (False, True) for s in range(steps + 1)]
-    device = next(net.parameters()).device
-    probs = np.zeros(len(jobs), dtype=np.float64)
-    for start in range(0, len(jobs), batch_size):
-        chunk = jobs[start : start + batch_size]
-        batch = torch.stack(
-            [perturbed_images(images[i], base[i], ranks[i], counts[s], ins) for i, ins, s in chunk]
-        )
-        logits = net(batch.to(device)).float()
-        picked = torch.tensor([int(targets[i]) for i, _, _ in chunk], device=logits.device)
-        probs[start : start + len(chunk)] = (
-            torch.softmax(logits, dim=1).gather(1, picked[:, None])[:, 0].cpu().numpy()
-        )
-    curves = probs.reshape(n, 2, steps + 1)
-    return PerturbationCurves(fractions=fractions, deletion=curves[:, 0], insertion=curves[:, 1])
+    return shared_perturbation_curves(net, images, {"map": maps}, targets, steps, batch_size)[
+        "map"
+    ]
 
 
 def perturbation_frames(

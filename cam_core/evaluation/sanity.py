@@ -108,9 +108,9 @@ def randomization_spearman(
     Returns:
         ``{stage: median Spearman}`` for ``head`` and ``head+last block``.
     """
-    rows = np.arange(len(targets))
     result: dict[str, float] = {}
+    own_class = torch.as_tensor(np.asarray(targets), dtype=torch.int64)[:, None]
     for stage, randomised in randomised_models(net, seed):
-        after = method.explain(randomised, images, layer).numpy()[rows, targets]
+        after = method.explain(randomised, images, layer, own_class).numpy()[:, 0]
         result[stage] = float(np.median(rank_correlation(maps, after)))
     return result

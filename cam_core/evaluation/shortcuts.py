@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from cam_core.errors import PreprocessingError
+from cam_core.methods.budget import maps_for
 from cam_core.progress import ConsoleProgress, ProgressFn
 
 __all__ = [
@@ -367,15 +368,17 @@ class ClassMapMeans:
         self.peaks: list[list[int]] = [[] for _ in range(n_classes)]
         self.off_mass: list[list[float]] = [[] for _ in range(n_classes)]
 
-    def update(self, maps: np.ndarray, labels: np.ndarray, masks: np.ndarray | None = None) -> None:
+    def update(
+        self, label_maps: np.ndarray, labels: np.ndarray, masks: np.ndarray | None = None
+    ) -> None:
         """Add a chunk.
 
         Args:
-            maps: ``(n, K, h, w)`` maps of the chunk.
+            label_maps: ``(n, h, w)`` each image's map of its true class.
             labels: ``(n,)`` true class index.
             masks: ``(n, h, w)`` share of each map cell on the object, or ``None``.
         """
-        k_maps = np.asarray(maps[np.arange(len(labels)), labels], dtype=np.float64)
+        k_maps = np.asarray(label_maps, dtype=np.float64)
         positive = np.clip(k_maps, 0.0, None)
         totals = positive.reshape(len(labels), -1).sum(axis=1)
         for i, k in enumerate(labels):
@@ -602,6 +605,7 @@ def _cell_masks(masks: np.ndarray, h: int, w: int) -> np.ndarray:
 def find_shortcuts(
     net: nn.Module,
     maps: np.ndarray,
+    slots: np.ndarray | None,
     true_idx: np.ndarray,
     probs: np.ndarray,
     classes: Sequence[str],
@@ -614,7 +618,9 @@ def find_shortcuts(
 
     Args:
         net: the classifier (eval mode); its forward pass gives logits.
-        maps: one method's maps ``(N, K, h, w)`` (may be memory-mapped).
+        maps: one method's maps ``(N, S, h, w)`` (may be memory-mapped).
+        slots: ``(N, S)`` the class of each slot where the maps hold a class budget, else
+            ``None`` (slot k is class k).
         true_idx: ``(N,)`` true class index.
         probs: ``(N, K)`` the model's probabilities of the unchanged images.
         classes: class names in output order.
@@ -628,7 +634,8 @@ def find_shortcuts(
         One finding per candidate: verdict ``shortcut`` first (those both tests confirm
         before those one test does), then by causal strength.
     """
-    n, n_classes, h, w = maps.shape
+    n, h, w = len(maps), maps.shape[2], maps.shape[3]
+    n_classes = len(classes)
     means = ClassMapMeans(n_classes, (h, w))
     object_cells = None if masks is None else np.zeros((n, h, w), np.float16)
     for start in range(0, n, 1024):
@@ -637,7 +644,8 @@ def find_shortcuts(
         if masks is not None and object_cells is not None:
             cells = _cell_masks(masks(range(start, stop)), h, w)
             object_cells[start:stop] = cells
-        means.update(np.asarray(maps[start:stop]), true_idx[start:stop], cells)
+        rows = np.arange(start, stop)
+        means.update(maps_for(maps, slots, rows, true_idx[rows]), true_idx[rows], cells)
     tester = _Tester(net, images_for, object_cells, probs, true_idx, cfg)
     plan = [
         (k, box)
@@ -657,7 +665,7 @@ def find_shortcuts(
                     f"testing {classes[k]}'s region {step + 1} of {len(plan)}", step / len(plan)
                 )
             if k not in peak_cells:  # each class's maps are read once, for both its regions
-                peak_cells[k] = _peak_cells(maps, k)
+                peak_cells[k] = _peak_cells(maps, slots, k)
             findings.append(
                 _assess(k, box, peak_cells[k], means, tester, classes, masks is not None)
             )
@@ -738,16 +746,21 @@ def _assess(
     )
 
 
-def _peak_cells(maps: np.ndarray, k: int) -> np.ndarray:
-    """``(N,)`` flat index of the cell where each image's class-k map peaks (read in chunks)."""
+def _peak_cells(maps: np.ndarray, slots: np.ndarray | None, k: int) -> np.ndarray:
+    """``(N,)`` flat index of the cell where each image's class-k map peaks (read in chunks);
+    ``-1`` where the class budget holds no class-k map of the image."""
     parts = []
     for start in range(0, len(maps), 4096):
-        chunk = np.asarray(maps[start : start + 4096, k], dtype=np.float32)
-        parts.append(chunk.reshape(len(chunk), -1).argmax(axis=1))
+        rows = np.arange(start, min(len(maps), start + 4096))
+        chunk = maps_for(maps, slots, rows, np.full(len(rows), k)).reshape(len(rows), -1)
+        missing = np.isnan(chunk).all(axis=1)
+        peaks = np.nan_to_num(chunk, nan=-np.inf).argmax(axis=1)
+        parts.append(np.where(missing, -1, peaks))
     return np.concatenate(parts) if parts else np.zeros(0, dtype=int)
 
 
 def _affected(peaks: np.ndarray, inside: np.ndarray, limit: int = 1000) -> tuple[int, ...]:
     """Rows whose class map peaks in the region (any label), at most ``limit``."""
-    rows = np.flatnonzero(inside.reshape(-1)[peaks] > 0.5)
+    held = peaks >= 0
+    rows = np.flatnonzero(held & (inside.reshape(-1)[np.where(held, peaks, 0)] > 0.5))
     return tuple(int(r) for r in rows[:limit])

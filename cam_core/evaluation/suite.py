@@ -17,10 +17,16 @@ import torch
 from torch import nn
 
 from cam_core.evaluation.baselines import BASELINES, baseline_maps
-from cam_core.evaluation.faithfulness import DEFAULT_STEPS, perturbation_curves
+from cam_core.evaluation.faithfulness import (
+    DEFAULT_STEPS,
+    perturbation_passes,
+    shared_perturbation_curves,
+)
 from cam_core.evaluation.localisation import energy_in_mask, map_peaks, pointing_hits
 from cam_core.evaluation.sanity import SANITY_THRESHOLD, randomization_spearman
 from cam_core.methods import get_method
+from cam_core.methods.budget import maps_for
+from cam_core.progress import ConsoleProgress
 
 __all__ = [
     "METRICS",
@@ -92,18 +98,23 @@ def _mean(values: np.ndarray) -> float:
 def assess(
     net: nn.Module,
     maps: Mapping[str, np.ndarray],
+    slots: Mapping[str, np.ndarray],
     layers: Mapping[str, str],
     targets: np.ndarray,
     masks: Sequence[np.ndarray | None] | None,
     images_for: Callable[[np.ndarray], torch.Tensor],
     image_size: int,
     cfg: QualityConfig = QualityConfig(),
+    precision: str = "fp32",
 ) -> Assessment:
     """Score every method's maps of the target class, and the two baselines.
 
     Args:
         net: the classifier the maps explain, in eval mode.
-        maps: method → ``(N, K, h, w)`` maps of every image and class.
+        maps: method → ``(N, S, h, w)`` maps of every image (every class, or a budget that
+            holds the true class).
+        slots: method → ``(N, S)`` class of each slot, for the methods whose maps hold a
+            class budget (:mod:`cam_core.methods.budget`).
         layers: method → the layer it read (for the sanity check's recomputation).
         targets: ``(N,)`` class index per image (the true class).
         masks: bool ``(S, S)`` ground-truth masks (``None`` per image without one), or
@@ -111,10 +122,12 @@ def assess(
         images_for: rows → their normalised images ``(n, 3, S, S)`` (the data layer decodes).
         image_size: ``S``.
         cfg: sample sizes and steps.
+        precision: of the perturbed images' forward passes (resolved: ``fp32``, ``bf16`` or
+            ``fp16``); the sanity check's maps are computed in fp32 like the maps it checks.
     """
     n = len(targets)
     rows = np.arange(n)
-    chosen = {name: np.asarray(m[rows, targets], dtype=np.float32) for name, m in maps.items()}
+    chosen = {name: maps_for(m, slots.get(name), rows, targets) for name, m in maps.items()}
     h, w = next(iter(chosen.values())).shape[-2:]
     for kind in BASELINES:
         chosen[kind] = baseline_maps(kind, n, h, w, cfg.seed)
@@ -130,10 +143,19 @@ def assess(
     quality: dict[str, dict[str, float]] = {name: {} for name in chosen}
     if len(sample):
         images = images_for(sample)
-        for name, single in chosen.items():
-            curves = perturbation_curves(
-                net, images, single[sample], targets[sample], cfg.steps, cfg.batch_size
+        passes = perturbation_passes(len(sample), len(chosen), cfg.steps)
+        with ConsoleProgress("deletion/insertion", passes, "images") as bar:
+            all_curves = shared_perturbation_curves(
+                net,
+                images,
+                {name: single[sample] for name, single in chosen.items()},
+                targets[sample],
+                cfg.steps,
+                cfg.batch_size,
+                precision,
+                bar,
             )
+        for name, curves in all_curves.items():
             for metric, values in (
                 ("deletion_auc", curves.deletion_auc),
                 ("insertion_auc", curves.insertion_auc),
@@ -142,18 +164,20 @@ def assess(
                 column[sample] = values
                 columns[f"{metric}.{name}"] = column
         sane = sample[: cfg.sanity_n]
-        for name in maps:
-            stages = randomization_spearman(
-                get_method(name),
-                net,
-                images[: len(sane)],
-                chosen[name][sane],
-                targets[sane],
-                layers[name],
-                cfg.seed,
-            )
-            quality[name]["randomization_spearman_head"] = stages["head"]
-            quality[name]["randomization_spearman"] = stages["head+last block"]
+        with ConsoleProgress("sanity check", len(maps), "methods") as bar:
+            for name in maps:
+                stages = randomization_spearman(
+                    get_method(name),
+                    net,
+                    images[: len(sane)],
+                    chosen[name][sane],
+                    targets[sane],
+                    layers[name],
+                    cfg.seed,
+                )
+                quality[name]["randomization_spearman_head"] = stages["head"]
+                quality[name]["randomization_spearman"] = stages["head+last block"]
+                bar.update()
     for name in chosen:
         for metric in METRICS:
             key = f"{_COLUMN[metric]}.{name}"

@@ -6,14 +6,22 @@ Adding a method: one new file in this folder with a subclass of
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 from cam_core.errors import MethodError
 from cam_core.methods.activation import ClassActivationMap
 from cam_core.methods.base import DEFAULT_LAYER, ExplanationMethod
-from cam_core.methods.gradient import GradCam, GradCamPlusPlus, LayerCam
+from cam_core.methods.gradient import (
+    GradCam,
+    GradCamPlusPlus,
+    GradientMethod,
+    LayerCam,
+    gradient_maps,
+)
 from cam_core.methods.record import MapValues, MethodRecord
 from cam_core.methods.score import ScoreCam
 
@@ -27,6 +35,7 @@ __all__ = [
     "applicable",
     "checked_methods",
     "default_method",
+    "explain_methods",
     "forward_method",
     "get_method",
     "parse_methods",
@@ -124,3 +133,44 @@ def forward_method() -> ExplanationMethod:
     """The method whose maps come out of the logits' forward pass (artifact format 1 stored
     only its maps, as ``cams.npy``)."""
     return next(method for method in METHODS.values() if method.shares_forward)
+
+
+def explain_methods(
+    methods: Sequence[ExplanationMethod],
+    net: nn.Module,
+    images: torch.Tensor,
+    layer: str,
+    classes: torch.Tensor | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """Every method's maps of a batch, the gradient methods reading one layer from shared passes.
+
+    Args:
+        methods: methods that apply to ``net``.
+        net: a classifier on its device, float32.
+        images: normalised images ``(N, 3, S, S)``.
+        layer: the layer the user asked for (each method reads its ``layer_for`` of it).
+        classes: int64 ``(N, S)`` classes to explain per image; ``None`` for every class.
+            Methods whose maps come with the forward pass (exact CAM) give every class.
+
+    Returns:
+        ``(maps, seconds)``: method name → float32 ``(N, S, h, w)`` on the CPU, and the wall
+        time of each (shared passes split evenly among the methods that shared them).
+    """
+    maps: dict[str, torch.Tensor] = {}
+    seconds: dict[str, float] = {}
+    groups: dict[str, list[GradientMethod]] = {}
+    for method in methods:
+        if isinstance(method, GradientMethod):
+            groups.setdefault(method.layer_for(layer), []).append(method)
+            continue
+        start = time.perf_counter()
+        maps[method.name] = method.explain(
+            net, images, method.layer_for(layer), None if method.shares_forward else classes
+        )
+        seconds[method.name] = time.perf_counter() - start
+    for group_layer, group in groups.items():
+        start = time.perf_counter()
+        maps.update(gradient_maps(group, net, images, group_layer, classes))
+        share = (time.perf_counter() - start) / len(group)
+        seconds.update({method.name: share for method in group})
+    return {method.name: maps[method.name] for method in methods}, seconds

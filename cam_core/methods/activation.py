@@ -60,7 +60,13 @@ class ClassActivationMap(ExplanationMethod):
         return net.maps_from_features(features)
 
     @torch.inference_mode()
-    def explain(self, net: nn.Module, images: torch.Tensor, layer: str) -> torch.Tensor:
+    def explain(
+        self,
+        net: nn.Module,
+        images: torch.Tensor,
+        layer: str,
+        classes: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         reason = self.applies_to(net)
         if reason is not None:
             raise MethodError(reason)
@@ -71,4 +77,7 @@ class ClassActivationMap(ExplanationMethod):
         device = next(net.parameters()).device
         features = net.get_submodule(DEFAULT_LAYER)(images.to(device))
         _, maps = self.explain_from_features(net, features)
-        return maps.float().cpu()
+        maps = maps.float().cpu()
+        if classes is None:
+            return maps
+        return maps[torch.arange(len(maps))[:, None], classes.cpu()]

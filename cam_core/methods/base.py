@@ -68,7 +68,11 @@ class ExplanationMethod(ABC):
         costly: needs many forward passes per image (run on other data only when asked).
         shares_forward: the maps come out of the forward pass that gives the logits
             (:meth:`explain_from_features`): the batch path runs that pass once, in the
-            analysis's precision, instead of a separate pass for the maps.
+            analysis's precision, instead of a separate pass for the maps. Such maps cover
+            every class at no cost, so they ignore the class budget.
+        shares_gradients: the maps weigh the layer's activations by class-score gradients;
+            such methods are computed together from shared passes
+            (:func:`cam_core.methods.explain_methods`).
     """
 
     name: str
@@ -78,6 +82,7 @@ class ExplanationMethod(ABC):
     library: str = "cam_core"
     costly: bool = False
     shares_forward: bool = False
+    shares_gradients: bool = False
 
     def applies_to(self, net: nn.Module) -> str | None:
         """``None`` when the method works on ``net``, else the reason it does not."""
@@ -123,6 +128,7 @@ class ExplanationMethod(ABC):
         seconds: float,
         shape: tuple[int, ...],
         file: str,
+        classes_file: str = "",
     ) -> MethodRecord:
         """What an analysis records of this method's run on ``net``.
 
@@ -131,8 +137,9 @@ class ExplanationMethod(ABC):
             layer: the layer the user asked for (the record holds :meth:`layer_for` of it).
             forward_precision: the precision of the logits' forward pass.
             seconds: wall time spent on the maps.
-            shape: ``(N, K, h, w)`` of the maps.
+            shape: ``(N, S, h, w)`` of the maps.
             file: where the maps are stored, relative to the artifact folder.
+            classes_file: where the class of each slot is stored, for maps of a class budget.
         """
         return MethodRecord(
             title=self.title,
@@ -145,19 +152,29 @@ class ExplanationMethod(ABC):
             bias=self.bias_of(net),
             shape=shape,
             file=file,
+            classes_file=classes_file,
         )
 
     @abstractmethod
-    def explain(self, net: nn.Module, images: torch.Tensor, layer: str) -> torch.Tensor:
-        """Maps of every class for a batch.
+    def explain(
+        self,
+        net: nn.Module,
+        images: torch.Tensor,
+        layer: str,
+        classes: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Maps of chosen classes (or every class) for a batch.
 
         Args:
             net: a classifier ``(N, 3, S, S) → (N, K)`` on its device, float32.
             images: normalised images ``(N, 3, S, S)``.
             layer: dotted name of the layer whose activations the method reads.
+            classes: int64 ``(N, S)``, the classes to explain for each image (slot ``s`` of
+                image ``i`` is class ``classes[i, s]``); ``None`` for every class.
 
         Returns:
-            float32 maps ``(N, K, h, w)`` on the CPU, ``h, w`` the layer's resolution.
+            float32 maps ``(N, S, h, w)`` (``(N, K, h, w)`` for every class) on the CPU,
+            ``h, w`` the layer's resolution.
 
         Raises:
             MethodError: the method does not apply to this model or layer.

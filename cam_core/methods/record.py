@@ -36,8 +36,10 @@ class MethodRecord:
         precision: the precision its maps were computed in.
         seconds: wall time spent on its maps.
         bias: per-class bias of the head (additive maps of imported heads), else ``None``.
-        shape: ``(N, K, h, w)`` of its maps.
+        shape: ``(N, S, h, w)`` of its maps (``S = K`` when they hold every class).
         file: the maps' file, relative to the artifact folder.
+        classes_file: the file of the class of each slot ``(N, S)`` when the maps hold a
+            class budget (:mod:`cam_core.methods.budget`); empty when they hold every class.
     """
 
     title: str
@@ -50,6 +52,7 @@ class MethodRecord:
     bias: tuple[float, ...] | None = None
     shape: tuple[int, ...] = ()
     file: str = ""
+    classes_file: str = ""
 
     @property
     def values(self) -> MapValues:
@@ -73,6 +76,8 @@ class MethodRecord:
         }
         if self.bias is not None:
             entry["bias"] = list(self.bias)
+        if self.classes_file:
+            entry["classes_file"] = self.classes_file
         return entry
 
     @classmethod
@@ -100,4 +105,5 @@ class MethodRecord:
             bias=tuple(float(b) for b in bias) if isinstance(bias, list) else None,
             shape=tuple(int(d) for d in shape),
             file=file,
+            classes_file=str(raw.get("classes_file", "")),
         )

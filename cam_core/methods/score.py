@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from cam_core.methods.gradient import LibraryMethod, _AtLayerResolution
+from cam_core.methods.base import resolve_layer, training_mode_kept
+from cam_core.methods.gradient import LibraryMethod, _AtLayerResolution, all_slots
 
 __all__ = ["ScoreCam"]
 
@@ -86,3 +87,33 @@ class ScoreCam(LibraryMethod):
 
     def _extractor(self, net: nn.Module, target: nn.Module) -> Any:
         return _shared_score_cam()(net, [target], self.channel_batch)
+
+    def explain(
+        self,
+        net: nn.Module,
+        images: torch.Tensor,
+        layer: str,
+        classes: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+        target = resolve_layer(net, layer)
+        device = next(net.parameters()).device
+        # The library needs gradients enabled (even though Score-CAM uses none) and a normal,
+        # not an inference, input tensor, whatever mode the caller runs in.
+        with torch.inference_mode(False), torch.enable_grad(), training_mode_kept(net):
+            x = images.detach().clone().to(device, torch.float32)
+            if classes is None:
+                classes = all_slots(len(x), int(net(x[:1]).shape[1]), torch.device("cpu"))
+            extractor = self._extractor(net, target)
+            try:
+                per_slot = [
+                    extractor(
+                        input_tensor=x,
+                        targets=[ClassifierOutputTarget(int(k)) for k in classes[:, slot]],
+                    )
+                    for slot in range(classes.shape[1])
+                ]
+            finally:
+                extractor.activations_and_grads.release()
+        return torch.from_numpy(np.stack(per_slot, axis=1).astype(np.float32))

@@ -148,6 +148,17 @@ def map_title(name: str, mean: float, record: MethodRecord, bias: float | None =
     return f"{name} ({map_meaning(record)})"
 
 
+def missing_map_words(name: str, record: MethodRecord) -> str:
+    """Why a class has no map of a method: the analysis kept a class budget per image."""
+    return (
+        f"No {record.title} map of **{name}** for this image: the analysis computed "
+        f"{record.title} for {record.shape[1]} classes per image (the true class, the "
+        "prediction and the next most probable) to keep its cost independent of the number "
+        "of classes. Exact CAM has every class; re-run `analyze --classes-per-image all` for "
+        "every class of this method."
+    )
+
+
 def finding_marks(row: Mapping[str, Any]) -> str:
     """What a card says of an image's familiarity and near-copies (empty when nothing)."""
     marks = ""

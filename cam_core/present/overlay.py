@@ -65,10 +65,13 @@ def overlay(
         vmin, vmax: value range mapped to the colour scale (default: the map's range).
 
     Returns:
-        RGB image of the same size as ``image``.
+        RGB image of the same size as ``image``; the image alone where the map is missing
+        (all NaN: a class outside the method's class budget).
     """
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be within [0, 1], got {opacity}")
+    if np.isnan(cam).all():
+        return image.convert("RGB")
     up = upsample_maps(cam, (image.height, image.width))
     index = np.rint(normalise(up, vmin, vmax) * 255).astype(np.uint8)
     heat = colour_lut(colorscale)[index].astype(np.float32)

@@ -98,6 +98,7 @@ elif len(chosen) == 1:
         "emb",
         ctx.record,
         widgets.classes_to_show(row, classes, "emb_classes"),
+        ctx.every_class_method,
     )
     if st.button("Open in class heatmaps", key="emb_open"):
         pages.open_image(row_index)

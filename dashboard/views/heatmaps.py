@@ -49,6 +49,7 @@ widgets.class_map_grid(
     "heat",
     ctx.record,
     widgets.classes_to_show(row, classes, "heat_classes"),
+    ctx.every_class_method,
 )
 
 st.subheader("Difference map")

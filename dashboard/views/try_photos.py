@@ -105,6 +105,7 @@ for n, prediction in enumerate(predictions):
             shared_range=True,
             key=f"try_{n}",
             record=ctx.record,
+            every_class_method=ctx.every_class_method,
         )
 
 marks = tuple(
