@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from cam_core.errors import CamLensError
-from cam_core.progress import ProgressFn
+from cam_core.progress import ProgressFn, time_left
 
 __all__ = ["BackgroundJob", "JobStatus"]
 
@@ -29,6 +30,7 @@ class JobStatus:
         fraction: share of the work done, 0 to 1.
         error: the one-line error of a failed job.
         error_kind: the error's class name (e.g. ``"AlreadyRunningError"``).
+        started: ``time.monotonic()`` when the run started (0 before any run).
     """
 
     state: str = "idle"
@@ -36,6 +38,16 @@ class JobStatus:
     fraction: float = 0.0
     error: str | None = None
     error_kind: str | None = None
+    started: float = 0.0
+
+    def line(self) -> str:
+        """``"species demo: training stage 1: epoch 3/8 (12%, about 3 min left)"``; empty
+        before any run."""
+        if not self.message:
+            return ""
+        elapsed = time.monotonic() - self.started if self.started else 0.0
+        left = time_left(elapsed, self.fraction, 1.0) if self.fraction >= 0.02 else ""
+        return f"{self.message} ({self.fraction:.0%}{left})"
 
 
 class BackgroundJob:
@@ -45,18 +57,28 @@ class BackgroundJob:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._status = JobStatus()
+        self._ever_started = False
 
     def start(self, work: Callable[[ProgressFn], object]) -> bool:
         """Start ``work(progress)`` unless a run is in progress; returns whether it started."""
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
                 return False
-            self._status = JobStatus(state="running", message="starting")
+            self._status = JobStatus("running", "starting", started=time.monotonic())
+            self._ever_started = True
             self._thread = threading.Thread(
                 target=self._run, args=(work,), daemon=True, name="cam-lens-job"
             )
             self._thread.start()
         return True
+
+    def start_once(self, work: Callable[[ProgressFn], object]) -> bool:
+        """Start ``work`` unless this job has ever run (e.g. the build that ``make run`` asks
+        for: every session and reload of the server sees that one run, never a second)."""
+        with self._lock:
+            if self._ever_started:
+                return False
+        return self.start(work)
 
     def status(self) -> JobStatus:
         """The current snapshot (safe to call from any thread)."""
@@ -80,15 +102,21 @@ class BackgroundJob:
         try:
             work(self._report)
         except CamLensError as exc:
-            self._finish(JobStatus("failed", error=str(exc), error_kind=type(exc).__name__))
+            self._finish("failed", str(exc), type(exc).__name__)
         except Exception as exc:
             log.exception("background job failed")
-            self._finish(
-                JobStatus("failed", error=f"unexpected error: {exc}", error_kind=type(exc).__name__)
-            )
+            self._finish("failed", f"unexpected error: {exc}", type(exc).__name__)
         else:
-            self._finish(JobStatus("done", message="done", fraction=1.0))
+            self._finish("done")
 
-    def _finish(self, status: JobStatus) -> None:
+    def _finish(self, state: str, error: str | None = None, kind: str | None = None) -> None:
         with self._lock:
-            self._status = status
+            done = state == "done"
+            self._status = JobStatus(
+                state,
+                "done" if done else self._status.message,
+                1.0 if done else self._status.fraction,
+                error,
+                kind,
+                self._status.started,
+            )

@@ -3,15 +3,23 @@ and console progress that stays readable when the output is not a terminal."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 
 from tqdm import tqdm
 
-__all__ = ["ConsoleProgress", "ProgressFn", "interactive", "scaled_progress", "time_left"]
+__all__ = [
+    "ConsoleProgress",
+    "ProgressFn",
+    "Stopwatch",
+    "interactive",
+    "scaled_progress",
+    "time_left",
+]
 
 ProgressFn = Callable[[str, float], None]
 """Called with a short message and the fraction of the whole job done (0 to 1)."""
@@ -35,8 +43,9 @@ def interactive() -> bool:
     return sys.stderr.isatty()
 
 
-def time_left(elapsed: float, done: int, total: int) -> str:
-    """``"about 2 min left"`` from the pace so far; empty before anything is done."""
+def time_left(elapsed: float, done: float, total: float) -> str:
+    """``", about 2 min left"`` from the pace so far; empty before anything is done and at
+    the end."""
     if done <= 0 or done >= total:
         return ""
     seconds = elapsed / done * (total - done)
@@ -94,3 +103,21 @@ class ConsoleProgress:
         _trace: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class Stopwatch:
+    """Wall time of named stages of a job, in the order they ran (a stage run twice adds up)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the block as stage ``name``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - start
+            self.seconds[name] = self.seconds.get(name, 0.0) + elapsed
+            log.debug("%s: %.1f s", name, elapsed)

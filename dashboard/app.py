@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import links, pages, review_panel, state
+from dashboard import links, pages, review_panel, state, training_panel
 
 st.set_page_config(page_title="CAM Lens", page_icon=":material/search:", layout="wide")
+training_panel.autostart()
 state.keep_sidebar_choices()
 review_panel.new_run()
 linked_page = links.apply_once()

@@ -13,7 +13,7 @@ from cam_core.locations import demo_run_dir, home
 from cam_core.methods import MethodRecord, primary_method
 from cam_core.present.display import map_meaning, method_title
 from cam_core.present.overlay import COLORSCALES
-from dashboard import resources, review_panel, state
+from dashboard import resources, review_panel, state, training_panel
 
 OTHER = "Another folder…"
 
@@ -23,6 +23,12 @@ def _label(folder: Path) -> str:
         return str(folder.relative_to(home()))
     except ValueError:
         return str(folder)
+
+
+def _first_existing(options: list[str]) -> str:
+    """The first folder that holds an analysis, else the first (the demo, which the empty
+    state offers to build)."""
+    return next((o for o in options if (Path(o) / "manifest.json").is_file()), options[0])
 
 
 def render() -> state.Context | str:
@@ -39,7 +45,7 @@ def render() -> state.Context | str:
                 st.session_state[state.CUSTOM_DIR] = str(chosen)
                 st.session_state[state.CHOICE] = OTHER
             else:
-                st.session_state[state.CHOICE] = options[0]
+                st.session_state[state.CHOICE] = _first_existing(options[:-1])
         choice = st.selectbox(
             "Artifact folder",
             options,
@@ -70,6 +76,7 @@ def render() -> state.Context | str:
             st.caption("Checking the map files against their hashes in the background…")
         elif check is not None:
             return check
+        training_panel.sidebar_progress()
         task = art.manifest.data.get("task")
         if task:
             st.caption(f"Task: **{task}** · {len(art.manifest.classes)} classes")
@@ -111,8 +118,6 @@ def _method_selector(methods: dict[str, MethodRecord]) -> str:
 
 def require() -> state.Context:
     """The page's context; when there is none, show the empty state and stop the page."""
-    from dashboard import training_panel
-
     context = render()
     if isinstance(context, str):
         folder = Path(

@@ -1,11 +1,18 @@
-"""The empty state: explain what is missing and offer to train the demo model, live.
+"""The demo build: the empty state that offers it, and its live progress.
 
-Training runs in a background job shared by every session of this server (a file lock also
-stops other processes), so leaving the page does not stop it.
+The build runs in a background job shared by every session of this server (a file lock also
+stops other processes), so leaving the page does not stop it. ``make run`` names the demo
+tasks to build in ``CAM_LENS_BUILD_DEMO``; the first page of the server starts that build
+(once: every other session and reload sees the same job), and each task's pages open as soon
+as its analysis is written, species first.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import streamlit as st
@@ -14,8 +21,13 @@ from cam_core.data.sources import TASKS
 from cam_core.jobs import BackgroundJob
 from cam_core.locations import demo_run_dir, home
 from cam_core.progress import ProgressFn
+from dashboard import state
+
+BUILD_DEMO_ENV = "CAM_LENS_BUILD_DEMO"
+"""Space-separated demo tasks to build when the server starts (set by ``make run``)."""
 
 _DEMO_JOB = BackgroundJob()
+_log = logging.getLogger("cam_lens.demo")
 
 
 def demo_job() -> BackgroundJob:
@@ -23,18 +35,61 @@ def demo_job() -> BackgroundJob:
     return _DEMO_JOB
 
 
-def _train(progress: ProgressFn) -> object:
+def _train(progress: ProgressFn, tasks: Sequence[str] = TASKS) -> object:
     from cam_core.analysis.demo import run_all_demos
 
-    return run_all_demos(home() / "demo", progress=progress, console=False)
+    return run_all_demos(home() / "demo", progress=progress, console=False, tasks=tasks)
+
+
+def _on_terminal(progress: ProgressFn) -> ProgressFn:
+    """``progress`` that also prints a line on the server's terminal at each new stage and
+    every 10%."""
+    if not _log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("  CAM Lens: %(message)s"))
+        _log.addHandler(handler)
+        _log.setLevel(logging.INFO)
+        _log.propagate = False
+    last = {"stage": "", "tenth": -1}
+
+    def report(message: str, fraction: float) -> None:
+        progress(message, fraction)
+        stage, tenth = message.split(" (")[0], int(fraction * 10)
+        if stage != last["stage"] or tenth != last["tenth"]:
+            last.update(stage=stage, tenth=tenth)
+            _log.info("%s", demo_job().status().line())
+
+    return report
+
+
+def autostart() -> None:
+    """Start the demo build that ``make run`` asked for, once per server."""
+    tasks = [task for task in os.environ.get(BUILD_DEMO_ENV, "").split() if task in TASKS]
+    if tasks and demo_job().start_once(lambda progress: _train(_on_terminal(progress), tasks)):
+        _log.info("building the demo (%s) in the background", ", ".join(tasks))
+
+
+def _built() -> int:
+    return sum((demo_run_dir(task) / "artifacts" / "manifest.json").is_file() for task in TASKS)
 
 
 @st.fragment(run_every=1.0)
 def _live_progress() -> None:
     status = demo_job().status()
-    if status.state != "running":
+    if status.state != "running" or _built() != st.session_state.get(state.DEMO_BUILT, _built()):
         st.rerun()
-    st.progress(status.fraction, text=f"{status.message} ({status.fraction:.0%})")
+    st.session_state[state.DEMO_BUILT] = _built()
+    st.progress(status.fraction, text=status.line())
+
+
+def sidebar_progress() -> None:
+    """While the demo builds: its progress in the sidebar; the app reruns when a task's
+    analysis appears or the build ends, so its pages open at once."""
+    if demo_job().status().state == "running":
+        st.session_state[state.DEMO_BUILT] = _built()
+        with st.sidebar:
+            st.caption("Building the demo in the background")
+            _live_progress()
 
 
 def render(problem: str, folder: Path) -> None:
@@ -49,7 +104,7 @@ def render(problem: str, folder: Path) -> None:
     status = demo_job().status()
     if status.state == "running":
         with st.status(
-            "Training the demo models, species and breed (about five minutes on a 2-core CPU)…",
+            "Building the demo models, species and breed (a few minutes on a 2-core CPU)…",
             expanded=True,
         ):
             st.caption("You can leave this page; the training goes on.")

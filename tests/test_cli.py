@@ -6,6 +6,7 @@ import sys
 import urllib.error
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cam_core.cli import build_parser, main
@@ -223,3 +224,60 @@ def test_analyze_takes_the_task_from_the_model_card(
     capsys.readouterr()
     assert main([*base, "--task", "species", "--out", str(tmp_path / "b")]) == 2
     assert "the data has classes the model does not know: cat, dog" in capsys.readouterr().err
+
+
+def test_the_class_budget_of_analyze_and_predict(
+    quick_breed_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Six breeds: gradient maps of three classes per image by default (true class first,
+    then by probability), of every class with ``all``; exact CAM keeps every class."""
+    from cam_core.analysis.artifacts import read_artifacts
+    from cam_core.modelling.model_files import read_card
+
+    model = quick_breed_run / "model"
+    card = read_card(model)
+    base = ["-q", "analyze", "--model", str(model), "--methods", "cam,gradcam,layercam"]
+    base += ["--data", card.data["root"], "--workers", "0", "--quality-n", "4"]
+    base += ["--precision", "fp32"]
+    assert main([*base, "--out", str(tmp_path / "k3")]) == 0
+    art = read_artifacts(tmp_path / "k3")
+    n = len(art.table)
+    assert art.maps["cam"].shape[:2] == (n, 6) and "cam" not in art.map_classes
+    for name in ("gradcam", "layercam"):
+        assert art.maps[name].shape[:2] == (n, 3)
+        assert art.manifest.methods[name].classes_file == f"maps/{name}.classes.npy"
+    slots = art.map_classes["gradcam"]
+    truth = art.table["label"].map(card.classes.index).to_numpy()
+    assert (slots[:, 0] == truth).all()
+    probs = art.table[[f"prob_{c}" for c in card.classes]].to_numpy()
+    pred = probs.argmax(axis=1)
+    assert all(pred[i] in slots[i] for i in range(n))
+    assert (np.sort(slots, axis=1)[:, 1:] != np.sort(slots, axis=1)[:, :-1]).all()  # distinct
+    row, k = 0, int(slots[0, 2])
+    assert np.allclose(art.image_maps("gradcam", row)[k], art.maps["gradcam"][row, 2])
+    missing = next(c for c in range(6) if c not in slots[row])
+    assert np.isnan(art.image_maps("gradcam", row)[missing]).all()
+    assert not art.has_map("gradcam", row, missing) and art.has_map("cam", row, missing)
+    # Deletion/insertion scored the true class's map, which the budget always holds.
+    assert int(art.table["deletion_auc.gradcam"].notna().sum()) == 4
+
+    assert main([*base, "--classes-per-image", "all", "--out", str(tmp_path / "all")]) == 0
+    every = read_artifacts(tmp_path / "all")
+    assert every.maps["gradcam"].shape[:2] == (n, 6) and not every.map_classes
+    assert np.allclose(
+        every.maps["gradcam"][row, k], art.maps["gradcam"][row, 2], atol=2e-3
+    )  # float16 storage
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main([*base, "--classes-per-image", "0", "--out", str(tmp_path / "bad")])
+    assert "classes per image must be 'all' or a whole number" in capsys.readouterr().err
+
+    image = str(art.table["path"].iloc[0])
+    out = tmp_path / "overlays"
+    predict = ["-q", "predict", "--model", str(model), "--method", "gradcam"]
+    predict += ["--precision", "fp32"]
+    assert main([*predict, "--classes-per-image", "2", "--out-dir", str(out), image]) == 0
+    pngs = [p.name for p in out.glob("*.png")]
+    assert len(pngs) == 2
+    for c in np.argsort(-probs[0])[:2]:
+        assert any(name.endswith(f"_{card.classes[c]}.png") for name in pngs)

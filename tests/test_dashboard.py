@@ -639,3 +639,37 @@ def test_shortcuts_page_ranks_the_planted_mark_and_opens_its_images_and_slices(
     expected = int((art.table[f"slice_{feature}"] == value).sum())
     assert _matched(at) == expected == int(slices.iloc[0]["n"])
     assert any(f"{feature} = {value}" in i.value for i in at.info)
+
+
+def test_the_default_analysis_is_the_first_that_exists(
+    imported_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no demo but other analyses, the sidebar opens one of those, not the missing demo."""
+    monkeypatch.setenv("CAM_LENS_HOME", str(imported_home))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    assert not at.exception
+    chosen = Path(str(at.selectbox(key="shared_choice").value))
+    assert chosen.parent.parent == imported_home / "imports"
+    assert [t.value for t in at.title] == [PAGES["views/overview.py"]]
+    assert not at.warning
+
+
+def test_classes_outside_the_budget_say_so_and_offer_exact_cam(
+    app: AppTest, quick_breed_run: Path
+) -> None:
+    art = read_artifacts(quick_breed_run / "artifacts")
+    assert art.manifest.methods["gradcam"].classes_file  # six breeds, three maps per image
+    app.selectbox(key="shared_choice").set_value(str(quick_breed_run / "artifacts")).run()
+    app.selectbox(key="shared_method").set_value("gradcam").run()
+    at = _open(app, "views/heatmaps.py")
+    notes = [i.value for i in at.info if "No Grad-CAM map of" in i.value]
+    assert len(at.get("plotly_chart")) == 3 and len(notes) == 3
+    row = art.table.iloc[0]
+    held = {art.manifest.classes[k] for k in art.map_classes["gradcam"][0]}
+    assert {str(row["label"]), str(row["pred"])} <= held
+    assert not any(f"**{name}**" in note for note in notes for name in held)
+    missing = next(k for k, name in enumerate(art.manifest.classes) if name not in held)
+    at.button(key=f"heat_cam_{missing}").click().run()
+    assert at.selectbox(key="shared_method").value == "cam"
+    assert len(at.get("plotly_chart")) == 7  # six classes + the difference map

@@ -164,6 +164,30 @@ def test_methods_computed_together_equal_each_alone(net: CamNet, images: torch.T
     assert _hooks(net) == 0
 
 
+def test_score_cam_runs_dead_channels_once_and_still_matches_the_library(
+    net: CamNet, images: torch.Tensor
+) -> None:
+    """Channels that are zero everywhere give black masked images: run once, same result."""
+    dead = copy.deepcopy(net)
+    last = [m for m in dead.body.modules() if isinstance(m, nn.BatchNorm2d)][-1]
+    with torch.no_grad():
+        last.weight[::2] = 0.0
+        last.bias[::2] = -1.0  # the ReLU after it zeroes every other channel
+    calls: list[int] = []
+    dead.register_forward_pre_hook(lambda _m, args: calls.append(len(args[0])))
+    ours = get_method("scorecam").explain(dead, images[:2], "body").numpy()
+    channels = last.weight.shape[0]
+    assert sum(calls) < 2 * channels, "the dead half of the channels is not run per image"
+    library = ScoreCAM(dead, [dead.body])
+    library.get_target_width_height = lambda _: None
+    try:
+        for k in range(3):
+            expected = library(images[:2], [ClassifierOutputTarget(k)] * 2)
+            assert np.allclose(ours[:, k], expected, atol=1e-4)
+    finally:
+        library.activations_and_grads.release()
+
+
 def test_exact_cam_needs_a_cam_head(images: torch.Tensor) -> None:
     plain = nn.Sequential(
         nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)

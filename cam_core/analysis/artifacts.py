@@ -118,6 +118,8 @@ class Manifest:
         embedding: how the 2-D map was made (method, parameters, seconds).
         duplicates: the near-duplicate threshold and pair counts.
         shortcuts: the shortcut search (format 4; ``None`` in older folders).
+        timings: wall seconds of each stage of the analysis, in the order they ran
+            (format 5; empty in older folders).
     """
 
     classes: tuple[str, ...]
@@ -142,6 +144,7 @@ class Manifest:
     embedding: dict[str, Any] = field(default_factory=dict)
     duplicates: dict[str, Any] = field(default_factory=dict)
     shortcuts: ShortcutSearch | None = None
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def method_names(self) -> tuple[str, ...]:

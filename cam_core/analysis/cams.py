@@ -19,7 +19,7 @@ from cam_core.intake.images import load_image_file, to_model_tensor
 from cam_core.methods import DEFAULT_LAYER, ExplanationMethod, checked_methods, explain_methods
 from cam_core.methods.budget import DEFAULT_CLASSES_PER_IMAGE, budget_classes
 from cam_core.modelling.model_files import LoadedModel
-from cam_core.modelling.precision import autocast, resolve_precision
+from cam_core.modelling.precision import autocast, fast_layout, resolve_precision
 from cam_core.progress import ConsoleProgress, ProgressFn
 
 __all__ = [
@@ -110,11 +110,7 @@ def explain_batch(
     """
     resolved = resolve_precision(precision, model.device)
     net = model.net
-    x = images.to(model.device, non_blocking=True)
-    if resolved != "fp32":
-        x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(False):  # parameters stay normal tensors (gradient methods)
-            net.to(memory_format=torch.channels_last)
+    x = fast_layout(images.to(model.device, non_blocking=True))
     sharing = next((m for m in methods if m.shares_forward), None)
     maps: dict[str, torch.Tensor] = {}
     seconds: dict[str, float] = {}
@@ -232,6 +228,7 @@ def explain_files(
     precision: str = "fp32",
     truth: np.ndarray | None = None,
     per_image: int | None = DEFAULT_CLASSES_PER_IMAGE,
+    what: str = "class maps",
 ) -> ExplainedFiles:
     """Run the model and every requested explanation method over image files in batches.
 
@@ -250,6 +247,7 @@ def explain_files(
         truth: ``(N,)`` true class index per file (``-1`` unknown), or ``None``.
         per_image: the class budget of the methods other than exact CAM (``None``: every
             class; :mod:`cam_core.methods.budget`).
+        what: what the progress bar says is being computed.
 
     Returns:
         Logits ``(N, K)``, each method's maps ``(N, S, h, w)`` and the budget's classes.
@@ -265,7 +263,7 @@ def explain_files(
     all_classes: list[np.ndarray] = []
     parts: dict[str, list[np.ndarray]] = {method.name: [] for method in chosen}
     seconds = dict.fromkeys(parts, 0.0)
-    with ConsoleProgress("class maps", len(paths), "images") as bar:
+    with ConsoleProgress(what, len(paths), "images") as bar:
         for images in load_images(model, paths, batch_size, num_workers):
             start = bar.done
             batch_truth = None if truth is None else truth[start : start + len(images)]
@@ -281,7 +279,7 @@ def explain_files(
                 seconds[name] += batch.seconds[name]
             bar.update(len(images))
             if progress is not None:
-                progress("computing maps", bar.done / max(1, len(paths)))
+                progress(f"{what} ({bar.done}/{len(paths)} images)", bar.done / max(1, len(paths)))
     n_classes = len(model.card.classes)
     if not all_logits:
         empty = np.zeros((0, n_classes, 1, 1), np.float16)

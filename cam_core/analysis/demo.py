@@ -5,6 +5,7 @@ analysis with every explanation method and the quality metrics, in one call, for
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -121,12 +122,22 @@ def run_all_demos(
     progress: ProgressFn | None = None,
     console: bool = True,
     cache_root: Path | None = None,
+    tasks: Sequence[str] = TASKS,
 ) -> dict[str, Manifest]:
-    """:func:`run_demo` for every task, in ``root/<task>``; both share the generated images."""
+    """:func:`run_demo` for each task (every task by default, in :data:`TASKS` order: the
+    species demo is ready first), in ``root/<task>``; all share the generated images. Each
+    progress message starts with its task."""
     manifests = {}
-    for index, task in enumerate(TASKS):
-        part = scaled_progress(progress, index / len(TASKS), (index + 1) / len(TASKS))
+    for index, task in enumerate(tasks):
+        part = scaled_progress(progress, index / len(tasks), (index + 1) / len(tasks))
         manifests[task] = run_demo(
-            root / task, quick, part, console, cache_root=cache_root, task=task
+            root / task, quick, _named(part, task), console, cache_root=cache_root, task=task
         )
     return manifests
+
+
+def _named(progress: ProgressFn | None, task: str) -> ProgressFn | None:
+    if progress is None:
+        return None
+    report = progress
+    return lambda message, fraction: report(f"{task} demo: {message}", fraction)

@@ -68,7 +68,7 @@ from cam_core.modelling.model_files import (
     read_card,
 )
 from cam_core.modelling.precision import PRECISIONS, resolve_precision
-from cam_core.progress import ProgressFn, scaled_progress
+from cam_core.progress import ProgressFn, Stopwatch, scaled_progress
 from cam_core.storage import folder_lock
 
 __all__ = [
@@ -410,12 +410,15 @@ def finish(
         picked = [paths[i] for i in rows]
         return torch.cat(list(load_images(model, picked, cfg.batch_size, 0)))
 
+    watch = Stopwatch()
+    watch.seconds["maps"] = sum(explained.seconds.values())
     masks = None
     if cfg.quality is not None and len(valid):
         if progress is not None:
             progress("scoring the maps", 0.6)
         if any(s.mask_path for s in valid):
-            masks = read_masks([s.mask_path for s in valid], model.card.image_size)
+            with watch.stage("reading masks"):
+                masks = read_masks([s.mask_path for s in valid], model.card.image_size)
         result = assess(
             model.net,
             explained.maps,
@@ -431,12 +434,16 @@ def finish(
         for column, values in result.columns.items():
             table[column] = values
         quality, evaluation = result.quality, result.evaluation
-    findings, extras = _whole_dataset(job, explained, cfg, progress)
+        watch.seconds.update(result.seconds)
+    findings, extras = _whole_dataset(job, explained, cfg, watch, progress)
     for column, values in findings.columns.items():
         table[column] = values
-    slices = _slices(table, explained, paths, job.dataset.root)
-    extras[SLICES_FILE] = slices
-    shortcuts = _shortcut_search(job, explained, table, true_idx, masks, images_for, cfg, progress)
+    with watch.stage("slices"):
+        extras[SLICES_FILE] = _slices(table, explained, paths, job.dataset.root)
+    with watch.stage("shortcut search"):
+        shortcuts = _shortcut_search(
+            job, explained, table, true_idx, masks, images_for, cfg, progress
+        )
     metrics = summary(table, primary_method(job.methods))
     dataset = job.dataset
     data_info = {
@@ -467,6 +474,7 @@ def finish(
             embedding=findings.embedding.info,
             duplicates=findings.duplicates,
             shortcuts=shortcuts,
+            timings={stage: round(seconds, 2) for stage, seconds in watch.seconds.items()},
         ),
         extras,
         map_classes,
@@ -560,30 +568,37 @@ def _shortcut_search(
 
 
 def _whole_dataset(
-    job: AnalysisJob, explained: ExplainedFiles, cfg: AnalyzeConfig, progress: ProgressFn | None
+    job: AnalysisJob,
+    explained: ExplainedFiles,
+    cfg: AnalyzeConfig,
+    watch: Stopwatch,
+    progress: ProgressFn | None,
 ) -> tuple[DatasetFindings, dict[str, np.ndarray | pd.DataFrame]]:
     """Familiarity, near-duplicates and the 2-D map, and the files that hold them."""
     if progress is not None:
         progress("features of the training images", 0.9)
     reference = None
     if job.reference:
-        reference = explain_files(
-            job.model,
-            [s.path for s in job.reference],
-            (),
-            batch_size=cfg.batch_size,
-            num_workers=cfg.num_workers,
-            precision=job.precision,
-        )
+        with watch.stage("reference features"):
+            reference = explain_files(
+                job.model,
+                [s.path for s in job.reference],
+                (),
+                batch_size=cfg.batch_size,
+                num_workers=cfg.num_workers,
+                precision=job.precision,
+                what="features of the training images",
+            )
     if progress is not None:
         progress("familiarity, near-duplicates and the embedding", 0.95)
-    findings = find(
-        explained,
-        reference,
-        job.reference_kind,
-        job.reference_note,
-        cfg.seed,
-    )
+    with watch.stage("familiarity, duplicates, embedding"):
+        findings = find(
+            explained,
+            reference,
+            job.reference_kind,
+            job.reference_note,
+            cfg.seed,
+        )
     extras: dict[str, np.ndarray | pd.DataFrame] = {
         FEATURES_FILE: explained.features.astype(np.float16),
         EMBEDDING_FILE: findings.embedding.coords.astype(np.float32),

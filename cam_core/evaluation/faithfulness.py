@@ -21,7 +21,7 @@ from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
 from cam_core.methods.placement import upsample_maps
-from cam_core.modelling.precision import autocast
+from cam_core.modelling.precision import autocast, fast_layout
 from cam_core.progress import ConsoleProgress
 
 __all__ = [
@@ -159,7 +159,7 @@ def shared_perturbation_curves(
     probs = np.zeros(len(jobs), dtype=np.float64)
     for start in range(0, len(jobs), batch_size):
         chunk = jobs[start : start + batch_size]
-        batch = torch.stack([picture(*job) for job in chunk]).to(device)
+        batch = fast_layout(torch.stack([picture(*job) for job in chunk]).to(device))
         with autocast(precision, device):
             logits = net(batch).float()
         picked = torch.tensor([int(targets[job[0]]) for job in chunk], device=logits.device)
@@ -202,9 +202,7 @@ def perturbation_curves(
         steps: number of equal steps (the curves have ``steps + 1`` points).
         batch_size: perturbed images per forward pass.
     """
-    return shared_perturbation_curves(net, images, {"map": maps}, targets, steps, batch_size)[
-        "map"
-    ]
+    return shared_perturbation_curves(net, images, {"map": maps}, targets, steps, batch_size)["map"]
 
 
 def perturbation_frames(

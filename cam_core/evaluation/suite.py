@@ -8,7 +8,7 @@ the same metrics, so a method's numbers can be read against maps that know nothi
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,7 @@ from cam_core.evaluation.localisation import energy_in_mask, map_peaks, pointing
 from cam_core.evaluation.sanity import SANITY_THRESHOLD, randomization_spearman
 from cam_core.methods import get_method
 from cam_core.methods.budget import maps_for
-from cam_core.progress import ConsoleProgress
+from cam_core.progress import ConsoleProgress, Stopwatch
 
 __all__ = [
     "METRICS",
@@ -83,11 +83,13 @@ class Assessment:
             ``randomization_spearman`` (after head and last block) and
             ``randomization_spearman_head``.
         evaluation: how it was measured (for the manifest).
+        seconds: wall time of each stage (localisation, deletion/insertion, sanity check).
     """
 
     columns: dict[str, np.ndarray]
     quality: dict[str, dict[str, float]]
     evaluation: dict[str, Any]
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _mean(values: np.ndarray) -> float:
@@ -132,19 +134,25 @@ def assess(
     for kind in BASELINES:
         chosen[kind] = baseline_maps(kind, n, h, w, cfg.seed)
     columns: dict[str, np.ndarray] = {}
+    watch = Stopwatch()
     if masks is not None:
-        for name, single in chosen.items():
-            peaks = map_peaks(single, image_size)
-            columns[f"pointing_hit.{name}"] = pointing_hits(peaks, masks, image_size)
-            columns[f"energy_in_mask.{name}"] = energy_in_mask(single, masks)
+        with watch.stage("localisation"):
+            for name, single in chosen.items():
+                peaks = map_peaks(single, image_size)
+                columns[f"pointing_hit.{name}"] = pointing_hits(peaks, masks, image_size)
+                columns[f"energy_in_mask.{name}"] = energy_in_mask(single, masks)
     sample = np.sort(
         np.random.default_rng(cfg.seed).choice(n, size=min(cfg.sample_n, n), replace=False)
     )
     quality: dict[str, dict[str, float]] = {name: {} for name in chosen}
     if len(sample):
-        images = images_for(sample)
+        with watch.stage("decoding the sample"):
+            images = images_for(sample)
         passes = perturbation_passes(len(sample), len(chosen), cfg.steps)
-        with ConsoleProgress("deletion/insertion", passes, "images") as bar:
+        with (
+            watch.stage("deletion/insertion"),
+            ConsoleProgress("deletion/insertion", passes, "images") as bar,
+        ):
             all_curves = shared_perturbation_curves(
                 net,
                 images,
@@ -164,7 +172,10 @@ def assess(
                 column[sample] = values
                 columns[f"{metric}.{name}"] = column
         sane = sample[: cfg.sanity_n]
-        with ConsoleProgress("sanity check", len(maps), "methods") as bar:
+        with (
+            watch.stage("sanity check"),
+            ConsoleProgress("sanity check", len(maps), "methods") as bar,
+        ):
             for name in maps:
                 stages = randomization_spearman(
                     get_method(name),
@@ -192,7 +203,7 @@ def assess(
         "deletion_baseline": "gaussian blur (sigma 5 px at 224 px)",
         "target": "true class",
     }
-    return Assessment(columns=columns, quality=quality, evaluation=evaluation)
+    return Assessment(columns, quality, evaluation, watch.seconds)
 
 
 def verdicts(quality: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, bool | None]]:

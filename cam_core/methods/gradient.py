@@ -26,6 +26,7 @@ from torch import nn
 
 from cam_core.errors import MethodError
 from cam_core.methods.base import ExplanationMethod, resolve_layer, training_mode_kept
+from cam_core.modelling.precision import fast_layout
 
 __all__ = [
     "GRAD_CAM_LIBRARY",
@@ -156,7 +157,7 @@ def gradient_maps(
         return leaf.clone()  # not the leaf itself: a following in-place op (ReLU) may write it
 
     with torch.inference_mode(False), training_mode_kept(net):
-        x = images.detach().clone().to(device, torch.float32)
+        x = fast_layout(images.detach().to(device, torch.float32))
         handle = target.register_forward_hook(start_graph)
         try:
             with torch.no_grad():

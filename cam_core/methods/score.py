@@ -18,6 +18,7 @@ from torch import nn
 
 from cam_core.methods.base import resolve_layer, training_mode_kept
 from cam_core.methods.gradient import LibraryMethod, _AtLayerResolution, all_slots
+from cam_core.modelling.precision import fast_layout
 
 __all__ = ["ScoreCam"]
 
@@ -56,20 +57,28 @@ def _shared_score_cam() -> type[Any]:
             """Logits ``(N, C, K)`` of each image masked by each of its upsampled channels."""
             height, width = input_tensor.shape[-2:]
             upsample = nn.UpsamplingBilinear2d(size=(int(height), int(width)))
+            # A channel without contrast (often all zero after a ReLU) scales to an all-zero
+            # mask: its masked image is black whatever the image, so it is run once per batch.
+            blank = self._logits(torch.zeros_like(input_tensor[:1]))[0]
             scores = []
             for image, act in zip(input_tensor, torch.from_numpy(activations), strict=True):
                 up = upsample(act[None].to(self.device))[0]
                 low = up.flatten(1).min(dim=1).values[:, None, None]
                 high = up.flatten(1).max(dim=1).values[:, None, None]
                 up = (up - low) / (high - low + 1e-8)
-                rows = []
-                for start in range(0, len(up), self.channel_batch):
-                    masked = image[None] * up[start : start + self.channel_batch, None]
-                    rows.append(self.model(masked).float().cpu())
-                    # The forward hooks store every masked batch's activations; drop them.
-                    self.activations_and_grads.activations.clear()
-                scores.append(torch.cat(rows))
+                live = torch.nonzero((high - low).flatten() > 0).flatten()
+                row = blank.expand(len(up), -1).clone()
+                for start in range(0, len(live), self.channel_batch):
+                    chunk = live[start : start + self.channel_batch]
+                    row[chunk.cpu()] = self._logits(image[None] * up[chunk, None])
+                scores.append(row)
             return torch.stack(scores)
+
+        def _logits(self, batch: torch.Tensor) -> torch.Tensor:
+            logits = self.model(fast_layout(batch)).float().cpu()
+            # The forward hooks store every masked batch's activations; drop them.
+            self.activations_and_grads.activations.clear()
+            return logits
 
     return _SharedScoreCAM
 

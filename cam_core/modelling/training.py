@@ -31,6 +31,7 @@ from cam_core.modelling.models import (
     default_device,
     num_features,
 )
+from cam_core.modelling.precision import fast_layout
 from cam_core.progress import ProgressFn, interactive
 from cam_core.storage import folder_lock
 
@@ -166,6 +167,24 @@ def _make_progress_callback(progress: ProgressFn, total_batches: int) -> Any:
     return _ReportProgress()
 
 
+def _channels_last_callback() -> Any:
+    """Model and every batch in channels-last layout (:mod:`cam_core.modelling.precision`: a
+    training step of the demo CNN is 20-25% faster on a CPU); fastai's own ``ChannelsLast``
+    converts the model only, and a channels-last model fed contiguous images is slower."""
+    from fastai.callback.core import Callback
+
+    class _ChannelsLast(Callback):
+        order = -1  # before the other callbacks see the batch
+
+        def before_fit(self) -> None:
+            self.learn.model.to(memory_format=torch.channels_last)
+
+        def before_batch(self) -> None:
+            self.learn.xb = tuple(fast_layout(x) for x in self.learn.xb)
+
+    return _ChannelsLast()
+
+
 def _fit(learn: Any, epochs: int, cfg: TrainConfig, lr: float, head_lr_mult: float = 1.0) -> None:
     """fastai's ``fine_tune`` for pretrained bodies, else one cycle; from scratch the last
     parameter group (the head) may learn ``head_lr_mult`` times faster than the body."""
@@ -266,7 +285,7 @@ def train_model(
             if progress is not None
             else []
         )
-        learn = _stage1_learner(dls, cfg, n_classes, reporter)
+        learn = _stage1_learner(dls, cfg, n_classes, [_channels_last_callback(), *reporter])
         if device.type == "cuda":
             learn.to_fp16()
         stage1: dict[str, float] = {}
@@ -280,7 +299,13 @@ def train_model(
             log.info("stage 1: valid loss %.4f, accuracy %.4f", stage1_loss, stage1_acc)
         net = CamNet(learn.model[0], n_classes)
         set_seed(cfg.seed + 1, reproducible=True)
-        learn2 = Learner(dls, net, metrics=accuracy, splitter=_cam_splitter, cbs=reporter)
+        learn2 = Learner(
+            dls,
+            net,
+            metrics=accuracy,
+            splitter=_cam_splitter,
+            cbs=[_channels_last_callback(), *reporter],
+        )
         if device.type == "cuda":
             learn2.to_fp16()
         for cb in reporter:
