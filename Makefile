@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8501
 export CAM_LENS_HOME ?= $(HOME)/.cache/cam-lens
 
-.PHONY: run test browser lint demo bench clean
+.PHONY: run test browser lint demo demo-stale bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,11 +25,15 @@ demo: $(foreach task,$(DEMO_TASKS),$(CAM_LENS_HOME)/demo/$(task)/artifacts/manif
 # The dashboard opens at once; a demo task that is missing or older than its preset is built
 # in the background by the server (progress on the page and here), species first.
 run: $(VENV)/.installed
-	@stale=""; for task in $(DEMO_TASKS); do \
+	CAM_LENS_BUILD_DEMO="$$($(MAKE) --no-print-directory -s demo-stale)" \
+	  $(PY) -m streamlit run dashboard/app.py --server.port $(PORT)
+
+# The demo tasks whose analysis is missing or older than the demo preset, one per line.
+demo-stale:
+	@for task in $(DEMO_TASKS); do \
 	  $(MAKE) --no-print-directory -s -q $(CAM_LENS_HOME)/demo/$$task/artifacts/manifest.json \
-	    || stale="$$stale $$task"; \
-	done; \
-	CAM_LENS_BUILD_DEMO="$$stale" $(PY) -m streamlit run dashboard/app.py --server.port $(PORT)
+	    || echo $$task; \
+	done
 
 browser: $(VENV)/.installed
 	@bash tests/ensure_browser.sh $(PY)

@@ -673,3 +673,39 @@ def test_classes_outside_the_budget_say_so_and_offer_exact_cam(
     at.button(key=f"heat_cam_{missing}").click().run()
     assert at.selectbox(key="shared_method").value == "cam"
     assert len(at.get("plotly_chart")) == 7  # six classes + the difference map
+
+
+def test_make_run_builds_the_stale_demo_once_in_the_background(
+    quick_preset: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``make run`` names the tasks to build; the first page starts that build, every other
+    session and reload sees the same job, and the task's pages open when it is done."""
+    from cam_core.jobs import BackgroundJob
+    from dashboard import training_panel
+
+    job = BackgroundJob()
+    monkeypatch.setattr(training_panel, "_DEMO_JOB", job)
+    builds: list[tuple[str, ...]] = []
+    real = training_panel._train
+
+    def counted(progress: object, tasks: tuple[str, ...] = ()) -> object:
+        builds.append(tuple(tasks))
+        return real(progress, tasks)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(training_panel, "_train", counted)
+    monkeypatch.setenv("CAM_LENS_BUILD_DEMO", " species  unknown ")
+    first = AppTest.from_file(APP, default_timeout=300)
+    first.run()
+    assert not first.exception, [e.value for e in first.exception]
+    assert job.status().state in {"running", "done"}
+    second = AppTest.from_file(APP, default_timeout=300)  # another tab, at once
+    second.run()
+    assert not second.exception
+    assert job.wait(300).state == "done"
+    assert builds == [("species",)]
+    assert (quick_preset / "demo" / "species" / "artifacts" / "manifest.json").exists()
+    assert not (quick_preset / "demo" / "breed" / "artifacts").exists()
+    first.run()  # a reload after the build
+    assert builds == [("species",)]
+    assert [t.value for t in first.title] == ["Overview"]
+    assert any("Task: **species**" in c.value for c in first.sidebar.caption)

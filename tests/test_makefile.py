@@ -38,3 +38,42 @@ def test_a_demo_older_than_its_preset_is_rebuilt(tmp_path: Path) -> None:
     os.utime(manifests[1], (newest_source - 60, newest_source - 60))
     planned = _planned(tmp_path)
     assert len(planned) == 1 and planned[0].endswith("demo --task breed")
+
+
+def _stale(home: Path) -> list[str]:
+    """The demo tasks ``make run`` asks the dashboard to build in the background."""
+    done = subprocess.run(
+        ["make", "-s", "demo-stale", f"CAM_LENS_HOME={home}", "VENV=.venv"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.split()
+
+
+def test_make_run_builds_only_missing_or_outdated_demo_tasks(tmp_path: Path) -> None:
+    newest_source = max(
+        (REPO / "cam_core" / n).stat().st_mtime for n in ("analysis/demo.py", "data/demo_data.py")
+    )
+    assert _stale(tmp_path) == ["species", "breed"]  # species first: its pages open first
+    for task in ("species", "breed"):
+        manifest = tmp_path / "demo" / task / "artifacts" / "manifest.json"
+        manifest.parent.mkdir(parents=True)
+        manifest.write_text("{}")
+        os.utime(manifest, (newest_source + 60, newest_source + 60))
+    assert _stale(tmp_path) == []
+    old = tmp_path / "demo" / "species" / "artifacts" / "manifest.json"
+    os.utime(old, (newest_source - 60, newest_source - 60))
+    assert _stale(tmp_path) == ["species"]
+    recipe = subprocess.run(
+        ["make", "-n", "-s", "run", f"CAM_LENS_HOME={tmp_path}", "VENV=.venv", "PY=echo"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "CAM_LENS_BUILD_DEMO=" in recipe and "streamlit run dashboard/app.py" in recipe
+    assert "cam_core demo" not in recipe  # the dashboard no longer waits for the demo

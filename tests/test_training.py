@@ -20,6 +20,7 @@ from cam_core.modelling.training import (
     train_model,
 )
 from cam_core.storage import folder_lock
+from tests.conftest import TINY_SIZE
 
 TINY = TrainConfig(
     arch="democnn2",
@@ -122,3 +123,27 @@ def test_several_processes_without_accelerate_is_one_clear_error(
     with pytest.raises(TrainingError, match="pip install accelerate"):
         train_model(tiny_dataset, TINY, tmp_path / "model", console=False)
     assert not (tmp_path / "model" / "model.json").exists()
+
+
+def test_images_decoded_once_give_the_same_batches_as_the_per_item_pipeline(
+    tiny_dataset: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Images already at the model's size are decoded into memory once; their batches equal
+    fastai's DataBlock pipeline (decode, Resize, normalise) image for image."""
+    from cam_core.modelling import training
+
+    cfg = TrainConfig(arch="democnn2", image_size=TINY_SIZE, batch_size=4, num_workers=0)
+    cpu = torch.device("cpu")
+    memory = training._build_dataloaders(tiny_dataset, cfg, cpu)
+    assert training._decoded(tiny_dataset.samples, TINY_SIZE) is not None
+    assert training._decoded(tiny_dataset.samples, TINY_SIZE + 1) is None  # Resize would act
+    monkeypatch.setattr(training, "_decoded", lambda samples, size: None)
+    per_item = training._build_dataloaders(tiny_dataset, cfg, cpu)
+    for ours, theirs in ((memory.valid, per_item.valid), (memory.train, per_item.train)):
+        assert len(ours) == len(theirs)
+        assert ours.drop_last == theirs.drop_last and ours.shuffle == theirs.shuffle
+    x_mem, y_mem = (torch.cat(parts) for parts in zip(*memory.valid, strict=True))
+    x_blk, y_blk = (torch.cat(parts) for parts in zip(*per_item.valid, strict=True))
+    assert torch.equal(y_mem, y_blk)
+    assert torch.allclose(x_mem, x_blk)
+    assert x_mem.shape == (len(tiny_dataset.valid_idx), 3, TINY_SIZE, TINY_SIZE)
