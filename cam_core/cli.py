@@ -216,8 +216,9 @@ def _add_analyze(sub: Subcommands) -> None:
     analyze.add_argument(
         "--quality-n",
         type=_positive,
-        default=256,
-        help="images (seeded sample) for deletion/insertion (default: %(default)s)",
+        default=None,
+        help="images (seeded sample) for deletion/insertion, whatever they cost (default: up "
+        "to 256, as many as 16 perturbed passes per analysed image pay for, at least 8)",
     )
     analyze.add_argument(
         "--precision",
@@ -257,7 +258,11 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         device=args.device,
         methods=args.methods,
         layer=args.layer,
-        quality=None if args.no_quality else QualityConfig(sample_n=args.quality_n),
+        quality=None
+        if args.no_quality
+        else QualityConfig()
+        if args.quality_n is None
+        else QualityConfig(sample_n=args.quality_n, max_cost=None),
         precision=args.precision,
         reference_n=args.reference_n,
         classes_per_image=args.classes_per_image,

@@ -53,11 +53,18 @@ class QualityConfig:
     """How much of the analysis to score.
 
     Attributes:
-        sample_n: images for deletion/insertion (a seeded sample; all when there are fewer).
+        sample_n: most images for deletion/insertion (a seeded sample; all when there are
+            fewer).
         sanity_n: images of that sample for the randomisation check.
         steps: deletion/insertion steps.
         seed: seeds the sample, the random baseline and the re-initialisation.
         batch_size: perturbed images per forward pass.
+        max_cost: the price of the evidence: deletion/insertion may run at most this many
+            perturbed forward passes per analysed image, so the sample shrinks to fit (each
+            sampled image costs ``2 + 2 * (steps - 1)`` passes per map scored, methods and
+            baselines: 182 for four methods at 16 steps); ``None``: ``sample_n`` whatever
+            it costs.
+        min_sample: the sample never shrinks below this many images (fewer say little).
     """
 
     sample_n: int = 256
@@ -65,11 +72,24 @@ class QualityConfig:
     steps: int = DEFAULT_STEPS
     seed: int = 0
     batch_size: int = 64
+    max_cost: float | None = 16.0
+    min_sample: int = 8
 
     def __post_init__(self) -> None:
-        for name in ("sample_n", "sanity_n", "steps", "batch_size"):
+        for name in ("sample_n", "sanity_n", "steps", "batch_size", "min_sample"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_cost is not None and not self.max_cost > 0:
+            raise ValueError(f"max_cost must be positive or None, got {self.max_cost}")
+
+    def sample_size(self, n_images: int, n_maps: int) -> int:
+        """Images of ``n_images`` that deletion/insertion scores ``n_maps`` maps of."""
+        wanted = min(self.sample_n, n_images)
+        if self.max_cost is None:
+            return wanted
+        per_image = perturbation_passes(1, n_maps, self.steps)
+        affordable = int(self.max_cost * n_images // per_image)
+        return min(wanted, max(affordable, self.min_sample))
 
 
 @dataclass(frozen=True)
@@ -141,9 +161,8 @@ def assess(
                 peaks = map_peaks(single, image_size)
                 columns[f"pointing_hit.{name}"] = pointing_hits(peaks, masks, image_size)
                 columns[f"energy_in_mask.{name}"] = energy_in_mask(single, masks)
-    sample = np.sort(
-        np.random.default_rng(cfg.seed).choice(n, size=min(cfg.sample_n, n), replace=False)
-    )
+    size = cfg.sample_size(n, len(chosen))
+    sample = np.sort(np.random.default_rng(cfg.seed).choice(n, size=size, replace=False))
     quality: dict[str, dict[str, float]] = {name: {} for name in chosen}
     if len(sample):
         with watch.stage("decoding the sample"):
