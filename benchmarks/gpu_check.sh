@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One GPU check: the CAM benchmark on CUDA plus a training-throughput comparison
+# One GPU check: the CAM and analysis benchmarks on CUDA plus a training-throughput comparison
 # (fp32 vs mixed precision + channels_last). Prints one Markdown report on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,3 +12,7 @@ cat /tmp/gpu_results.md
 echo
 echo "## Training throughput (ResNet34 + CAM head)"
 "$PY" benchmarks/train_throughput.py --size 512 --batch 32
+echo
+echo "## Default analysis of an imported ResNet50 (37 classes, 224 px, 64 images)"
+"$PY" benchmarks/bench_analysis.py --device cuda --out /tmp/gpu_results.md >/dev/null
+sed -n '/<!-- bench_analysis -->/,/<!-- \/bench_analysis -->/p' /tmp/gpu_results.md | sed '1d;$d'

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
 
 import torch
+
+ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+"""Environment variables that limit the instruction sets PyTorch, oneDNN and MKL use (e.g.
+``avx2`` / ``AVX2`` to approximate a CPU without AVX-512)."""
+
+
+def isa_limits() -> dict[str, str]:
+    """The ISA-limiting variables that are set, by name."""
+    return {name: os.environ[name] for name in ISA_VARIABLES if os.environ.get(name)}
 
 
 def describe() -> str:

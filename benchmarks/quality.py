@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from machine import describe
+from machine import describe, isa_limits
 from PIL import Image, ImageFilter, ImageOps
 
 from cam_core.analysis.artifacts import Manifest, read_artifacts, read_manifest
@@ -108,6 +108,11 @@ def one_run(
         "shortcuts": shortcut_figures(manifest, analysis_seconds),
         "accuracy": manifest.metrics["accuracy"],
         "seconds": seconds,
+        "stages": {
+            "training": seconds - analysis_seconds,
+            **{f"maps: {name}": record.seconds for name, record in manifest.methods.items()},
+            **{k: v for k, v in manifest.timings.items() if k != "maps"},
+        },
         "quality": quality,
         "familiarity": {
             **familiar,
@@ -225,6 +230,7 @@ def render_markdown(result: dict[str, Any]) -> str:
         "is better; faithful / sanity passed: share of seeds (1.00 = every seed).",
         "",
     ]
+    lines += _stages_markdown(result)
     lines += _familiarity_markdown(result["runs"])
     lines += _shortcut_markdown(result["runs"])
     for task, entry in result["summary"].items():
@@ -242,6 +248,36 @@ def render_markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+STAGE_COLUMNS = ("training", "maps: scorecam", "deletion/insertion", "sanity check")
+
+
+def _stages_markdown(result: dict[str, Any]) -> list[str]:
+    """Seconds per stage of each run (training, Score-CAM, the evidence, the rest)."""
+    runs = [r for r in result["runs"] if "stages" in r]
+    if not runs:
+        return []
+    isa = result.get("isa") or {}
+    limits = ", ".join(f"`{k}={v}`" for k, v in isa.items()) or "none (the CPU's own)"
+    lines = [
+        f"Seconds per stage (ISA limits: {limits}; one process per run, so a first "
+        "`make run`, which builds both tasks in one process, is about the sum of one run of "
+        "each):",
+        "",
+        "| task | seed | " + " | ".join(STAGE_COLUMNS) + " | other maps | rest | total |",
+        "| --- | ---: |" + " ---: |" * (len(STAGE_COLUMNS) + 3),
+    ]
+    for run in runs:
+        stages = run["stages"]
+        shown = [stages.get(name, 0.0) for name in STAGE_COLUMNS]
+        other_maps = sum(
+            v for k, v in stages.items() if k.startswith("maps: ") and k not in STAGE_COLUMNS
+        )
+        rest = run["seconds"] - sum(shown) - other_maps
+        cells = [f"{v:.1f}" for v in (*shown, other_maps, rest, run["seconds"])]
+        lines.append(f"| {run['task']} | {run['seed']} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def _familiarity_markdown(runs: list[dict[str, Any]]) -> list[str]:
@@ -360,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": describe(),
+        "isa": isa_limits(),
         "n_seeds": len(seeds),
         "shortcut": args.shortcut,
         "tuned_on": TUNED_ON,

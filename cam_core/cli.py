@@ -218,7 +218,7 @@ def _add_analyze(sub: Subcommands) -> None:
         type=_positive,
         default=None,
         help="images (seeded sample) for deletion/insertion, whatever they cost (default: up "
-        "to 256, as many as 16 perturbed passes per analysed image pay for, at least 8)",
+        "to 256, as many as 16 perturbed passes per analysed image pay for, at least 6)",
     )
     analyze.add_argument(
         "--precision",

@@ -53,6 +53,25 @@ def test_bench_cam_json_has_plain_keys_and_a_targets_object(tmp_path: Path) -> N
     assert "| method scorecam: every class, batch of 1 |" in (tmp_path / "RESULTS.md").read_text()
 
 
+def test_bench_analysis_times_every_stage_against_plain_inference(tmp_path: Path) -> None:
+    out = tmp_path / "RESULTS.md"
+    out.write_text("<!-- other -->\nkept\n<!-- /other -->\n")
+    summary = _run(
+        "bench_analysis.py",
+        *("--n", "6", "--classes", "3", "--size", "64", "--arch", "resnet18", "--reps", "1"),
+        *("--device", "cpu", "--out", str(out)),
+    )
+    assert summary["methods"] == ["cam", "gradcam", "gradcampp", "layercam"]
+    assert summary["classes_per_image"] == 3 and summary["classes"] == 3
+    stages = summary["stages_s"]
+    assert {"maps: Grad-CAM", "deletion/insertion", "sanity check"} <= set(stages)
+    ratio = summary["analysis_s"] / summary["plain_inference_s"]
+    assert abs(summary["ratio"] - ratio) <= 0.05 * ratio  # both times are rounded
+    assert summary["analysis_s"] >= sum(stages.values()) * 0.9
+    text = out.read_text()
+    assert "kept" in text and "| **ratio** |" in text and "<!-- bench_analysis -->" in text
+
+
 def test_bench_dashboard_times_every_page_and_keeps_other_sections(tmp_path: Path) -> None:
     results = tmp_path / "RESULTS.md"
     results.write_text("<!-- cam -->\ncam figures\n<!-- /cam -->\n")

@@ -80,9 +80,10 @@ def test_scores_of_one_row() -> None:
 def test_the_evidence_sample_is_sized_by_its_price() -> None:
     """Each sampled image costs 2 + 2 * (steps - 1) passes per map; the sample shrinks until
     the passes fit max_cost per analysed image, never below min_sample."""
-    cfg = QualityConfig(sample_n=256, steps=16, max_cost=16.0, min_sample=8)
+    cfg = QualityConfig(sample_n=256, steps=16, max_cost=16.0, min_sample=6)
     per_image = 2 + 6 * 2 * 15  # four methods and two baselines: 182 passes
-    assert cfg.sample_size(64, 6) == 8  # 16 * 64 // 182 = 5, raised to the floor
+    assert cfg.sample_size(64, 6) == 6  # 16 * 64 // 182 = 5, raised to the floor
+    assert QualityConfig().sample_size(64, 6) == 6  # the defaults
     assert cfg.sample_size(1500, 6) == 16 * 1500 // per_image == 131
     assert cfg.sample_size(10_000, 6) == 256
     assert cfg.sample_size(5, 6) == 5

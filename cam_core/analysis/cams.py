@@ -18,8 +18,9 @@ from cam_core.evaluation.slices import PROPERTY_COLUMNS, pixel_properties
 from cam_core.intake.images import load_image_file, to_model_tensor
 from cam_core.methods import DEFAULT_LAYER, ExplanationMethod, checked_methods, explain_methods
 from cam_core.methods.budget import DEFAULT_CLASSES_PER_IMAGE, budget_classes
+from cam_core.methods.layout import fast_layout
 from cam_core.modelling.model_files import LoadedModel
-from cam_core.modelling.precision import autocast, fast_layout, resolve_precision
+from cam_core.modelling.precision import autocast, resolve_precision
 from cam_core.progress import ConsoleProgress, ProgressFn
 
 __all__ = [

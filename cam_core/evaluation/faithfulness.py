@@ -20,8 +20,9 @@ import torch
 from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
+from cam_core.methods.layout import fast_layout
 from cam_core.methods.placement import upsample_maps
-from cam_core.modelling.precision import autocast, fast_layout
+from cam_core.modelling.precision import autocast
 from cam_core.progress import ConsoleProgress
 
 __all__ = [

@@ -73,7 +73,7 @@ class QualityConfig:
     seed: int = 0
     batch_size: int = 64
     max_cost: float | None = 16.0
-    min_sample: int = 8
+    min_sample: int = 6
 
     def __post_init__(self) -> None:
         for name in ("sample_n", "sanity_n", "steps", "batch_size", "min_sample"):

@@ -26,7 +26,7 @@ from torch import nn
 
 from cam_core.errors import MethodError
 from cam_core.methods.base import ExplanationMethod, resolve_layer, training_mode_kept
-from cam_core.modelling.precision import fast_layout
+from cam_core.methods.layout import fast_layout
 
 __all__ = [
     "GRAD_CAM_LIBRARY",

@@ -18,7 +18,7 @@ from torch import nn
 
 from cam_core.methods.base import resolve_layer, training_mode_kept
 from cam_core.methods.gradient import LibraryMethod, _AtLayerResolution, all_slots
-from cam_core.modelling.precision import fast_layout
+from cam_core.methods.layout import fast_layout
 
 __all__ = ["ScoreCam"]
 

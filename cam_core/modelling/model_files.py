@@ -238,5 +238,5 @@ def load_model(folder: Path, device: str | torch.device | None = None) -> Loaded
         ) from None
     target = default_device(str(device) if device is not None else None)
     net.to(target).eval()
-    net.to(memory_format=torch.channels_last)  # see cam_core.modelling.precision
+    net.to(memory_format=torch.channels_last)  # see cam_core.methods.layout
     return LoadedModel(card=card, net=net, device=target, folder=folder)

@@ -1,14 +1,9 @@
-"""Numeric precision of inference: fp32, or bf16 / fp16 autocast; and the channels-last layout.
+"""Numeric precision of inference: fp32, or bf16 / fp16 autocast.
 
 ``auto`` picks bf16 autocast + channels_last on a CPU with native bf16 (AVX512-BF16 or AMX:
 oneDNN runs bf16 convolutions there at about twice the fp32 speed), fp16 autocast +
 channels_last on CUDA, and plain fp32 elsewhere. Only the forward pass that gives the logits
 and exact CAM uses it; the gradient and score methods always run in fp32.
-
-Every model runs in channels-last layout, its images too (:func:`fast_layout`): oneDNN's CPU
-convolutions are faster that way even in fp32 (the demo CNN at 96 px: 0.51 vs 0.60 ms per
-image with AVX2 only, 0.33 vs 0.76 with AVX-512; a training step 20-25% faster), and a
-channels-last model fed contiguous images is slower than either.
 """
 
 from __future__ import annotations
@@ -18,7 +13,7 @@ from collections.abc import Iterator
 
 import torch
 
-__all__ = ["PRECISIONS", "autocast", "fast_layout", "native_bf16", "resolve_precision"]
+__all__ = ["PRECISIONS", "autocast", "native_bf16", "resolve_precision"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -57,8 +52,3 @@ def autocast(precision: str, device: torch.device) -> Iterator[None]:
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     with torch.autocast(device.type, dtype=dtype):
         yield
-
-
-def fast_layout(images: torch.Tensor) -> torch.Tensor:
-    """A batch of images ``(N, 3, S, S)`` in channels-last layout (other shapes as they are)."""
-    return images.contiguous(memory_format=torch.channels_last) if images.ndim == 4 else images

@@ -24,6 +24,7 @@ from torch import nn
 from cam_core.data.sources import Dataset, Sample
 from cam_core.errors import DownloadError, TrainingError
 from cam_core.intake.images import load_image_file
+from cam_core.methods.layout import fast_layout
 from cam_core.modelling.model_files import IMAGENET_MEAN, IMAGENET_STD, ModelCard, save_model
 from cam_core.modelling.models import (
     ARCHITECTURES,
@@ -33,7 +34,6 @@ from cam_core.modelling.models import (
     default_device,
     num_features,
 )
-from cam_core.modelling.precision import fast_layout
 from cam_core.progress import ProgressFn, interactive
 from cam_core.storage import folder_lock
 
