@@ -7,7 +7,13 @@ import torch
 from torch import nn
 
 from cam_core.evaluation.baselines import baseline_maps
-from cam_core.evaluation.faithfulness import blurred, perturbation_curves, perturbed_images
+from cam_core.evaluation.faithfulness import (
+    blurred,
+    perturbation_curves,
+    perturbation_passes,
+    perturbed_images,
+    shared_perturbation_curves,
+)
 
 SIZE = 32
 
@@ -70,3 +76,56 @@ def test_blur_keeps_shape_and_smooths() -> None:
     soft = blurred(images)
     assert soft.shape == images.shape and soft.abs().max() < 0.5 * images.abs().max()
     assert CornerModel()(soft)[:, 0].abs().max() < 1.0 < CornerModel()(images)[:, 0].min()
+
+
+def _unshared_curves(
+    net: nn.Module, images: torch.Tensor, single: np.ndarray, targets: np.ndarray, steps: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every point of both curves from its own pass, as the method defines them."""
+    side = images.shape[-1]
+    order = np.argsort(-_upsampled(single, side), axis=1, kind="stable")
+    ranks = torch.from_numpy(np.argsort(order, axis=1))
+    base = blurred(images)
+    counts = [round(f * side * side) for f in np.linspace(0, 1, steps + 1)]
+    curves = np.zeros((2, len(images), steps + 1))
+    with torch.no_grad():
+        for i in range(len(images)):
+            for c, count in enumerate(counts):
+                for kind, insert in ((0, False), (1, True)):
+                    x = perturbed_images(images[i], base[i], ranks[i], count, insert)
+                    probs = torch.softmax(net(x[None]), dim=1)[0]
+                    curves[kind, i, c] = float(probs[int(targets[i])])
+    return curves[0], curves[1]
+
+
+def _upsampled(single: np.ndarray, side: int) -> np.ndarray:
+    from cam_core.methods.placement import upsample_maps
+
+    return upsample_maps(single.astype(np.float32), (side, side)).reshape(len(single), -1)
+
+
+def test_maps_of_the_same_images_share_the_two_end_passes() -> None:
+    """Methods and baselines scored together: each image's unperturbed and fully blurred
+    passes run once for all maps, every curve equals its own pass-by-pass computation, and
+    the baselines are maps like any other (computed once, scored beside the methods)."""
+    net = CornerModel().eval()
+    images = _images()
+    targets = np.array([0, 0, 1, 1])
+    steps = 4
+    corner = np.zeros((4, 4, 4), np.float32)
+    corner[:, 0, 0] = 1.0
+    maps = {
+        "corner": corner,
+        "random": baseline_maps("random", 4, 4, 4, seed=3),
+        "centre": baseline_maps("centre", 4, 4, 4),
+    }
+    seen: list[int] = []
+    net.register_forward_pre_hook(lambda _m, args: seen.append(len(args[0])))
+    curves = shared_perturbation_curves(net, images, maps, targets, steps, batch_size=7)
+    assert sum(seen) == perturbation_passes(4, 3, steps) == 4 * (2 + 3 * 2 * (steps - 1))
+    for name, single in maps.items():
+        deletion, insertion = _unshared_curves(net, images, single, targets, steps)
+        np.testing.assert_allclose(curves[name].deletion, deletion, atol=1e-6)
+        np.testing.assert_allclose(curves[name].insertion, insertion, atol=1e-6)
+    # Where class 0 is the target, removing its corner first makes the probability fall first.
+    assert (curves["corner"].deletion_auc[:2] < curves["random"].deletion_auc[:2]).all()
