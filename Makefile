@@ -31,7 +31,8 @@ run: $(VENV)/.installed
 # The demo tasks whose analysis is missing or older than the demo preset, one per line.
 demo-stale:
 	@for task in $(DEMO_TASKS); do \
-	  $(MAKE) --no-print-directory -s -q $(CAM_LENS_HOME)/demo/$$task/artifacts/manifest.json \
+	  $(MAKE) --no-print-directory -s -q -o $(VENV)/.installed \
+	    $(CAM_LENS_HOME)/demo/$$task/artifacts/manifest.json \
 	    || echo $$task; \
 	done
 

@@ -9,17 +9,22 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _planned(home: Path) -> list[str]:
-    """The commands ``make demo`` would run (``make -n``), for a demo home of ``home``."""
+def _make(home: Path, *args: str) -> str:
+    """The output of ``make ARGS`` for a demo home of ``home``."""
     done = subprocess.run(
-        ["make", "-n", "demo", f"CAM_LENS_HOME={home}", "VENV=.venv"],
+        ["make", *args, f"CAM_LENS_HOME={home}", "VENV=.venv"],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     )
-    return [line for line in done.stdout.splitlines() if "cam_core demo" in line]
+    return done.stdout
+
+
+def _planned(home: Path) -> list[str]:
+    """The commands ``make demo`` would run (``make -n``), for a demo home of ``home``."""
+    return [line for line in _make(home, "-n", "demo").splitlines() if "cam_core demo" in line]
 
 
 def test_a_demo_older_than_its_preset_is_rebuilt(tmp_path: Path) -> None:
@@ -42,15 +47,7 @@ def test_a_demo_older_than_its_preset_is_rebuilt(tmp_path: Path) -> None:
 
 def _stale(home: Path) -> list[str]:
     """The demo tasks ``make run`` asks the dashboard to build in the background."""
-    done = subprocess.run(
-        ["make", "-s", "demo-stale", f"CAM_LENS_HOME={home}", "VENV=.venv"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return done.stdout.split()
+    return _make(home, "-s", "demo-stale").split()
 
 
 def test_make_run_builds_only_missing_or_outdated_demo_tasks(tmp_path: Path) -> None:
@@ -67,13 +64,6 @@ def test_make_run_builds_only_missing_or_outdated_demo_tasks(tmp_path: Path) -> 
     old = tmp_path / "demo" / "species" / "artifacts" / "manifest.json"
     os.utime(old, (newest_source - 60, newest_source - 60))
     assert _stale(tmp_path) == ["species"]
-    recipe = subprocess.run(
-        ["make", "-n", "-s", "run", f"CAM_LENS_HOME={tmp_path}", "VENV=.venv", "PY=echo"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    recipe = _make(tmp_path, "-n", "-s", "run", "PY=echo")
     assert "CAM_LENS_BUILD_DEMO=" in recipe and "streamlit run dashboard/app.py" in recipe
     assert "cam_core demo" not in recipe  # the dashboard no longer waits for the demo
