@@ -106,8 +106,9 @@ def render(problem: str, folder: Path) -> None:
         with st.status(
             "Building the demo models, species and breed (a few minutes on a 2-core CPU)…",
             expanded=True,
+            state="running",
         ):
-            st.caption("You can leave this page; the training goes on.")
+            st.caption("You can leave this page; the build goes on.")
             _live_progress()
         return
     st.warning(problem)
