@@ -76,6 +76,7 @@ def test_deletion_insertion_in_bf16_agrees_with_fp32_on_the_demo(
     from cam_core.analysis.cams import load_images
     from cam_core.evaluation.baselines import baseline_maps
     from cam_core.evaluation.faithfulness import shared_perturbation_curves
+    from cam_core.methods.budget import maps_for
 
     art = read_artifacts(trained_species_run / "artifacts")
     model = load_model(trained_species_run / "model", "cpu")
@@ -83,7 +84,7 @@ def test_deletion_insertion_in_bf16_agrees_with_fp32_on_the_demo(
     images = torch.cat(list(load_images(model, [Path(art.table["path"][r]) for r in rows], 64, 0)))
     targets = art.table["label"].map(model.card.classes.index).to_numpy()[rows]
     maps = {
-        "cam": art.target_maps("cam", rows, targets),
+        "cam": maps_for(art.maps["cam"], art.map_classes.get("cam"), rows, targets),
         "random": baseline_maps("random", len(rows), *art.maps["cam"].shape[2:]),
     }
     runs = {

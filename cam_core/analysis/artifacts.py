@@ -27,7 +27,7 @@ from cam_core.errors import ArtifactError
 from cam_core.evaluation.familiarity import FamiliarityRecord
 from cam_core.evaluation.shortcuts import ShortcutSearch
 from cam_core.methods import MethodRecord, forward_method
-from cam_core.methods.budget import every_class, fits, maps_for
+from cam_core.methods.budget import every_class, fits
 from cam_core.modelling.model_files import ModelCard, library_versions
 from cam_core.storage import (
     commit_files,
@@ -169,7 +169,7 @@ class Artifacts:
             (``S = K``), or a class budget whose slots' classes are in ``map_classes``.
         map_classes: method name → ``(N, S)`` class of each slot, for the methods whose maps
             hold a class budget (artifact format 5); read through :meth:`image_maps` and
-            :meth:`target_maps`, never by slot.
+            :func:`cam_core.methods.budget.maps_for`, never by slot.
     """
 
     folder: Path
@@ -221,15 +221,6 @@ class Artifacts:
             offset=int(array.offset) + row * count * array.itemsize,
         )
         return every_class(values.reshape(array.shape[1:]), slots, len(self.manifest.classes))
-
-    def target_maps(self, method: str, rows: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        """The map of class ``targets[i]`` of image ``rows[i]``, float32 ``(n, h, w)``; all NaN
-        where the method's budget has no map of that class.
-
-        Raises:
-            ArtifactError: the analysis did not compute that method.
-        """
-        return maps_for(self.maps_of(method), self.map_classes.get(method), rows, targets)
 
     def has_map(self, method: str, row: int, k: int) -> bool:
         """Whether the analysis holds ``method``'s map of class ``k`` for image ``row``."""

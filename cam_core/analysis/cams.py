@@ -17,7 +17,7 @@ from cam_core.evaluation.duplicates import SIGNATURE_SCALES, image_signatures
 from cam_core.evaluation.slices import PROPERTY_COLUMNS, pixel_properties
 from cam_core.intake.images import load_image_file, to_model_tensor
 from cam_core.methods import DEFAULT_LAYER, ExplanationMethod, checked_methods, explain_methods
-from cam_core.methods.budget import DEFAULT_CLASSES_PER_IMAGE, budget_classes
+from cam_core.methods.budget import DEFAULT_CLASSES_PER_IMAGE, budget_classes, held_classes
 from cam_core.methods.layout import fast_layout
 from cam_core.modelling.model_files import LoadedModel
 from cam_core.modelling.precision import autocast, resolve_precision
@@ -192,9 +192,7 @@ class ExplainedFiles:
 
     def classes_of(self, name: str) -> np.ndarray | None:
         """The slot classes of ``name``'s maps, ``None`` when they hold every class."""
-        if self.classes is None or self.maps[name].shape[1] == self.logits.shape[1]:
-            return None
-        return self.classes
+        return held_classes(self.classes, self.maps[name].shape[1], self.logits.shape[1])
 
 
 def load_images(

@@ -15,7 +15,7 @@ from cam_core.analysis.findings import FamiliarGround
 from cam_core.intake.fetch import FetchConfig, fetch_image, is_url
 from cam_core.intake.images import load_image_file, square_resize, to_model_tensor
 from cam_core.methods import DEFAULT_LAYER, checked_methods
-from cam_core.methods.budget import DEFAULT_CLASSES_PER_IMAGE, every_class
+from cam_core.methods.budget import DEFAULT_CLASSES_PER_IMAGE, every_class, held_classes
 from cam_core.modelling.model_files import LoadedModel
 
 __all__ = ["ImagePlacement", "Prediction", "load_input", "placed", "predict_images"]
@@ -165,7 +165,7 @@ def predict_images(
         )
         explained = explain_batch(model, batch, chosen, layer, precision, None, per_image)
         logits, maps = explained.logits, explained.maps[method].numpy()
-        slots = explained.classes if maps.shape[1] != len(card.classes) else None
+        slots = held_classes(explained.classes, maps.shape[1], len(card.classes))
         features = explained.features.numpy()
         probs = torch.softmax(logits, dim=1).numpy()
         for row, (source, img) in enumerate(chunk):

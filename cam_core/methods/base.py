@@ -70,9 +70,6 @@ class ExplanationMethod(ABC):
             (:meth:`explain_from_features`): the batch path runs that pass once, in the
             analysis's precision, instead of a separate pass for the maps. Such maps cover
             every class at no cost, so they ignore the class budget.
-        shares_gradients: the maps weigh the layer's activations by class-score gradients;
-            such methods are computed together from shared passes
-            (:func:`cam_core.methods.explain_methods`).
     """
 
     name: str
@@ -82,7 +79,6 @@ class ExplanationMethod(ABC):
     library: str = "cam_core"
     costly: bool = False
     shares_forward: bool = False
-    shares_gradients: bool = False
 
     def applies_to(self, net: nn.Module) -> str | None:
         """``None`` when the method works on ``net``, else the reason it does not."""

@@ -18,6 +18,7 @@ __all__ = [
     "budget_classes",
     "every_class",
     "fits",
+    "held_classes",
     "maps_for",
     "parse_budget",
     "slots_of",
@@ -138,3 +139,9 @@ def fits(classes: np.ndarray, maps_shape: tuple[int, ...], n_classes: int) -> bo
     if tuple(classes.shape) != tuple(maps_shape[:2]):
         return False
     return not len(classes) or bool(classes.min() >= 0 and classes.max() < n_classes)
+
+
+def held_classes(classes: np.ndarray | None, n_slots: int, n_classes: int) -> np.ndarray | None:
+    """The slot classes of maps with ``n_slots`` slots: ``classes`` when they hold a budget,
+    ``None`` when they hold every class (exact CAM's maps, or no budget)."""
+    return None if classes is None or n_slots == n_classes else classes

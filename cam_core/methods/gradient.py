@@ -85,8 +85,6 @@ class GradientMethod(LibraryMethod):
     """A library method that weighs the layer's activations by the gradients of one class score:
     computed with the others of its kind from shared passes (:func:`gradient_maps`)."""
 
-    shares_gradients = True
-
     def explain(
         self,
         net: nn.Module,
