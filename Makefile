@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8501
 export CAM_LENS_HOME ?= $(HOME)/.cache/cam-lens
 
-.PHONY: run test browser lint demo demo-stale bench clean
+.PHONY: run test test-fast mutate browser lint demo demo-stale bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,15 @@ browser: $(VENV)/.installed
 test: $(VENV)/.installed browser
 	$(PY) -m pytest
 
+# Everything but the tests marked slow (those that train a model, and the real-browser ones).
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -m "not slow"
+
+# Mutation testing of the core, each module against its own tests (tests/MUTATION.md); slow.
+MODULES ?=
+mutate: $(VENV)/.installed
+	$(PY) tests/mutate.py $(MODULES)
+
 lint: $(VENV)/.installed
 	$(PY) -m ruff check cam_core dashboard tests benchmarks
 	$(PY) -m mypy
@@ -51,4 +60,4 @@ bench: $(VENV)/.installed
 	$(PY) benchmarks/bench_cam.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .mutants

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +20,44 @@ from cam_core.modelling.models import CamNet, build_body
 
 TINY_SIZE = 48
 
+# Session fixtures that train a model: the tests that use them (and the real-browser tests) are
+# marked ``slow``; ``make test-fast`` and the mutation runs skip them.
+SLOW_FIXTURES = frozenset({"quick_home", "trained_species_run", "shortcut_run"})
+
+# Set by ``make mutate``: each mutant runs in a new pytest session, so session fixtures are built
+# once into this folder (by the unmutated code, in mutmut's first run) and reused from there.
+FIXTURE_CACHE = "CAM_LENS_FIXTURE_CACHE"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker(
+            "browser"
+        ):
+            item.add_marker(pytest.mark.slow)
+
+
+def _fixture_folder(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]
+) -> Path:
+    """A folder made by ``build(folder)``: fresh per session, or reused from ``$FIXTURE_CACHE``."""
+    cache = os.environ.get(FIXTURE_CACHE)
+    if not cache:
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    Path(cache).mkdir(parents=True, exist_ok=True)
+    folder, done = Path(cache) / name, Path(cache) / f"{name}.done"
+    # Built in place (artifacts record absolute paths), under a lock: two mutants run at once.
+    with open(Path(cache) / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
 
 @pytest.fixture(autouse=True)
 def _isolated_home(
@@ -31,10 +71,14 @@ def _isolated_home(
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
     """24 generated pictures (4 per breed, 12 per species) at 48 px, with masks, 20% validation."""
-    cache = tmp_path_factory.mktemp("demo_cache")
-    return load_dataset(
-        DataConfig(source="demo", cache_root=cache, demo=DemoConfig(n_per_breed=4, size=TINY_SIZE))
-    )
+
+    def config(cache: Path) -> DataConfig:
+        return DataConfig(
+            source="demo", cache_root=cache, demo=DemoConfig(n_per_breed=4, size=TINY_SIZE)
+        )
+
+    cache = _fixture_folder(tmp_path_factory, "demo_cache", lambda f: load_dataset(config(f)))
+    return load_dataset(config(cache))
 
 
 def make_model(
@@ -61,21 +105,19 @@ def make_model(
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Dataset) -> Path:
-    folder = tmp_path_factory.mktemp("tiny_model")
-    make_model(
-        folder,
-        data={"source": "demo", "root": str(tiny_dataset.root), "valid_pct": 0.2, "seed": 42},
-    )
-    return folder
+    data = {"source": "demo", "root": str(tiny_dataset.root), "valid_pct": 0.2, "seed": 42}
+    return _fixture_folder(tmp_path_factory, "tiny_model", lambda f: make_model(f, data=data))
 
 
 @pytest.fixture(scope="session")
 def tiny_artifacts_dir(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
     from cam_core.analysis.pipeline import AnalyzeConfig, analyze
 
-    out = tmp_path_factory.mktemp("tiny_artifacts")
-    analyze(tiny_model_dir, out, cfg=AnalyzeConfig(batch_size=4, num_workers=0))
-    return out
+    return _fixture_folder(
+        tmp_path_factory,
+        "tiny_artifacts",
+        lambda f: analyze(tiny_model_dir, f, cfg=AnalyzeConfig(batch_size=4, num_workers=0)),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -84,10 +126,12 @@ def quick_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (generated data, training, analysis with every method)."""
     from cam_core.analysis.demo import run_all_demos
 
-    home = tmp_path_factory.mktemp("quick_home")
-    cache = tmp_path_factory.mktemp("quick_cache")
-    run_all_demos(home / "demo", quick=True, console=False, cache_root=cache)
-    return home
+    cache = _fixture_folder(tmp_path_factory, "quick_cache", lambda f: None)
+    return _fixture_folder(
+        tmp_path_factory,
+        "quick_home",
+        lambda f: run_all_demos(f / "demo", quick=True, console=False, cache_root=cache),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -114,24 +158,25 @@ def imported_home(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Datase
     from cam_core.evaluation.suite import QualityConfig
     from cam_core.modelling.importing import ImportConfig, import_model
 
-    home = tmp_path_factory.mktemp("imported_home")
-    for name, arch, quality in (
-        ("mobilenet", "mobilenet_v3_small", QualityConfig(sample_n=6, sanity_n=4)),
-        ("resnet", "resnet18", None),
-    ):
-        torch.manual_seed(0)
-        model = tv_models.get_model(arch, weights=None, num_classes=2)
-        weights = home / f"{name}.safetensors"
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
-        run = home / "imports" / name
-        import_model(ImportConfig(arch, weights, ("cat", "dog"), image_size=64), run / "model")
-        analyze(
-            run / "model",
-            run / "artifacts",
-            folder_data_config(run / "model", str(tiny_dataset.root)),
-            AnalyzeConfig(batch_size=8, num_workers=0, quality=quality),
-        )
-    return home
+    def build(home: Path) -> None:
+        for name, arch, quality in (
+            ("mobilenet", "mobilenet_v3_small", QualityConfig(sample_n=6, sanity_n=4)),
+            ("resnet", "resnet18", None),
+        ):
+            torch.manual_seed(0)
+            model = tv_models.get_model(arch, weights=None, num_classes=2)
+            weights = home / f"{name}.safetensors"
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+            run = home / "imports" / name
+            import_model(ImportConfig(arch, weights, ("cat", "dog"), image_size=64), run / "model")
+            analyze(
+                run / "model",
+                run / "artifacts",
+                folder_data_config(run / "model", str(tiny_dataset.root)),
+                AnalyzeConfig(batch_size=8, num_workers=0, quality=quality),
+            )
+
+    return _fixture_folder(tmp_path_factory, "imported_home", build)
 
 
 @pytest.fixture(scope="session")
@@ -142,13 +187,15 @@ def trained_species_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from cam_core.analysis.demo import demo_configs
 
-    run = tmp_path_factory.mktemp("trained_species")
     data_cfg, train_cfg = demo_configs(False, "species")
-    data_cfg = replace(data_cfg, cache_root=tmp_path_factory.mktemp("trained_cache"))
-    return _train_and_analyse(run, data_cfg, train_cfg)
+    cache = _fixture_folder(tmp_path_factory, "trained_cache", lambda f: None)
+    data_cfg = replace(data_cfg, cache_root=cache)
+    return _fixture_folder(
+        tmp_path_factory, "trained_species", lambda f: _train_and_analyse(f, data_cfg, train_cfg)
+    )
 
 
-def _train_and_analyse(run: Path, data_cfg: DataConfig, train_cfg: Any) -> Path:
+def _train_and_analyse(run: Path, data_cfg: DataConfig, train_cfg: Any) -> None:
     """Train on ``data_cfg`` and analyse with exact CAM only: ``run/model``, ``run/artifacts``."""
     from dataclasses import replace
 
@@ -163,7 +210,6 @@ def _train_and_analyse(run: Path, data_cfg: DataConfig, train_cfg: Any) -> Path:
         replace(data_cfg, source=str(dataset.root)),
         AnalyzeConfig(methods=("cam",), quality=None, num_workers=0),
     )
-    return run
 
 
 @pytest.fixture()
@@ -197,11 +243,13 @@ def shortcut_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from cam_core.analysis.demo import demo_configs
 
-    run = tmp_path_factory.mktemp("shortcut_run")
     data_cfg, train_cfg = demo_configs(False, "breed", shortcut=True)
     data_cfg = replace(
         data_cfg,
-        cache_root=tmp_path_factory.mktemp("shortcut_cache"),
+        cache_root=_fixture_folder(tmp_path_factory, "shortcut_cache", lambda f: None),
         demo=replace(data_cfg.demo, n_per_breed=150),
     )
-    return _train_and_analyse(run, data_cfg, replace(train_cfg, epochs1=4, epochs2=3, seed=1))
+    train_cfg = replace(train_cfg, epochs1=4, epochs2=3, seed=1)
+    return _fixture_folder(
+        tmp_path_factory, "shortcut_run", lambda f: _train_and_analyse(f, data_cfg, train_cfg)
+    )
