@@ -8,6 +8,7 @@ import random
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from PIL import Image
 
@@ -78,3 +79,67 @@ def test_signatures_have_one_unit_row_per_scale() -> None:
     np.testing.assert_allclose(np.linalg.norm(signatures, axis=2), 1.0, atol=1e-2)
     np.testing.assert_allclose(signatures.mean(axis=2), 0.0, atol=1e-2)
     assert isinstance(near_duplicates(signatures), pd.DataFrame)
+
+
+def _unit(rng: np.random.Generator, n: int, scales: int = 3, dim: int = 12) -> np.ndarray:
+    x = rng.normal(size=(n, scales, dim))
+    x -= x.mean(axis=2, keepdims=True)
+    return (x / np.linalg.norm(x, axis=2, keepdims=True)).astype(np.float32)
+
+
+def _distance_by_hand(a: np.ndarray, b: np.ndarray) -> float:
+    """1 - the largest cosine between one's whole-image row and any row of the other."""
+    best = max(float(a[0] @ b[s]) for s in range(b.shape[0]))
+    best = max(best, max(float(a[s] @ b[0]) for s in range(a.shape[0])))
+    return 1.0 - best
+
+
+def test_pair_distances_match_a_hand_computation_from_either_side() -> None:
+    rng = np.random.default_rng(3)
+    val = _unit(rng, 5)
+    train = _unit(rng, 4)
+    # validation row 0 is training row 2's second crop; validation row 3's second crop is
+    # training row 1's whole image (each up to a little noise); validation 4 copies val 0's crop.
+    val[0, 0] = train[2, 1]
+    nudged = train[1, 0] + 0.1 * val[3, 1]
+    val[3, 1] = nudged / np.linalg.norm(nudged)
+    val[4, 1] = val[0, 0]
+    pairs = near_duplicates(val, train, max_distance=0.05)
+    found = {(r, o, k): d for r, o, k, d in pairs.itertuples(index=False)}
+    assert set(found) == {(0, 2, "training"), (3, 1, "training"), (0, 4, "validation")}
+    for (r, o, k), d in found.items():
+        other = train[o] if k == "training" else val[o]
+        assert d == pytest.approx(max(_distance_by_hand(val[r], other), 0.0), abs=1e-5)
+    assert found[(0, 2, "training")] == 0.0 and found[(0, 4, "validation")] == 0.0
+    assert 0.0 < found[(3, 1, "training")] < 0.05
+    assert pairs["distance"].tolist() == sorted(pairs["distance"])
+
+
+def test_empty_and_single_image_inputs() -> None:
+    rng = np.random.default_rng(0)
+    one = _unit(rng, 1)
+    assert near_duplicates(one).empty
+    assert near_duplicates(one[:0], _unit(rng, 3)).empty
+    pairs = near_duplicates(one, one.copy())
+    assert pairs[["row", "other", "kind"]].values.tolist() == [[0, 0, "training"]]
+    assert near_duplicates(_unit(rng, 3), one[:0]).empty
+
+
+def test_signatures_are_float16_centred_per_image_and_of_unit_length() -> None:
+    images = torch.zeros(3, 3, 40, 40)
+    images[0] += 2.0  # a bright image
+    images[1, :, :20] = -0.5  # a dim one with little contrast
+    images[1, 0, :, :7] = -0.49
+    images[2] = torch.linspace(-1, 1, 40)  # a horizontal ramp
+    images[2, :, :, :4] = 3.0  # with a bright band that only the whole image holds
+    signatures = image_signatures(images)
+    assert signatures.dtype == np.float16 and signatures.shape == (3, 5, 192)
+    rows = signatures.astype(np.float32)
+    np.testing.assert_allclose(rows[1:].mean(axis=2), 0.0, atol=1e-3)
+    np.testing.assert_allclose(np.linalg.norm(rows[1:], axis=2), 1.0, atol=2e-3)
+    # the 80% crop keeps pixels 4..35 of 40: the band (columns 0..3) is outside it
+    crop = images[2:3, :, 4:36, 4:36]
+    small = torch.nn.functional.adaptive_avg_pool2d(crop, 8).flatten(1)
+    small = small - small.mean(dim=1, keepdim=True)
+    expected = (small / small.norm(dim=1, keepdim=True)).numpy()[0]
+    np.testing.assert_allclose(rows[2, 4], expected, atol=2e-3)

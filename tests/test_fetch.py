@@ -65,6 +65,8 @@ class _Handler(BaseHTTPRequestHandler):
             hops = int(path.rsplit("/", 1)[1])
             target = "/cat.png" if hops == 0 else f"/redirect/{hops - 1}"
             self._send(302, b"", "text/plain", {"Location": target})
+        elif path == "/to-internal":
+            self._send(302, b"", "text/plain", {"Location": "http://internal.example/cat.png"})
         elif path == "/to-ftp":
             self._send(302, b"", "text/plain", {"Location": "ftp://example.com/x.png"})
         elif path == "/500":
@@ -216,3 +218,42 @@ def test_the_validated_address_is_the_one_connected_to(
     data = fetch_bytes(f"http://pets.example:{port}/cat.png", LOCAL)
     assert data == PNG_BYTES
     assert calls.count("pets.example") == 1
+
+
+def test_a_redirect_from_a_public_host_to_a_private_one_is_refused(
+    base_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """public.example resolves to a public address, internal.example to a private one (both
+    connections are routed to the local test server); the first redirects to the second."""
+    from requests.adapters import HTTPAdapter
+
+    from cam_core.intake import fetch
+
+    port = int(base_url.rsplit(":", 1)[1])
+    names = {"public.example": "93.184.216.34", "internal.example": "10.0.0.5"}
+    real_resolve = socket.getaddrinfo
+
+    def resolve(host: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        if host in names:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (names[host], args[0]))]
+        return real_resolve(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    sent: list[str] = []
+
+    def send(self: HTTPAdapter, request, **kwargs):  # type: ignore[no-untyped-def]
+        sent.append(str(request.url))
+        local = str(request.url).replace("93.184.216.34", "127.0.0.1")
+        request.url = local.replace("10.0.0.5/", f"127.0.0.1:{port}/")
+        return HTTPAdapter.send(self, request, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    monkeypatch.setattr(fetch._PinnedAdapter, "send", send)
+    # the route works for a plain image: the request went to the checked address
+    assert fetch_bytes(f"http://public.example:{port}/cat.png") == PNG_BYTES
+    assert sent == [f"http://93.184.216.34:{port}/cat.png"]
+    with pytest.raises(UrlRejectedError, match="10.0.0.5 is private"):
+        fetch_bytes(f"http://public.example:{port}/to-internal")
+    assert sent[-1] == f"http://93.184.216.34:{port}/to-internal"  # never connected inside
+    # a trusted intranet may follow it
+    assert fetch_bytes(f"http://public.example:{port}/to-internal", LOCAL) == PNG_BYTES
+    assert sent[-1] == "http://10.0.0.5/cat.png"

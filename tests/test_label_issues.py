@@ -50,3 +50,43 @@ def test_degenerate_tables_suspect_nothing() -> None:
     np.testing.assert_allclose(result[LABEL_QUALITY], [0.9, 0.2])
     empty = suspected_label_errors(table.iloc[:0], ("cat", "dog"))
     assert empty.empty
+
+
+def _confident_table(n: int, flipped: dict[int, float], seed: int = 0) -> pd.DataFrame:
+    """``n`` images over cat/dog/fox (fox never given as a label), predicted with confidence
+    0.9–0.99 for their labels, except the rows in ``flipped`` whose given label gets that
+    probability (the rest goes to the other of cat/dog)."""
+    rng = np.random.default_rng(seed)
+    labels = np.array(["cat", "dog"] * (n // 2))
+    rows = []
+    for i, label in enumerate(labels):
+        given = flipped.get(i, rng.uniform(0.9, 0.99))
+        other = 1.0 - given - 0.004
+        probs = {"cat": given, "dog": other} if label == "cat" else {"cat": other, "dog": given}
+        rows.append({"label": label, **{f"prob_{k}": v for k, v in probs.items()}})
+        rows[-1]["prob_fox"] = 0.004
+    return pd.DataFrame(rows, index=pd.RangeIndex(100, 100 + n))
+
+
+def test_planted_errors_rank_first_in_order_of_how_wrong_they_are() -> None:
+    # rows 7, 2, 12 get 0.01, 0.03, 0.06 for their given label: rank 1, 2, 3 in that order
+    flipped = {2: 0.03, 7: 0.01, 12: 0.06}
+    table = _confident_table(40, flipped)
+    result = suspected_label_errors(table, ("cat", "dog", "fox"))
+    assert list(result.index) == list(table.index)
+    ranks = result[LABEL_ISSUE_RANK]
+    assert ranks.loc[107] == 1 and ranks.loc[102] == 2 and ranks.loc[112] == 3
+    assert ranks.dropna().size == 3
+    # label quality is the probability of the given label (before dropping the absent class)
+    np.testing.assert_allclose(result.loc[[107, 102, 112], LABEL_QUALITY], [0.01, 0.03, 0.06])
+    expected = [
+        table.at[i, f"prob_{label}"] for i, label in zip(table.index, table["label"], strict=True)
+    ]
+    np.testing.assert_allclose(result[LABEL_QUALITY], expected)
+
+
+def test_labels_the_model_does_not_know_suspect_nothing() -> None:
+    table = _confident_table(10, {3: 0.01})
+    table.loc[104, "label"] = "wolf"
+    result = suspected_label_errors(table, ("cat", "dog", "fox"))
+    assert result[LABEL_ISSUE_RANK].isna().all() and result[LABEL_QUALITY].isna().all()

@@ -91,3 +91,86 @@ def test_the_evidence_sample_is_sized_by_its_price() -> None:
     assert QualityConfig(max_cost=None).sample_size(100, 6) == 100
     with pytest.raises(ValueError, match="max_cost"):
         QualityConfig(max_cost=0)
+
+
+def test_assess_figures_equal_the_metrics_computed_directly_row_by_row() -> None:
+    """Targets differ between rows (and from the first rows'), so a figure computed against the
+    wrong class, or written to the wrong row, shows."""
+    from cam_core.evaluation.baselines import baseline_maps
+    from cam_core.evaluation.faithfulness import perturbation_curves
+    from cam_core.evaluation.localisation import energy_in_mask, map_peaks, pointing_hits
+    from cam_core.evaluation.sanity import randomization_spearman
+
+    torch.manual_seed(1)
+    net = CamNet(build_body("democnn2"), 3).eval()
+    n, size = 9, 48
+    images = torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(2))
+    every = get_method("cam").explain(net, images, "body").numpy()  # (n, 3, h, w)
+    targets = np.array([2, 0, 1, 1, 2, 0, 2, 1, 0])
+    masks: list[np.ndarray | None] = []
+    for i in range(n):
+        mask = np.zeros((size, size), bool)
+        mask[(i % 3) * 16 : (i % 3) * 16 + 16, :30] = True
+        masks.append(mask)
+    cfg = QualityConfig(sample_n=5, sanity_n=3, steps=4, seed=3, max_cost=None)
+    result = assess(
+        net, {"cam": every}, {}, {"cam": "body"}, targets, masks, lambda r: images[r], size, cfg
+    )
+    own = every[np.arange(n), targets]
+    sample = np.sort(np.random.default_rng(3).choice(n, size=5, replace=False))
+    for name, single in (("cam", own), ("random", baseline_maps("random", n, *own.shape[1:], 3))):
+        hits = pointing_hits(map_peaks(single, size), masks, size)
+        np.testing.assert_array_equal(result.columns[f"pointing_hit.{name}"], hits)
+        energy = energy_in_mask(single, masks)
+        np.testing.assert_allclose(result.columns[f"energy_in_mask.{name}"], energy)
+        curves = perturbation_curves(net, images[sample], single[sample], targets[sample], 4)
+        deletion = result.columns[f"deletion_auc.{name}"]
+        np.testing.assert_allclose(deletion[sample], curves.deletion_auc, atol=1e-6)
+        insertion = result.columns[f"insertion_auc.{name}"]
+        np.testing.assert_allclose(insertion[sample], curves.insertion_auc, atol=1e-6)
+        assert np.isnan(np.delete(deletion, sample)).all()
+        figures = result.quality[name]
+        assert figures["pointing_game"] == pytest.approx(hits.mean())
+        assert figures["energy_in_mask"] == pytest.approx(energy.mean())
+        assert figures["deletion_auc"] == pytest.approx(curves.deletion_auc.mean(), abs=1e-6)
+        assert figures["insertion_auc"] == pytest.approx(curves.insertion_auc.mean(), abs=1e-6)
+    # the same curves against the predicted class instead would differ: the check can fail
+    wrong = perturbation_curves(net, images[sample], own[sample], (targets[sample] + 1) % 3, 4)
+    assert not np.allclose(result.columns["deletion_auc.cam"][sample], wrong.deletion_auc)
+    sane = sample[:3]
+    stages = randomization_spearman(
+        get_method("cam"), net, images[sane], own[sane], targets[sane], "body", 3
+    )
+    assert result.quality["cam"]["randomization_spearman"] == stages["head+last block"]
+    assert result.quality["cam"]["randomization_spearman_head"] == stages["head"]
+    assert result.evaluation["sample_size"] == 5 and result.evaluation["sanity_size"] == 3
+    assert result.evaluation["target"] == "true class" and result.evaluation["seed"] == 3
+    assert set(result.seconds) == {
+        "localisation",
+        "decoding the sample",
+        "deletion/insertion",
+        "sanity check",
+    }
+
+
+def test_assess_without_masks_has_no_localisation_and_budget_maps_are_read_by_slot() -> None:
+    torch.manual_seed(0)
+    net = CamNet(build_body("democnn2"), 3).eval()
+    images = torch.randn(4, 3, 48, 48, generator=torch.Generator().manual_seed(5))
+    every = get_method("cam").explain(net, images, "body").numpy()
+    targets = np.array([1, 2, 0, 2])
+    # a budget of two slots per image whose order differs per row
+    slots = np.array([[1, 0], [0, 2], [2, 0], [2, 1]])
+    held = np.stack([every[i, slots[i]] for i in range(4)])
+    cfg = QualityConfig(sample_n=4, sanity_n=2, steps=3, max_cost=None)
+    direct = assess(
+        net, {"gradcam": every}, {}, {"gradcam": "body"}, targets, None, lambda r: images[r], 48, cfg
+    )
+    budget = assess(
+        net, {"gradcam": held}, {"gradcam": slots}, {"gradcam": "body"}, targets, None, lambda r: images[r], 48, cfg
+    )
+    assert not any(key.startswith(("pointing_hit", "energy_in_mask")) for key in direct.columns)
+    np.testing.assert_allclose(
+        budget.columns["deletion_auc.gradcam"], direct.columns["deletion_auc.gradcam"], atol=1e-6
+    )
+    assert "localisation" not in direct.seconds
