@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -14,6 +15,8 @@ from cam_core.evaluation.faithfulness import (
     perturbed_images,
     shared_perturbation_curves,
 )
+from cam_core.methods.placement import upsample_maps
+from cam_core.modelling.models import CamNet, build_body
 
 SIZE = 32
 
@@ -129,3 +132,61 @@ def test_maps_of_the_same_images_share_the_two_end_passes() -> None:
         np.testing.assert_allclose(curves[name].insertion, insertion, atol=1e-6)
     # Where class 0 is the target, removing its corner first makes the probability fall first.
     assert (curves["corner"].deletion_auc[:2] < curves["random"].deletion_auc[:2]).all()
+
+
+@pytest.mark.parametrize(
+    ("side", "sigma", "kernel"), [(224, 5.0, 21), (448, 10.0, 41), (32, 1.0, 5)]
+)
+def test_blur_sigma_is_five_pixels_at_224_and_never_below_one(
+    side: int, sigma: float, kernel: int
+) -> None:
+    from torchvision.transforms.functional import gaussian_blur
+
+    images = torch.rand(2, 3, side, side, generator=torch.Generator().manual_seed(side))
+    expected = gaussian_blur(images, [kernel, kernel], [sigma, sigma])
+    torch.testing.assert_close(blurred(images), expected)
+
+
+def test_ties_in_a_map_are_ranked_in_pixel_order() -> None:
+    from cam_core.evaluation.faithfulness import _ranks
+
+    flat = np.full((2, 4, 4), 0.5, np.float32)
+    ranks = _ranks(flat, 64).numpy()
+    assert ranks.shape == (2, 64 * 64)
+    assert ranks[0].tolist() == list(range(64 * 64)) == ranks[1].tolist()
+    # two plateaus (left half high, right half low): within each, pixel order
+    step = np.zeros((1, 4, 4), np.float32)
+    step[0, :, :2] = 1.0
+    step[0, 1, 3] = 0.5
+    values = upsample_maps(step, (64, 64)).reshape(-1)
+    ranks = _ranks(step, 64).numpy()[0]
+    for level in (1.0, 0.0):
+        where = np.flatnonzero(values == level)
+        assert len(where) > 500 and np.all(np.diff(ranks[where]) == 1)
+
+
+def test_frames_are_what_the_curves_score() -> None:
+    """The frames shown for one image are the images whose probabilities make its curves."""
+    from cam_core.evaluation.faithfulness import perturbation_frames
+
+    torch.manual_seed(0)
+    net = CamNet(build_body("democnn2"), 2).eval()
+    image = torch.randn(3, 48, 48, generator=torch.Generator().manual_seed(1))
+    single = np.random.default_rng(2).random((6, 6)).astype(np.float32)
+    deleted, inserted = perturbation_frames(image, single, steps=4)
+    assert len(deleted) == len(inserted) == 5
+    base = blurred(image[None])[0]
+    torch.testing.assert_close(deleted[0], image)
+    torch.testing.assert_close(deleted[-1], base)
+    torch.testing.assert_close(inserted[0], base)
+    torch.testing.assert_close(inserted[-1], image)
+    changed = [int((d != image).any(dim=0).sum()) for d in deleted]
+    shown = [int((i == image).all(dim=0).sum()) for i in inserted]
+    assert changed[2] == 48 * 48 // 2 and shown[1] >= 48 * 48 // 4 - 5
+    assert changed == sorted(changed) and shown == sorted(shown)
+    curves = perturbation_curves(net, image[None], single[None], np.array([1]), steps=4)
+    with torch.inference_mode():
+        probs_del = torch.softmax(net(torch.stack(deleted)), 1)[:, 1].numpy()
+        probs_ins = torch.softmax(net(torch.stack(inserted)), 1)[:, 1].numpy()
+    np.testing.assert_allclose(curves.deletion[0], probs_del, atol=1e-5)
+    np.testing.assert_allclose(curves.insertion[0], probs_ins, atol=1e-5)
