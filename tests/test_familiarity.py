@@ -82,3 +82,64 @@ def test_k_never_exceeds_the_other_reference_images() -> None:
     assert FamiliarityIndex(reference, 10, 0.1).k == 4
     index, own = FamiliarityIndex.fit(reference, 10)
     assert index.k == 4 and own.shape == (5,)
+
+
+def test_single_rows_and_empty_inputs() -> None:
+    np.testing.assert_allclose(energy_scores(np.array([[2.0, 0.0]])), [-2.0 - np.log1p(np.exp(-2))])
+    assert energy_scores(np.zeros((0, 3))).shape == (0,)
+    np.testing.assert_allclose(
+        less_familiar_than(np.array([0.1, 0.7]), np.array([0.5])), [100.0, 0.0]
+    )
+    rows = normalised(np.array([[0.3, 0.4], [6.0, 8.0], [0.0, 0.001]]))
+    assert rows.dtype == np.float32
+    np.testing.assert_allclose(rows, [[0.6, 0.8], [0.6, 0.8], [0.0, 1.0]], rtol=1e-6)
+
+
+def _mean_knn_cosine(
+    query: np.ndarray, reference: np.ndarray, k: int, skip_self: bool
+) -> np.ndarray:
+    q, r = normalised(query).astype(np.float64), normalised(reference).astype(np.float64)
+    distances = np.sort(1.0 - q @ r.T, axis=1)
+    return distances[:, 1 : k + 1].mean(axis=1) if skip_self else distances[:, :k].mean(axis=1)
+
+
+def test_scores_are_exp_of_the_mean_distance_to_k_neighbours_over_the_fitted_scale() -> None:
+    reference = _clusters(40, 5)
+    index, own = FamiliarityIndex.fit(reference, k=3)
+    assert index.k == 3
+    loo = _mean_knn_cosine(reference, reference, 3, skip_self=True)
+    assert index.scale == pytest.approx(np.median(loo), rel=1e-4)
+    np.testing.assert_allclose(own, np.exp(-loo / index.scale), rtol=1e-4, atol=1e-6)
+    query = _clusters(1, 6)  # one image is scored too
+    expected = np.exp(-_mean_knn_cosine(query, reference, 3, skip_self=False) / index.scale)
+    np.testing.assert_allclose(index.score(query), expected, rtol=1e-4)
+    assert index.score(query[:0]).shape == (0,)
+    rebuilt = FamiliarityIndex(reference, 3, index.scale)
+    np.testing.assert_allclose(rebuilt.score(query), expected, rtol=1e-4)
+
+
+def test_two_reference_images_are_enough_and_the_scale_must_be_positive() -> None:
+    two = _clusters(2, 7)
+    index, own = FamiliarityIndex.fit(two, k=5)
+    assert index.k == 1 and own.shape == (2,)
+    assert FamiliarityIndex(two, 1, 0.5).k == 1
+    with pytest.raises(ValueError, match="positive"):
+        FamiliarityIndex(two, 1, 0.0)
+    with pytest.raises(ValueError, match="at least 2 reference images"):
+        FamiliarityIndex(two[:1], 1, 0.5)
+
+
+def test_the_threshold_index_on_its_edges() -> None:
+    # (19 + 1) * 0.05 = 1 exactly: the lowest score; (38 + 1) * 0.05 = 1.95: still the lowest
+    scores = np.arange(1, 40, dtype=float)
+    assert unfamiliar_threshold(scores[:19], 0.95) == 1.0
+    assert unfamiliar_threshold(scores[:38], 0.95) == 1.0
+    assert unfamiliar_threshold(scores[:39], 0.95) == 2.0
+    assert unfamiliar_threshold(scores[:18], 0.95) == float("-inf")
+
+
+def test_a_record_reads_every_field_and_defaults_missing_ones() -> None:
+    record = FamiliarityRecord("analysed images (leave-one-out)", 7, 3, 0.25, 0.9, 0.4, "a note")
+    assert FamiliarityRecord.from_json(record.to_json()) == record
+    assert FamiliarityRecord.from_json({}) == FamiliarityRecord("")
+    assert FamiliarityRecord.from_json({}).k == 10 and not FamiliarityRecord.from_json({}).available
