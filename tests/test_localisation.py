@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from cam_core.evaluation.localisation import energy_in_mask, map_peaks, pointing_hits
 
@@ -36,3 +37,30 @@ def test_energy_in_mask_is_the_positive_share_inside() -> None:
     assert shares[0] == 1.0 and shares[1] == 0.0
     assert np.isnan(shares[2]) and np.isclose(shares[3], 0.25)
     assert np.isnan(energy_in_mask(maps[:1], [None])[0])
+
+
+def test_peaks_in_chunks_equal_peaks_at_once_and_are_integers() -> None:
+    maps = np.random.default_rng(0).random((5, 6, 6)).astype(np.float32)
+    at_once = map_peaks(maps, 48)
+    assert at_once.dtype.kind == "i"
+    np.testing.assert_array_equal(map_peaks(maps, 48, chunk=2), at_once)
+    assert (at_once >= 0).all() and (at_once < 48).all()
+
+
+def test_rows_without_a_mask_are_skipped_not_the_end_and_lengths_must_match() -> None:
+    mask = np.zeros((224, 224), bool)
+    mask[100, 100] = True
+    masks = [None, mask, np.zeros((224, 224), bool), mask]
+    # peaks exactly 15 px from the mask pixel hit (the tolerance is inclusive); 16 px miss
+    peaks = np.array([[0, 0], [115, 100], [0, 0], [100, 116]])
+    hits = pointing_hits(peaks, masks, 224)
+    assert np.isnan(hits[0]) and np.isnan(hits[2])
+    assert hits[1] == 1.0 and hits[3] == 0.0
+    maps = np.ones((4, 7, 7), np.float32)
+    shares = energy_in_mask(maps, masks)
+    assert np.isnan(shares[0]) and np.isnan(shares[2])
+    assert shares[1] == pytest.approx(1 / 224**2) and shares[3] == shares[1]
+    with pytest.raises(ValueError):
+        pointing_hits(peaks, masks[:3], 224)
+    with pytest.raises(ValueError):
+        energy_in_mask(maps, masks[:3])

@@ -39,3 +39,29 @@ def test_summary_reads_the_pointing_game_of_the_chosen_method() -> None:
     )
     assert summary(table, "gradcam")["pointing_game"] == 0.0
     assert "pointing_game" not in summary(table, "layercam")
+
+
+def test_every_class_has_a_row_and_a_column_in_model_order_even_when_absent() -> None:
+    from cam_core.evaluation.metrics import confusion_shares
+
+    classes = ("fox", "dog", "wolf", "cat")  # not alphabetical; wolf never seen
+    table = _table()
+    table.loc[5, "pred"] = "dog"  # a fox predicted as dog: fox is never predicted
+    matrix = confusion_matrix(table, classes)
+    assert list(matrix.index) == list(classes) and list(matrix.columns) == list(classes)
+    assert matrix.index.name == "true" and matrix.columns.name == "predicted"
+    assert all(dtype.kind == "i" for dtype in matrix.dtypes)
+    assert matrix.loc["wolf"].sum() == 0 and matrix["wolf"].sum() == 0
+    assert matrix.loc["fox", "dog"] == 1 and matrix["fox"].sum() == 0
+    expected = np.array([[0, 1, 0, 0], [0, 1, 0, 1], [0, 0, 0, 0], [0, 1, 0, 2]])
+    np.testing.assert_array_equal(matrix.to_numpy(), expected)
+    shares = confusion_shares(matrix)
+    np.testing.assert_allclose(shares.sum(axis=1), [1, 1, 0, 1])
+    assert shares[3, 3] == 2 / 3
+    scores = per_class_scores(table, classes)
+    # fox: never predicted (precision 0, not undefined), recall 0; wolf: no images at all
+    assert scores.loc["fox"].tolist() == [0.0, 0.0, 0.0, 1]
+    assert scores.loc["wolf"].tolist() == [0.0, 0.0, 0.0, 0]
+    # dog: predicted 3 times, right once; 2 dogs, one found
+    assert scores.loc["dog", "precision"] == 1 / 3 and scores.loc["dog", "recall"] == 1 / 2
+    assert scores.loc["dog", "f1"] == 2 * (1 / 3) * (1 / 2) / (1 / 3 + 1 / 2)
