@@ -65,3 +65,32 @@ def test_every_class_has_a_row_and_a_column_in_model_order_even_when_absent() ->
     # dog: predicted 3 times, right once; 2 dogs, one found
     assert scores.loc["dog", "precision"] == 1 / 3 and scores.loc["dog", "recall"] == 1 / 2
     assert scores.loc["dog", "f1"] == 2 * (1 / 3) * (1 / 2) / (1 / 3 + 1 / 2)
+
+
+def test_scores_when_a_class_is_all_right_or_all_wrong_and_the_summary_keys() -> None:
+    table = pd.DataFrame(
+        {
+            "label": ["cat"] * 4 + ["dog"] * 2,
+            "pred": ["cat", "cat", "dog", "cat", "dog", "dog"],
+            "loss": [0.1, 0.2, 1.0, 0.3, 0.2, 0.4],
+        }
+    ).assign(correct=lambda t: t["label"] == t["pred"])
+    scores = per_class_scores(table, ("cat", "dog", "emu"))
+    assert scores.index.name == "class" and scores["support"].dtype.kind == "i"
+    # cat: precision 3/3, recall 3/4; dog: precision 2/3, recall 2/2
+    assert scores.loc["cat", "f1"] == 2 * 1.0 * 0.75 / 1.75
+    assert scores.loc["dog", "f1"] == 2 * (2 / 3) * 1.0 / (2 / 3 + 1.0)
+    assert scores.loc["emu", "f1"] == 0.0
+    stats = summary(table, "cam")
+    assert stats == {"n_images": 6.0, "accuracy": 5 / 6, "n_errors": 1.0, "mean_loss": 2.2 / 6}
+    empty = summary(table.iloc[:0], "cam")
+    assert empty["n_images"] == 0.0 and empty["n_errors"] == 0.0
+    assert np.isnan(empty["accuracy"]) and np.isnan(empty["mean_loss"])
+
+
+def test_confusion_shares_by_hand() -> None:
+    from cam_core.evaluation.metrics import confusion_shares
+
+    matrix = pd.DataFrame([[3, 1, 0], [0, 0, 0], [2, 2, 4]])
+    shares = confusion_shares(matrix)
+    np.testing.assert_array_equal(shares, [[0.75, 0.25, 0.0], [0.0, 0.0, 0.0], [0.25, 0.25, 0.5]])

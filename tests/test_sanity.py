@@ -40,3 +40,79 @@ def test_cam_maps_change_when_the_model_is_randomised() -> None:
     assert stages["head+last block"] < 0.5
     same = randomization_spearman(cam, net, images, maps, targets, "body", seed=1)
     assert same == stages  # seeded
+
+
+def test_rank_correlation_row_by_row_equals_scipy() -> None:
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(0)
+    first = rng.random((4, 3, 5))
+    second = first + rng.random((4, 3, 5)) * np.array([0.01, 0.3, 1.0, 5.0])[:, None, None]
+    second[3] += 10.0  # rows differ in level too
+    got = rank_correlation(first, second)
+    expected = [spearmanr(f.ravel(), s.ravel())[0] for f, s in zip(first, second, strict=True)]
+    np.testing.assert_allclose(got, expected, rtol=1e-9)
+    pair = np.array([[[0.0, 1.0]], [[1.0, 0.0]]])
+    np.testing.assert_allclose(rank_correlation(pair, pair[::-1]), [-1.0, -1.0])
+
+
+def _stamped_net() -> CamNet:
+    torch.manual_seed(0)
+    net = CamNet(build_body("democnn2"), 3).eval()
+    for module in net.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(0.5, 1.0)
+            module.running_var.uniform_(2.0, 3.0)
+    return net
+
+
+def test_the_cascade_resets_the_head_then_the_last_body_block_and_nothing_else() -> None:
+    net = _stamped_net()
+    before = net.state_dict()
+    stages = dict(randomised_models(net))  # the same copy, after both stages
+    changed = {
+        key
+        for key, value in stages["head+last block"].state_dict().items()
+        if not torch.equal(value, before[key])
+    }
+    assert "head.2.weight" in changed
+    assert {key.split(".")[1] for key in changed if key.startswith("body.")} == {"6"}
+    assert all(key.startswith(("head.", "body.6.")) for key in changed)
+    last = stages["head+last block"].body[6]
+    norms = [m for m in last.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(torch.all(m.running_mean == 0) for m in norms)
+    assert all(torch.all(m.running_var == 1) for m in norms)
+    again = dict(randomised_models(net, seed=0))
+    assert torch.equal(again["head"].head[2].weight, stages["head"].head[2].weight)
+
+
+def test_a_model_without_a_body_attribute_randomises_its_last_block_before_the_head() -> None:
+    from cam_core.evaluation.sanity import _head_and_last_block
+
+    plain = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(4, 4, 3),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4, 2),
+    )
+    head, block = _head_and_last_block(plain)
+    assert head is plain[5] and block is plain[2]
+    net = _stamped_net()
+    head, block = _head_and_last_block(net)
+    assert head is net.head[2] and block is net.body[6]
+
+
+def test_spearman_compares_the_maps_of_each_image_s_own_class() -> None:
+    from cam_core.evaluation.sanity import randomised_models as cascade
+
+    net = _stamped_net()
+    images = torch.randn(5, 3, 48, 48, generator=torch.Generator().manual_seed(4))
+    targets = np.array([2, 0, 1, 2, 1])
+    cam = get_method("cam")
+    maps = cam.explain(net, images, "body").numpy()[np.arange(5), targets]
+    stages = randomization_spearman(cam, net, images, maps, targets, "body")
+    for stage, randomised in cascade(net, 0):
+        after = cam.explain(randomised, images, "body").numpy()[np.arange(5), targets]
+        assert stages[stage] == float(np.median(rank_correlation(maps, after)))
