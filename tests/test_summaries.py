@@ -84,3 +84,116 @@ def test_breed_table_counts_each_breed() -> None:
     assert breeds.loc["pug", "top_wrong"] == "" and math.isnan(breeds.loc["pug", "pointing_game"])
     with pytest.raises(ValueError, match="no breeds"):
         breed_table(table.drop(columns="breed"), "cam")
+
+
+def test_card_rows_of_a_trained_and_of_an_imported_model() -> None:
+    trained = ModelCard(
+        arch="democnn2",
+        n_features=128,
+        classes=("cat", "dog"),
+        image_size=96,
+        resize="squish",
+        data={"source": "demo", "n_images": 2004, "n_valid": 400},
+        training={"recipe": "one stage"},
+        metrics={"valid_accuracy": 0.975},
+        created_at="2026-12-01T10:00:00",
+        weights_sha256="0123456789abcdef" + "f" * 48,
+    )
+    assert model_card_rows(trained) == {
+        "architecture": "democnn2",
+        "classes": "cat, dog",
+        "image size": "96 px (squish)",
+        "data": "demo: 2004 images, 400 validation",
+        "trained": "2026-12-01T10:00:00",
+        "recipe": "one stage",
+        "training accuracy (valid)": "97.5%",
+        "weights sha256": "0123456789abcdef…",
+    }
+    bare = model_card_rows(ModelCard("democnn2", 128, ("cat", "dog"), 96))
+    assert bare["data"] == "?: ? images, ? validation"
+    assert bare["recipe"] == "two stages (the tutorial's)"
+    imported = ModelCard(
+        arch="resnet18",
+        n_features=512,
+        classes=("cat", "dog", "fox"),
+        image_size=224,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        created_at="2026-12-02",
+        weights_sha256="abcdef0123456789" + "0" * 48,
+        provenance={
+            "source": "pets.safetensors",
+            "source_sha256": "99887766554433221100",
+            "imported_at": "2026-12-02T08:00:00",
+            "head": "GAP + linear",
+            "fastai": True,
+            "methods": {"cam": "applies", "scorecam": "too slow", "layercam": "no layer"},
+        },
+    )
+    assert model_card_rows(imported) == {
+        "architecture": "resnet18 (fastai vision_learner)",
+        "classes": "cat, dog, fox",
+        "image size": "224 px (center-crop), mean [0.5, 0.5, 0.5], std [0.25, 0.25, 0.25]",
+        "imported from": "pets.safetensors (sha256 9988776655443322…)",
+        "imported": "2026-12-02T08:00:00",
+        "head": "GAP + linear",
+        "methods not offered": "scorecam: too slow; layercam: no layer",
+        "weights sha256": "abcdef0123456789…",
+    }
+    plain = ModelCard(
+        "resnet18",
+        512,
+        ("a", "b"),
+        224,
+        created_at="then",
+        provenance={"methods": {"cam": "applies"}},
+    )
+    rows = model_card_rows(plain)
+    assert rows["architecture"] == "resnet18" and rows["imported"] == "then"
+    assert rows["methods not offered"] == "none" and rows["head"] == "?"
+    assert rows["imported from"] == "? (sha256 …)"
+
+
+def test_breed_table_orders_by_error_rate_then_size_and_reads_the_majority() -> None:
+    from cam_core.present.summaries import breed_table
+
+    table = pd.DataFrame(
+        {
+            "breed": ["a"] * 2 + ["b"] * 4 + ["c"] * 4 + ["d"] * 3,
+            "label": ["cat"] * 2 + ["dog"] * 4 + ["cat"] * 4 + ["dog"] * 3,
+            "pred": ["dog", "cat"]
+            + ["dog", "fox", "fox", "cat"]
+            + ["cat", "cat", "dog", "cat"]
+            + ["dog", "dog", "cat"],
+            "confidence": [0.5, 0.7, 0.6, 0.9, 0.8, 0.7, 0.9, 0.9, 0.9, 0.5, 0.6, 0.6, 0.9],
+        }
+    ).assign(correct=lambda t: t["label"] == t["pred"])
+    breeds = breed_table(table, "cam")
+    # error rates: a 1/2, b 3/4, c 1/4, d 1/3
+    assert list(breeds.index) == ["b", "a", "d", "c"]
+    assert breeds.loc["b", "top_wrong"] == "fox" and breeds.loc["b", "errors"] == 3
+    assert breeds.loc["b", "error_rate"] == 0.75
+    assert breeds.loc["c", "mean_confidence"] == pytest.approx(0.8)
+    assert breeds["pointing_game"].isna().all()
+    # equal error rates: the bigger breed first
+    tied = pd.concat(
+        [
+            table[table["breed"] == "a"],
+            table[table["breed"] == "b"].assign(pred=["dog", "fox", "dog", "cat"]),
+        ]
+    ).assign(correct=lambda t: t["label"] == t["pred"])
+    assert list(breed_table(tied, "cam").index) == ["b", "a"]
+
+
+def test_pointing_headline_names_the_method() -> None:
+    table = _table_of([True, False]).assign(**{"pointing_hit.gradcam": [1.0, 0.0]})
+    shown = headline_metrics(table, "gradcam")
+    assert [h.label for h in shown] == [
+        "Validation images",
+        "Accuracy",
+        "Errors",
+        "Mean loss",
+        "Pointing game",
+    ]
+    assert shown[-1].value == "50.0%" and "(gradcam)" in shown[-1].help
+    assert "15 px" in shown[-1].help
