@@ -178,7 +178,10 @@ def main() -> int:
     parser.add_argument("names", nargs="*", help="parts of module paths (default: every module)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
-    chosen = [m for m in TARGETS if not args.names or any(n in m for n in args.names)]
+    # in the order asked for (e.g. quick modules first), each module once
+    chosen = list(TARGETS) if not args.names else []
+    for name in args.names:
+        chosen += [m for m in TARGETS if name in m and m not in chosen]
     if not chosen:
         print(f"no module matches {' '.join(args.names)}; modules: {', '.join(TARGETS)}")
         return 2

@@ -105,3 +105,78 @@ def test_a_file_that_no_longer_opens_is_listed_as_unreadable(tmp_path: Path) -> 
     facts = file_facts([broken, tmp_path / "gone.png"])
     assert facts["format"].tolist() == ["unreadable", "unreadable"]
     assert facts["width"].tolist() == [0, 0]
+
+
+def test_weak_slice_rows_by_hand_on_the_size_limits() -> None:
+    from cam_core.evaluation.shortcuts import wilson_interval
+
+    # slice a: 20 images, 8 wrong; slice b: 20 images, 2 wrong; slice c: 19 images (too few)
+    table = pd.DataFrame(
+        {
+            "correct": [False] * 8 + [True] * 12 + [False] * 2 + [True] * 18 + [True] * 19,
+            "slice_kind": ["a"] * 20 + ["b"] * 20 + ["c"] * 19,
+            "slice_same": ["x"] * 59,  # one value: no slice to compare
+        }
+    )
+    ranked = weak_slices(table, min_images=20)
+    assert ranked["value"].tolist() == ["a", "b"]
+    a = ranked.iloc[0]
+    assert (a["feature"], a["n"], a["errors"]) == ("kind", 20, 8)
+    assert a["error_rate"] == 0.4 and a["rest_rate"] == pytest.approx(2 / 39)
+    assert a["gap"] == pytest.approx(0.4 - 2 / 39)
+    assert (a["low"], a["high"]) == pytest.approx(wilson_interval(8, 20))
+    assert bool(a["worse"]) and not bool(ranked.iloc[1]["worse"])
+    assert ranked.iloc[1]["rest_rate"] == pytest.approx(8 / 39)
+    # the rest must hold min_images too: with 40 the other 19 + 20 are enough, with 40 not
+    assert weak_slices(table, min_images=40).empty
+    assert list(weak_slices(table, min_images=39)["value"]) == []
+
+
+def test_worse_slices_come_before_a_larger_gap_that_is_not_significant() -> None:
+    table = pd.DataFrame(
+        {
+            "correct": [False] * 12 + [True] * 88 + [False] * 1 + [True] * 3 + [True] * 96,
+            "slice_big": ["big"] * 100 + ["rest"] * 100,
+            "slice_tiny": ["other"] * 100 + ["tiny"] * 4 + ["other"] * 96,
+        }
+    )
+    ranked = weak_slices(table, min_images=4)
+    first = ranked.iloc[0]
+    assert (first["feature"], first["value"], bool(first["worse"])) == ("big", "big", True)
+    tiny = ranked[ranked["value"] == "tiny"].iloc[0]
+    assert tiny["gap"] > first["gap"] and not bool(tiny["worse"])
+
+
+def test_bins_aspects_and_sizes() -> None:
+    table = pd.DataFrame(
+        {
+            "width": [100, 110, 111, 100, 90, 100, 100, 100],
+            "height": [100, 100, 100, 110, 100, 0, 100, 100],
+            "format": ["JPEG"] * 8,
+            "breed": ["Tabby", None, "pug", "pug", "pug", "pug", "pug", "pug"],
+            "brightness": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, np.nan],
+            "contrast": [0.5, 0.5, 0.25, 0.25, 0.5, 0.5, 0.75, 1.0],
+        }
+    )
+    slices = slice_columns(table)
+    assert slices["slice_aspect"] == [
+        "square",
+        "square",
+        "landscape",
+        "square",  # 100/110 is exactly 1/1.1: square
+        "portrait",
+        "unknown",
+        "square",
+        "square",
+    ]
+    assert slices["slice_breed"][:3] == ["Tabby", "unknown", "pug"]
+    assert slices["slice_format"] == ["JPEG"] * 8
+    assert slices["slice_contrast"][:3] == ["contrast 0.5", "contrast 0.5", "contrast 0.25"]
+    bright = slices["slice_brightness"]
+    assert bright[0] == "brightness Q1 (0.1–0.2)" and bright[1] == bright[0]
+    assert bright[6] == "brightness Q4 (0.6–0.7)" and bright[7] == "brightness unknown"
+    # six sizes (more than four): binned by the side of the area
+    assert slices["slice_size"][0].startswith("side Q")
+    assert "slice_folder" not in slices
+    few = slice_columns(table.iloc[[0, 6, 7]])
+    assert few["slice_size"] == ["100×100"] * 3
