@@ -104,7 +104,7 @@ def test_a_file_that_no_longer_opens_is_listed_as_unreadable(tmp_path: Path) -> 
     broken.write_bytes(b"not an image")
     facts = file_facts([broken, tmp_path / "gone.png"])
     assert facts["format"].tolist() == ["unreadable", "unreadable"]
-    assert facts["width"].tolist() == [0, 0]
+    assert facts["width"].tolist() == [0, 0] and facts["height"].tolist() == [0, 0]
 
 
 def test_weak_slice_rows_by_hand_on_the_size_limits() -> None:
@@ -180,3 +180,54 @@ def test_bins_aspects_and_sizes() -> None:
     assert "slice_folder" not in slices
     few = slice_columns(table.iloc[[0, 6, 7]])
     assert few["slice_size"] == ["100×100"] * 3
+
+
+def test_sharpness_and_colourfulness_by_hand() -> None:
+    rng = np.random.default_rng(3)
+    pixels = rng.random((3, 6, 7)).astype(np.float32)
+    values = pixel_properties(torch.from_numpy(pixels)[None])[0]
+    luma = 0.299 * pixels[0] + 0.587 * pixels[1] + 0.114 * pixels[2]
+    lap = luma[:-2, 1:-1] + luma[2:, 1:-1] + luma[1:-1, :-2] + luma[1:-1, 2:] - 4 * luma[1:-1, 1:-1]
+    assert values[3] == pytest.approx(lap.var(ddof=1), rel=1e-4)
+    assert values[1] == pytest.approx(luma.std(ddof=1), rel=1e-4)
+    rg, yb = pixels[0] - pixels[1], 0.5 * (pixels[0] + pixels[1]) - pixels[2]
+    colourful = np.sqrt(rg.var(ddof=1) + yb.var(ddof=1)) + 0.3 * np.hypot(rg.mean(), yb.mean())
+    assert values[2] == pytest.approx(colourful, rel=1e-4)
+    assert values.dtype == np.float32
+
+
+def test_folders_and_side_bins(tmp_path: Path) -> None:
+    paths = [
+        tmp_path / "a" / "1.png",
+        tmp_path / "b" / "c" / "2.png",
+        tmp_path / "3.png",
+        Path("/elsewhere/4.png"),
+        tmp_path / "a" / "5.png",
+    ]
+    sides = [10, 20, 30, 40, 50]
+    table = pd.DataFrame(
+        {
+            "path": [str(p) for p in paths],
+            "width": sides,
+            "height": sides,
+            "brightness": ["0.5", "n/a", "0.25", "0.5", "0.75"],
+        }
+    )
+    slices = slice_columns(table, tmp_path)
+    assert slices["slice_folder"] == ["a", "b/c", ".", "/elsewhere", "a"]
+    assert slices["slice_size"] == [
+        "side Q1 (10–20)",
+        "side Q1 (10–20)",
+        "side Q2 (30–30)",
+        "side Q3 (40–40)",
+        "side Q4 (50–50)",
+    ]
+    assert slices["slice_brightness"][1] == "brightness unknown"
+    assert slices["slice_brightness"][0] == "brightness 0.5"
+    one_folder = slice_columns(table.iloc[[0, 4]], tmp_path)
+    assert "slice_folder" not in one_folder and "slice_breed" not in one_folder
+    assert slice_columns(table.iloc[:0], tmp_path) == {
+        "slice_size": [],
+        "slice_aspect": [],
+        "slice_brightness": [],
+    }

@@ -98,7 +98,8 @@ def _bins(values: pd.Series, name: str) -> pd.Series:
     """Quantile bins labelled with their range, e.g. ``"brightness Q1 (0.05–0.31)"``."""
     numbers = pd.to_numeric(values, errors="coerce")
     if numbers.nunique() <= _BINS:
-        return numbers.map(lambda v: f"{name} {v:g}").astype(str)
+        named = numbers.map(lambda v: f"{name} {v:g}", na_action="ignore")
+        return named.fillna(f"{name} unknown").astype(str)
     codes = pd.qcut(numbers, _BINS, labels=False, duplicates="drop")
     labels = {}
     for code in sorted(c for c in codes.dropna().unique()):
