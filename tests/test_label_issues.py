@@ -90,3 +90,40 @@ def test_labels_the_model_does_not_know_suspect_nothing() -> None:
     table.loc[104, "label"] = "wolf"
     result = suspected_label_errors(table, ("cat", "dog", "fox"))
     assert result[LABEL_ISSUE_RANK].isna().all() and result[LABEL_QUALITY].isna().all()
+
+
+def test_probabilities_of_classes_never_given_are_dropped_and_rows_renormalised() -> None:
+    from cleanlab.filter import find_label_issues
+
+    rng = np.random.default_rng(4)
+    n = 60
+    labels = np.array([0, 1] * (n // 2))
+    given = rng.uniform(0.05, 0.95, n)
+    fox = rng.uniform(0.0, 0.6, n) * (1 - given)  # the never-given class takes a varying share
+    probs = np.zeros((n, 3))
+    probs[np.arange(n), labels] = given
+    probs[np.arange(n), 1 - labels] = 1 - given - fox
+    probs[:, 2] = fox
+    table = pd.DataFrame(
+        {
+            "label": np.array(["cat", "dog"])[labels],
+            "prob_cat": probs[:, 0],
+            "prob_dog": probs[:, 1],
+            "prob_fox": probs[:, 2],
+        }
+    )
+    result = suspected_label_errors(table, ("cat", "dog", "fox"))
+    sub = probs[:, :2] / probs[:, :2].sum(axis=1, keepdims=True)
+    expected = find_label_issues(labels, sub, return_indices_ranked_by="self_confidence", n_jobs=1)
+    assert len(expected) >= 3
+    ranked = result[LABEL_ISSUE_RANK].dropna().sort_values()
+    assert [int(i) for i in ranked.index] == [int(i) for i in expected]
+    assert result[LABEL_ISSUE_RANK].dtype == "Int64"
+    np.testing.assert_allclose(result[LABEL_QUALITY], given)
+
+
+def test_an_empty_table_has_typed_empty_columns() -> None:
+    empty = suspected_label_errors(
+        pd.DataFrame({"label": [], "prob_cat": [], "prob_dog": []}), ("cat", "dog")
+    )
+    assert empty[LABEL_ISSUE_RANK].dtype == "Int64" and empty[LABEL_QUALITY].dtype == float
