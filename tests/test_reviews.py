@@ -165,3 +165,89 @@ def test_filters_counts_and_export(tiny_artifacts_dir: Path, tmp_path: Path) -> 
     # No review file: nothing is created by reading.
     assert load_reviews(tiny_artifacts_dir, art.manifest.model_sha256) == {}
     assert not (tiny_artifacts_dir / REVIEWS_FILE).exists()
+
+
+def _reviewed_table() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "path": ["a.png", "b.png", "c.png", "d.png", "e.png"],
+            "label": ["cat", "dog", "cat", "dog", "cat"],
+            "pred": ["dog", "dog", "cat", "cat", "dog"],
+            "confidence": [0.9, 0.8, 0.7, 0.6, 0.55],
+            "correct": [False, True, True, False, False],
+            "unfamiliar": [True, False, False, False, True],
+            "leaked": [False, False, True, False, False],
+        },
+        index=pd.RangeIndex(10, 15),
+    )
+
+
+def test_reviews_join_the_rows_they_judge_with_the_findings(tmp_path: Path) -> None:
+    from cam_core.review.reviews import export_bytes, reviews_table
+
+    store = ReviewStore(tmp_path / REVIEWS_FILE, "sha")
+    store.save("d.png", "label error", "ana", corrected_label="cat", tags=["x", "y"], note="n")
+    store.save("a.png", "model error", "ben")
+    store.save("zz.png", "fine", "ben")  # not in this table
+    reviews = store.all()
+    assert list(reviews) == ["a.png", "d.png", "zz.png"]  # ordered by path
+    frame = reviews_table(_reviewed_table(), reviews)
+    assert frame["row"].tolist() == [10, 13]
+    first, second = frame.iloc[0].to_dict(), frame.iloc[1].to_dict()
+    assert first["verdict"] == "model error" and first["corrected_label"] == ""
+    assert (first["label"], first["pred"], first["confidence"]) == ("cat", "dog", 0.9)
+    assert second["tags"] == "x, y" and second["corrected_label"] == "cat"
+    assert second["note"] == "n" and second["reviewer"] == "ana"
+    assert frame["unfamiliar"].tolist() == [True, False]
+    assert frame["leaked"].tolist() == [False, False]
+    assert "near_duplicate" not in frame.columns
+    records = json.loads(export_bytes(frame, "json"))
+    assert [r["path"] for r in records] == ["a.png", "d.png"] and records[1]["tags"] == "x, y"
+    csv = export_bytes(frame, "csv").decode()
+    assert csv.splitlines()[0].startswith("row,path,label,pred,confidence,verdict")
+    assert csv.splitlines()[2].startswith("13,d.png,dog,cat,0.6,label error,cat")
+    with pytest.raises(ValueError, match="unknown export format"):
+        export_bytes(frame, "xml")
+    empty = reviews_table(_reviewed_table(), {})
+    assert empty.empty and list(empty.columns)[:3] == ["row", "path", "label"]
+
+
+def test_counts_and_columns_per_verdict(tmp_path: Path) -> None:
+    store = ReviewStore(tmp_path / REVIEWS_FILE, "sha")
+    store.save("a.png", "model error", "ben")
+    store.save("b.png", "fine", "ben", corrected_label="")
+    store.save("d.png", "label error", "ana", corrected_label="cat", tags=["t"])
+    reviews = store.all()
+    counts = verdict_counts(_reviewed_table(), reviews)
+    # errors: a (reviewed), d (reviewed), e (not): one unreviewed error
+    assert counts == {
+        "model error": 1,
+        "label error": 1,
+        "ambiguous": 0,
+        "fine": 1,
+        "unreviewed errors": 1,
+    }
+    table = with_reviews(_reviewed_table(), reviews)
+    assert table["verdict"].tolist() == ["model error", "fine", "", "label error", ""]
+    assert table["corrected_label"].tolist() == ["", "", "", "cat", ""]
+    assert table["review_tags"].tolist() == [(), (), (), ("t",), ()]
+    assert table["reviewer"].tolist() == ["ben", "ben", "", "ana", ""]
+    assert "verdict" not in _reviewed_table().columns  # a copy
+
+
+def test_history_of_one_image_and_removal_records(tmp_path: Path) -> None:
+    store = ReviewStore(tmp_path / REVIEWS_FILE, "sha")
+    saved = store.save("a.png", "fine", " ana ")
+    assert saved.reviewer == "ana" and saved.updated_at.endswith("+00:00")
+    store.save("b.png", "ambiguous", "ben")
+    store.clear("a.png", "  ")
+    assert [h["path"] for h in store.history()] == ["a.png", "b.png", "a.png"]
+    only_a = store.history("a.png")
+    assert [h["verdict"] for h in only_a] == ["fine", None]
+    assert only_a[-1]["reviewer"] == "?" and only_a[-1]["tags"] == "[]"
+    assert store.get("b.png") is not None and store.get("a.png") is None
+    with sqlite3.connect(tmp_path / REVIEWS_FILE) as db:
+        db.execute("UPDATE reviews SET tags = 'not json' WHERE path = 'b.png'")
+    assert store.get("b.png").tags == ()  # type: ignore[union-attr]
+    assert load_reviews(tmp_path / "elsewhere", "sha") == {}
+    assert not (tmp_path / "elsewhere" / REVIEWS_FILE).exists()
