@@ -97,3 +97,30 @@ def test_deletion_insertion_in_bf16_agrees_with_fp32_on_the_demo(
             bf16 = getattr(runs["bf16"][name], area)
             assert abs(float(np.mean(bf16 - fp32))) <= 0.01, (name, area)
             assert not np.array_equal(bf16, fp32)  # the bf16 passes did run in bf16
+
+
+def test_explicit_precisions_and_the_bf16_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("fp32", cuda) == "fp32"
+    assert resolve_precision("fp16", cuda) == "fp16" and resolve_precision("bf16", cuda) == "bf16"
+    expected = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    assert precision_module.native_bf16() is expected
+
+    def broken() -> bool:
+        raise RuntimeError("no oneDNN")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", broken)
+    assert precision_module.native_bf16() is False
+    assert resolve_precision("auto", cpu) == "fp32"
+
+
+def test_autocast_runs_in_the_precision_asked_for() -> None:
+    from cam_core.modelling.precision import autocast
+
+    layer = torch.nn.Linear(4, 3)
+    x = torch.randn(2, 4)
+    cpu = torch.device("cpu")
+    with autocast("fp32", cpu):
+        assert layer(x).dtype == torch.float32
+    with autocast("bf16", cpu):
+        assert layer(x).dtype == torch.bfloat16
