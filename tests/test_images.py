@@ -198,3 +198,97 @@ def test_mutated_real_images_give_rgb_or_our_error(
     for position, value in flips:
         data[position % len(data)] = value
     _check(bytes(data[: max(1, len(data) - cut % len(data))]))
+
+
+@pytest.mark.parametrize(
+    ("head", "fmt"),
+    [
+        (b"\xff\xd8\xff\xe0rest", "JPEG"),
+        (b"\x89PNG\r\n\x1a\nrest", "PNG"),
+        (b"GIF87a....", "GIF"),
+        (b"GIF89a....", "GIF"),
+        (b"RIFF\x10\x00\x00\x00WEBPVP8 ", "WEBP"),
+        (b"BM\x00\x00", "BMP"),
+        (b"II*\x00\x08\x00", "TIFF"),
+        (b"MM\x00*\x00\x08", "TIFF"),
+    ],
+)
+def test_each_allowed_format_is_recognised_by_its_magic_bytes(head: bytes, fmt: str) -> None:
+    assert sniff_format(head) == fmt
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"RIFF\x10\x00\x00\x00WAVEfmt ", "not a recognised image format"),
+        (b"\x00\x00\x00\x18ftypisom\x00\x00", "MP4/QuickTime video"),
+        (b"\x00\x00\x00\x18ftypmif1\x00\x00", "HEIF images are unsupported"),
+        (b"PK\x03\x04zipped", "ZIP files"),
+        (b"\x00\x00\x01\x00\x01\x00", "ICO files"),
+        (b"8BPS\x00\x01", "PSD files"),
+        (b"\xc5\xd0\xd3\xc6\x00", "EPS/PostScript"),
+        (b"  <svg width='1'/>", "SVG files"),
+        (b"<html><body>", "HTML files"),
+        (b"<?xml version='1.0'?><root/>", "XML files"),
+        (b"line one\r\n\tline two", "a text file"),
+        (b"\xff\xfe\x00broken utf8 \x80", "not a recognised image format"),
+    ],
+)
+def test_refusals_say_what_the_file_is(data: bytes, message: str) -> None:
+    with pytest.raises(ImageRejectedError) as caught:
+        sniff_format(data)
+    assert message in str(caught.value)
+
+
+def test_pixel_limits_are_inclusive_and_files_over_the_byte_limit_are_refused(
+    tmp_path: Path,
+) -> None:
+    data = _encode(Image.new("RGB", (20, 10), (9, 9, 9)), "PNG")
+    assert decode_image(data, max_pixels=200).size == (20, 10)
+    with pytest.raises(ImageRejectedError, match="20x10"):
+        decode_image(data, max_pixels=199)
+    path = tmp_path / "x.png"
+    path.write_bytes(data)
+    assert load_image_file(path, max_bytes=len(data)).size == (20, 10)
+    with pytest.raises(ImageRejectedError, match="over the"):
+        load_image_file(path, max_bytes=len(data) - 1)
+    with pytest.raises(ImageRejectedError, match="cannot read"):
+        load_image_file(tmp_path / "missing.png")
+
+
+def test_float_and_wide_integer_images_are_stretched_to_8_bits() -> None:
+    from cam_core.intake.images import _to_rgb
+
+    values = np.array([[-1.0, 0.0], [1.0, 3.0]], dtype=np.float32)
+    out = np.asarray(_to_rgb(Image.fromarray(values, mode="F")))[..., 0]
+    assert out.tolist() == [[0, 64], [128, 255]]
+    # the range always holds 0: a constant 5 is the top, a constant 0 stays 0
+    flat = np.asarray(_to_rgb(Image.fromarray(np.full((2, 2), 5.0, np.float32), mode="F")))
+    assert (flat == 255).all()
+    zero = np.asarray(_to_rgb(Image.fromarray(np.zeros((2, 2), np.float32), mode="F")))
+    assert (zero == 0).all()
+    wide = np.array([[0, 70000], [140000, 35000]], dtype=np.int32)
+    out = np.asarray(_to_rgb(Image.fromarray(wide, mode="I")))[..., 0]
+    assert out.tolist() == [[0, 128], [255, 64]]
+    small = np.array([[0, 65535]], dtype=np.int32)
+    assert np.asarray(_to_rgb(Image.fromarray(small, mode="I")))[..., 0].tolist() == [[0, 255]]
+    palette = Image.new("P", (2, 2), 0)
+    palette.putpalette([10, 20, 30] + [0, 0, 0] * 255)
+    palette.info["transparency"] = 0
+    assert np.asarray(_to_rgb(palette))[0, 0].tolist() == list(BACKGROUND_RGB)
+
+
+def test_model_tensors_round_trip_through_the_normalisation() -> None:
+    from cam_core.intake.images import from_model_tensor, to_model_tensor
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (12, 20, 3), dtype=np.uint8)
+    img = Image.fromarray(pixels)
+    mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
+    tensor = to_model_tensor(img, 12, mean, std)
+    assert tensor.shape == (3, 12, 12) and tensor.dtype.is_floating_point
+    crop = pixels[:, 4:16].astype(np.float32) / 255  # the centred 12x12 square, not resized
+    expected = (crop - np.array(mean, np.float32)) / np.array(std, np.float32)
+    np.testing.assert_allclose(tensor.permute(1, 2, 0).numpy(), expected, atol=1e-5)
+    back = np.asarray(from_model_tensor(tensor, mean, std))
+    np.testing.assert_array_equal(back, pixels[:, 4:16])
