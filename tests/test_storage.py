@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -213,3 +214,105 @@ def test_a_commit_into_a_relative_folder(tmp_path: Path, monkeypatch: pytest.Mon
     assert (tmp_path / "out" / "a.txt").read_text() == "a.txt"
     assert (tmp_path / "out" / "b.txt").read_text() == "b.txt"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.txt", "b.txt"]
+
+
+def test_the_commit_journal_is_read_defensively(tmp_path: Path) -> None:
+    from cam_core.storage import JOURNAL_NAME, committed_path, recover_commit
+
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps" / ".tmp-cam.npy.x").write_bytes(b"new")
+    (tmp_path / "maps" / "cam.npy").write_bytes(b"old")
+    (tmp_path / "table.csv").write_bytes(b"old table")
+    journal = {"maps/cam.npy": "maps/.tmp-cam.npy.x", "table.csv": ".tmp-table.csv.gone"}
+    (tmp_path / JOURNAL_NAME).write_text(json.dumps(journal))
+    # mid-commit, readers see the pending file where it exists, the final name otherwise
+    assert committed_path(tmp_path, "maps/cam.npy") == tmp_path / "maps" / ".tmp-cam.npy.x"
+    assert committed_path(tmp_path, "table.csv") == tmp_path / "table.csv"
+    assert committed_path(tmp_path, "other") == tmp_path / "other"
+    recover_commit(tmp_path)
+    assert (tmp_path / "maps" / "cam.npy").read_bytes() == b"new"
+    assert (tmp_path / "table.csv").read_bytes() == b"old table"
+    assert not (tmp_path / JOURNAL_NAME).exists()
+    recover_commit(tmp_path)  # nothing to do
+    for broken in ("{not json", "[1, 2]"):
+        (tmp_path / JOURNAL_NAME).write_text(broken)
+        assert committed_path(tmp_path, "table.csv") == tmp_path / "table.csv"
+        recover_commit(tmp_path)
+        assert not (tmp_path / JOURNAL_NAME).exists()
+
+
+def test_stale_temps_are_removed_one_level_down_and_counted(tmp_path: Path) -> None:
+    from cam_core.storage import clean_stale_temps
+
+    (tmp_path / "maps" / "deep").mkdir(parents=True)
+    for path in (
+        tmp_path / f"{TEMP_PREFIX}a",
+        tmp_path / f"{TEMP_PREFIX}b",
+        tmp_path / "maps" / f"{TEMP_PREFIX}c",
+        tmp_path / "maps" / "deep" / f"{TEMP_PREFIX}d",
+        tmp_path / "keep.npy",
+    ):
+        path.write_bytes(b"x")
+    assert clean_stale_temps(tmp_path) == 3
+    assert (tmp_path / "maps" / "deep" / f"{TEMP_PREFIX}d").exists()
+    assert (tmp_path / "keep.npy").exists()
+    assert clean_stale_temps(tmp_path) == 0
+
+
+def test_the_lock_is_released_and_cleans_up_when_taken(tmp_path: Path) -> None:
+    from cam_core.storage import JOURNAL_NAME
+
+    (tmp_path / f"{TEMP_PREFIX}left").write_bytes(b"x")
+    (tmp_path / ".tmp-new").write_bytes(b"new")
+    (tmp_path / JOURNAL_NAME).write_text(json.dumps({"final": ".tmp-new"}))
+    with folder_lock(tmp_path, "analysis"):
+        assert (tmp_path / "final").read_bytes() == b"new"
+        assert not (tmp_path / f"{TEMP_PREFIX}left").exists()
+        with pytest.raises(AlreadyRunningError, match="analysis is already running"):
+            with folder_lock(tmp_path, "analysis"):
+                pass
+    with folder_lock(tmp_path, "analysis"):  # released: taken again at once
+        pass
+    new = tmp_path / "new" / "folder"
+    with folder_lock(new, "training"):
+        assert new.is_dir()
+
+
+def test_hashes_and_json_objects(tmp_path: Path) -> None:
+    import hashlib
+
+    from cam_core.errors import ArtifactError
+    from cam_core.storage import read_json_object, sha256_file
+
+    data = np.random.default_rng(0).bytes(3 * (1 << 20) + 17)  # more than one chunk
+    (tmp_path / "blob").write_bytes(data)
+    assert sha256_file(tmp_path / "blob") == hashlib.sha256(data).hexdigest()
+    good = tmp_path / "good.json"
+    good.write_text('{"a": 1}')
+    assert read_json_object(good, ArtifactError, "run it", "fix it") == {"a": 1}
+    with pytest.raises(ArtifactError, match="missing; run it"):
+        read_json_object(tmp_path / "none.json", ArtifactError, "run it", "fix it")
+    bad = tmp_path / "bad.json"
+    for text, message in (
+        ("{oops", "not valid JSON"),
+        ("[1]", "not a JSON object"),
+        (b"\xff\xfe", "not valid JSON"),
+    ):
+        if isinstance(text, bytes):
+            bad.write_bytes(text)
+        else:
+            bad.write_text(text)
+        with pytest.raises(ArtifactError, match=f"{message}.*fix it"):
+            read_json_object(bad, ArtifactError, "run it", "fix it")
+
+
+def test_a_failed_write_leaves_no_temp_file(tmp_path: Path) -> None:
+    def fail(handle: object) -> None:
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_temp(tmp_path / "x.bin", fail)
+    assert list(tmp_path.iterdir()) == []
+    tmp = write_temp_bytes(tmp_path / "x.bin", b"abc")
+    assert tmp.parent == tmp_path and tmp.name.startswith(f"{TEMP_PREFIX}x.bin.")
+    assert tmp.read_bytes() == b"abc" and not (tmp_path / "x.bin").exists()
