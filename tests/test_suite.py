@@ -164,10 +164,26 @@ def test_assess_without_masks_has_no_localisation_and_budget_maps_are_read_by_sl
     held = np.stack([every[i, slots[i]] for i in range(4)])
     cfg = QualityConfig(sample_n=4, sanity_n=2, steps=3, max_cost=None)
     direct = assess(
-        net, {"gradcam": every}, {}, {"gradcam": "body"}, targets, None, lambda r: images[r], 48, cfg
+        net,
+        {"gradcam": every},
+        {},
+        {"gradcam": "body"},
+        targets,
+        None,
+        lambda r: images[r],
+        48,
+        cfg,
     )
     budget = assess(
-        net, {"gradcam": held}, {"gradcam": slots}, {"gradcam": "body"}, targets, None, lambda r: images[r], 48, cfg
+        net,
+        {"gradcam": held},
+        {"gradcam": slots},
+        {"gradcam": "body"},
+        targets,
+        None,
+        lambda r: images[r],
+        48,
+        cfg,
     )
     assert not any(key.startswith(("pointing_hit", "energy_in_mask")) for key in direct.columns)
     np.testing.assert_allclose(

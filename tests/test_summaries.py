@@ -161,10 +161,12 @@ def test_breed_table_orders_by_error_rate_then_size_and_reads_the_majority() -> 
         {
             "breed": ["a"] * 2 + ["b"] * 4 + ["c"] * 4 + ["d"] * 3,
             "label": ["cat"] * 2 + ["dog"] * 4 + ["cat"] * 4 + ["dog"] * 3,
-            "pred": ["dog", "cat"]
-            + ["dog", "fox", "fox", "cat"]
-            + ["cat", "cat", "dog", "cat"]
-            + ["dog", "dog", "cat"],
+            "pred": [
+                *("dog", "cat"),
+                *("dog", "fox", "fox", "cat"),
+                *("cat", "cat", "dog", "cat"),
+                *("dog", "dog", "cat"),
+            ],
             "confidence": [0.5, 0.7, 0.6, 0.9, 0.8, 0.7, 0.9, 0.9, 0.9, 0.5, 0.6, 0.6, 0.9],
         }
     ).assign(correct=lambda t: t["label"] == t["pred"])
