@@ -150,3 +150,45 @@ def test_a_failing_rank_fails_the_run_and_keeps_the_old_artifacts(
     assert "previous artifacts are intact" in result.stderr
     assert (out / "manifest.json").read_bytes() == before
     assert read_artifacts(out).manifest.methods.keys() == {"cam"}
+
+
+def test_the_merge_keeps_each_row_s_first_copy_its_classes_and_the_slowest_rank_s_time() -> None:
+    world = 3
+    shards = [shard_rows(7, world, rank) for rank in range(world)]
+    assert shards == [[0, 3, 6], [1, 4, 0], [2, 5, 1]]
+    parts = []
+    for rank, rows in enumerate(shards):
+        # the padded repeats carry a wrong value: the merge must keep the first copy
+        value = [r if (rank, i) not in {(1, 2), (2, 2)} else -99 for i, r in enumerate(rows)]
+        parts.append(
+            (
+                rows,
+                ExplainedFiles(
+                    np.array([[v, 0.0] for v in value], np.float32),
+                    np.array([[v] for v in value], np.float16),
+                    np.array([[[v]] for v in value], np.float16),
+                    np.array([[v, 0, 0, 0] for v in value], np.float32),
+                    {"gradcam": np.stack([np.full((2, 1, 1), v, np.float16) for v in value])},
+                    {"maps": 1.0 + rank, "forward": 3.0 - rank},
+                    np.array([[v, v + 1] for v in value], np.int64),
+                ),
+            )
+        )
+    merged = merge_shards(parts, 7)
+    np.testing.assert_array_equal(merged.logits[:, 0], np.arange(7))
+    np.testing.assert_array_equal(merged.features[:, 0], np.arange(7))
+    np.testing.assert_array_equal(merged.maps["gradcam"][:, 1, 0, 0], np.arange(7))
+    assert merged.classes is not None
+    np.testing.assert_array_equal(merged.classes, np.stack([np.arange(7), np.arange(1, 8)], 1))
+    assert merged.seconds == {"maps": 3.0, "forward": 3.0}
+
+
+def test_launched_reads_the_world_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cam_core.analysis.distributed import launched
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert not launched()
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert not launched()
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert launched()
