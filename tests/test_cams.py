@@ -173,3 +173,75 @@ def test_a_method_that_does_not_apply_is_refused_by_name(tiny_dataset: Dataset) 
     with pytest.raises(MethodError, match="CAM \\(exact\\) does not apply to this model: a MLP"):
         checked_methods(net, ("gradcam", "cam"))
     assert [m.name for m in checked_methods(net, ("gradcam",))] == ["gradcam"]
+
+
+def test_pooled_features_of_each_layout() -> None:
+    from cam_core.analysis.cams import pooled
+
+    maps = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 3, 2, 2)
+    torch.testing.assert_close(pooled(maps), maps.mean(dim=(2, 3)))
+    tokens = torch.arange(2 * 5 * 3, dtype=torch.float32).reshape(2, 5, 3)
+    torch.testing.assert_close(pooled(tokens), tokens.mean(dim=1))
+    flat = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+    torch.testing.assert_close(pooled(flat), flat)
+    assert pooled(torch.zeros(2, 3, 1)).shape == (2, 1)  # (N, T, C): the token mean
+
+
+def test_a_batch_s_features_signatures_properties_and_budget(tiny_model_dir: Path) -> None:
+    from cam_core.analysis.cams import explain_batch
+    from cam_core.evaluation.duplicates import image_signatures
+    from cam_core.evaluation.slices import pixel_properties
+    from cam_core.methods import get_method
+    from cam_core.methods.budget import budget_classes
+
+    model = load_model(tiny_model_dir, "cpu")
+    x = torch.randn(4, 3, 48, 48, generator=torch.Generator().manual_seed(3))
+    truth = np.array([1, 0, -1, 1])
+    methods = (get_method("gradcam"), get_method("cam"))
+    batch = explain_batch(model, x, methods, truth=truth, per_image=1)
+    with torch.inference_mode():
+        body = model.net.get_submodule("body")(x)
+    torch.testing.assert_close(batch.features, body.mean(dim=(2, 3)), atol=1e-5, rtol=1e-5)
+    np.testing.assert_array_equal(batch.signatures, image_signatures(x))
+    mean = torch.tensor(model.card.mean).view(1, 3, 1, 1)
+    std = torch.tensor(model.card.std).view(1, 3, 1, 1)
+    np.testing.assert_allclose(batch.properties, pixel_properties((x * std + mean).clamp(0, 1)))
+    expected = budget_classes(batch.logits.numpy(), truth, 1)
+    assert batch.classes is not None
+    np.testing.assert_array_equal(batch.classes, expected)
+    assert batch.classes[:, 0].tolist()[:2] == [1, 0]
+    assert list(batch.maps) == ["gradcam", "cam"]
+    assert batch.maps["cam"].shape[1] == 2 and batch.maps["gradcam"].shape[1] == 1
+    assert set(batch.seconds) == {"gradcam", "cam"}
+    only_cam = explain_batch(model, x, (get_method("cam"),))
+    assert only_cam.classes is None
+
+
+def test_files_in_batches_keep_each_row_s_truth_and_report_progress(
+    tiny_model_dir: Path, tiny_dataset: Dataset
+) -> None:
+    model = load_model(tiny_model_dir, "cpu")
+    paths = [s.path for s in tiny_dataset.samples[:7]]
+    truth = np.array([1, 0, 0, 1, 1, 0, 1])
+    seen: list[tuple[str, float]] = []
+    run = explain_files(
+        model,
+        paths,
+        ("gradcam",),
+        batch_size=3,
+        num_workers=0,
+        truth=truth,
+        per_image=1,
+        progress=lambda message, fraction: seen.append((message, fraction)),
+        what="maps",
+    )
+    assert run.classes is not None and run.classes[:, 0].tolist() == truth.tolist()
+    assert run.features.dtype == np.float16 and run.features.shape == (7, 128)
+    assert run.signatures.shape[0] == 7 and run.properties.shape == (7, 4)
+    assert [round(f, 3) for _, f in seen] == [round(3 / 7, 3), round(6 / 7, 3), 1.0]
+    assert seen[-1][0] == "maps (7/7 images)"
+    assert run.seconds["gradcam"] > 0
+    none = explain_files(model, [], ("cam", "gradcam"), num_workers=0)
+    assert none.logits.shape == (0, 2) and none.features.shape == (0, 128)
+    assert none.maps["cam"].shape[:2] == (0, 2) and none.properties.shape == (0, 4)
+    assert none.classes is None
