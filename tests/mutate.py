@@ -50,7 +50,11 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "cam_core/intake/fetch.py": ("tests/test_fetch.py",),
     "cam_core/intake/images.py": ("tests/test_images.py",),
     "cam_core/modelling/importing.py": ("tests/test_importing.py",),
-    "cam_core/modelling/architectures.py": ("tests/test_importing.py", "tests/test_models.py"),
+    "cam_core/modelling/architectures.py": (
+        "tests/test_architectures.py",
+        "tests/test_importing.py",
+        "tests/test_models.py",
+    ),
     "cam_core/modelling/precision.py": ("tests/test_precision.py",),
     "cam_core/analysis/distributed.py": ("tests/test_distributed.py",),
     "cam_core/analysis/artifacts.py": ("tests/test_artifacts.py",),

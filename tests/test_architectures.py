@@ -1,0 +1,111 @@
+"""Cutting classifiers trained elsewhere into body and head, and refusing cuts that change them."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torchvision import models as tv_models
+
+from cam_core.errors import ImportModelError
+from cam_core.modelling.architectures import (
+    body_channels,
+    build_classifier,
+    cam_reason,
+    known_architectures,
+    to_classifier,
+)
+from cam_core.modelling.models import CamNet, SplitNet
+
+
+def test_exact_cam_applies_to_pooling_flatten_and_one_linear_layer_only() -> None:
+    gap, flat = nn.AdaptiveAvgPool2d(1), nn.Flatten()
+    assert cam_reason([gap, flat, nn.Linear(8, 2)]) is None
+    assert cam_reason([nn.AdaptiveAvgPool2d((1, 1)), flat, nn.Linear(8, 2)]) is None
+    nested = [
+        nn.Sequential(gap, nn.Dropout(0.2)),
+        nn.Sequential(flat, nn.Identity()),
+        nn.Linear(8, 2),
+    ]
+    assert cam_reason(nested) is None
+    reason = cam_reason([nn.AdaptiveAvgPool2d(2), flat, nn.Linear(32, 2)])
+    assert reason is not None and reason.endswith("AdaptiveAvgPool2d → Flatten → Linear")
+    two = cam_reason([gap, flat, nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2)])
+    assert two is not None and "Linear → ReLU → Linear" in two
+    assert cam_reason([gap, flat, nn.Conv2d(8, 2, 1)]) is not None
+    assert cam_reason([nn.AdaptiveMaxPool2d(1), flat, nn.Linear(8, 2)]) is not None
+    assert cam_reason([flat, gap, nn.Linear(8, 2)]) is not None
+
+
+def test_known_layouts_are_cut_and_checked() -> None:
+    torch.manual_seed(0)
+    resnet = tv_models.resnet18(weights=None, num_classes=3)
+    net, reason = to_classifier(resnet, check_size=64)
+    assert reason is None and isinstance(net, CamNet) and not net.training
+    assert net.head[2] is resnet.fc and body_channels(net, 64) == 512
+    mobile = tv_models.mobilenet_v3_small(weights=None, num_classes=2)
+    split, reason = to_classifier(mobile, check_size=64)
+    assert isinstance(split, SplitNet) and reason is not None and "Hardswish" in reason
+    assert body_channels(split, 64) == 576
+    v2 = tv_models.mobilenet_v2(weights=None, num_classes=2)
+    net, reason = to_classifier(v2, check_size=64)
+    assert reason is None and body_channels(net, 64) == 1280
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), v2.eval()(x))
+
+
+def test_a_cut_that_changes_the_output_is_refused() -> None:
+    class Doubled(nn.Module):
+        """An avgpool/fc layout whose forward does more than its children."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 2 * self.fc(torch.flatten(self.avgpool(self.conv(x)), 1))
+
+    with pytest.raises(ImportModelError, match="cutting Doubled into body and head changes"):
+        to_classifier(Doubled(), check_size=32)
+    _net, reason = to_classifier(Doubled())  # unchecked: the cut is taken as it is
+    assert reason is None
+    fixed = nn.Sequential()  # an avgpool/fc layout that only runs at one size
+    fixed.add_module("conv", nn.Conv2d(3, 4, 3))
+    fixed.add_module("avgpool", nn.AvgPool2d(6))
+    fixed.add_module("fc", nn.Sequential(nn.Flatten(), nn.Linear(4, 2)))
+    to_classifier(fixed, check_size=8)
+    with pytest.raises(ImportModelError, match="does not run at 16 px"):
+        to_classifier(fixed, check_size=16)
+    squeeze = tv_models.squeezenet1_1(weights=None, num_classes=2)
+    with pytest.raises(ImportModelError, match="cannot find where the feature maps of SqueezeNet"):
+        to_classifier(squeeze)
+
+
+def test_bodies_without_feature_maps_are_refused() -> None:
+    body = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 5))
+    net = SplitNet(body, nn.Linear(5, 2), "an MLP")
+    with pytest.raises(ImportModelError, match=r"shape \(1, 5\), not \(N, C, h, w\)"):
+        body_channels(net, 8)
+
+
+def test_building_by_name() -> None:
+    assert "resnet18" in known_architectures() and known_architectures() == sorted(
+        known_architectures()
+    )
+    model = build_classifier("resnet18", 4)
+    assert isinstance(model, tv_models.ResNet) and model.fc.out_features == 4
+    with pytest.raises(ImportModelError, match="at least one class"):
+        build_classifier("resnet18", 0)
+    assert isinstance(build_classifier("resnet18", 1), tv_models.ResNet)
+    with pytest.raises(ImportModelError, match="unknown architecture 'resnet19'.*resnet101"):
+        build_classifier("resnet19", 2)
+    with pytest.raises(ImportModelError, match="fastai works with torchvision"):
+        build_classifier("timm:resnet18", 2, fastai=True)
+    with pytest.raises(ImportModelError, match="timm has no model 'no_such_net'"):
+        build_classifier("timm:no_such_net", 2)
+    fastai = build_classifier("resnet18", 3, fastai=True)
+    net, reason = to_classifier(fastai, fastai=True, check_size=64)
+    assert isinstance(net, SplitNet) and reason is not None  # fastai's head: two linear layers
