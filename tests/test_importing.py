@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors.torch import save_file
+from torch import nn
 from torchvision import models as tv_models
 
 from cam_core.analysis.artifacts import read_artifacts
@@ -353,3 +354,100 @@ def test_cli_import_analyze_predict(tmp_path: Path, tiny_dataset: Dataset, capsy
         _import_mobilenet(weights, "--classes", "cat,dog,bird", "--out", str(tmp_path / "bad")) != 0
     )
     assert "2 outputs but 3 classes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"classes": ("a",)}, "at least two classes"),
+        ({"classes": ("a", "a")}, "distinct"),
+        ({"image_size": 15}, "image size 15 is too small"),
+        ({"mean": (0.5, 0.5)}, "three values each"),
+        ({"std": (0.5, 0.5, 0.5, 0.5)}, "three values each"),
+        ({"std": (0.5, 0.0, 0.5)}, "std above 0"),
+    ],
+)
+def test_import_settings_are_checked(kwargs: dict, message: str) -> None:
+    settings = {"arch": "resnet18", "weights": Path("w.pth"), "classes": ("a", "b"), **kwargs}
+    with pytest.raises(ImportModelError, match=message):
+        ImportConfig(**settings)
+    ImportConfig("resnet18", Path("w.pth"), ("a", "b"), image_size=16)
+
+
+def test_state_dicts_are_unwrapped_and_anything_else_refused(tmp_path: Path) -> None:
+    tensors = {"fc.weight": torch.ones(2, 3), "fc.bias": torch.zeros(2)}
+    torch.save({"state_dict": tensors, "epoch": 3}, tmp_path / "wrapped.pth")
+    assert set(read_weights(tmp_path / "wrapped.pth")) == {"fc.weight", "fc.bias"}
+    torch.save({f"module.{k}": v for k, v in tensors.items()}, tmp_path / "ddp.pth")
+    assert set(read_weights(tmp_path / "ddp.pth")) == {"fc.weight", "fc.bias"}
+    mixed = {"module.fc.weight": tensors["fc.weight"], "fc.bias": tensors["fc.bias"]}
+    torch.save(mixed, tmp_path / "mixed.pth")
+    assert set(read_weights(tmp_path / "mixed.pth")) == set(mixed)  # not all prefixed: kept
+    torch.save({"model": tensors, "opt": {}}, tmp_path / "learner.pth")
+    with pytest.raises(ImportModelError, match="learn.save file; add --fastai"):
+        read_weights(tmp_path / "learner.pth")
+    assert set(read_weights(tmp_path / "learner.pth", fastai=True)) == set(tensors)
+    torch.save(tensors, tmp_path / "plain.pth")
+    assert set(read_weights(tmp_path / "plain.pth", fastai=True)) == set(tensors)
+    torch.save({"weights": [1, 2]}, tmp_path / "other.pth")
+    with pytest.raises(ImportModelError, match="no 'model' entry"):
+        read_weights(tmp_path / "other.pth", fastai=True)
+    for name, payload in (
+        ("empty.pth", {}),
+        ("list.pth", [torch.ones(1)]),
+        ("values.pth", {"a": 1}),
+    ):
+        torch.save(payload, tmp_path / name)
+        with pytest.raises(ImportModelError, match="holds no state dict"):
+            read_weights(tmp_path / name)
+    with pytest.raises(ImportModelError, match="does not exist"):
+        read_weights(tmp_path / "missing.pth")
+    (tmp_path / "bad.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")
+    with pytest.raises(ImportModelError, match="not a valid safetensors file"):
+        read_weights(tmp_path / "bad.safetensors")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(ImportModelError, match="not a PyTorch weights file"):
+        read_weights(tmp_path / "empty.pt")
+
+
+def test_fit_checks_run_in_order_and_name_the_first_problem() -> None:
+    from cam_core.modelling.importing import check_fit
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4, 2))
+    good = {k: v.clone() for k, v in model.state_dict().items()}
+    check_fit(model, good, "tiny", 2)
+    wrong_classes = {**good, "2.weight": torch.zeros(5, 4), "2.bias": torch.zeros(5)}
+    with pytest.raises(ImportModelError, match="5 outputs but 2 classes"):
+        check_fit(model, wrong_classes, "tiny", 2)
+    wider = {**good, "2.weight": torch.zeros(2, 8)}  # not a class-count problem: a shape one
+    with pytest.raises(
+        ImportModelError,
+        match=r"'2.weight' has shape \(2, 8\) in the file, "
+        r"\(2, 4\) in tiny",
+    ):
+        check_fit(model, wider, "tiny", 2)
+    missing = {k: v for k, v in good.items() if k != "0.bias"}
+    with pytest.raises(ImportModelError, match=r"'0.bias' is missing from the file \(first of 1"):
+        check_fit(model, missing, "tiny", 2)
+    extra = {**good, "3.weight": torch.zeros(1), "4.weight": torch.zeros(1)}
+    with pytest.raises(ImportModelError, match=r"the file has '3.weight'.*\(first of 2 unexp"):
+        check_fit(model, extra, "tiny", 2)
+
+
+def test_the_card_records_where_the_weights_came_from(tmp_path: Path) -> None:
+    import hashlib
+
+    torch.manual_seed(0)
+    weights = _save(tv_models.mobilenet_v3_small(num_classes=3), tmp_path, "safetensors")
+    card = import_model(
+        ImportConfig("mobilenet_v3_small", weights, ("a", "b", "c"), 64, (0.4,) * 3, (0.2,) * 3),
+        tmp_path / "m",
+    )
+    origin = card.provenance
+    assert origin["source"] == str(weights.resolve()) and origin["arch"] == "mobilenet_v3_small"
+    assert origin["source_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert origin["fastai"] is False and "Hardswish" in origin["head"]
+    assert origin["methods"]["gradcam"] == "applies" and origin["methods"]["cam"] != "applies"
+    assert card.n_features == 576 and card.mean == (0.4,) * 3 and card.std == (0.2,) * 3
+    assert card.image_size == 64 and card.classes == ("a", "b", "c") and card.layer == "body"
+    assert (tmp_path / "m" / "model.json").exists()
