@@ -251,3 +251,27 @@ def test_history_of_one_image_and_removal_records(tmp_path: Path) -> None:
     assert store.get("b.png").tags == ()  # type: ignore[union-attr]
     assert load_reviews(tmp_path / "elsewhere", "sha") == {}
     assert not (tmp_path / "elsewhere" / REVIEWS_FILE).exists()
+
+
+def test_tags_are_trimmed_deduplicated_and_blank_ones_dropped(tmp_path: Path) -> None:
+    store = ReviewStore(tmp_path / REVIEWS_FILE, "sha")
+    saved = store.save("a.png", "fine", "ana", tags=[" blur ", "", "  ", "blur", "crop"])
+    assert saved.tags == ("blur", "crop") and store.get("a.png").tags == ("blur", "crop")  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        ("database is locked", "stayed locked for 10 s"),
+        ("database table is busy", "stayed locked"),
+        ("file is not a database", "is damaged"),
+        ("database disk image is malformed", "is damaged"),
+        ("something corrupt here", "is damaged"),
+        ("disk I/O error", "cannot be used (disk I/O error)"),
+    ],
+)
+def test_database_errors_are_explained(tmp_path: Path, error: str, message: str) -> None:
+    store = ReviewStore(tmp_path / REVIEWS_FILE, "sha")
+    text = store._explain(sqlite3.DatabaseError(error))
+    assert message in text and str(tmp_path / REVIEWS_FILE) in text
+    assert store.timeout == 10.0
