@@ -201,6 +201,8 @@ def test_reviews_join_the_rows_they_judge_with_the_findings(tmp_path: Path) -> N
     assert frame["unfamiliar"].tolist() == [True, False]
     assert frame["leaked"].tolist() == [False, False]
     assert "near_duplicate" not in frame.columns
+    assert export_bytes(frame, "json").startswith(b'[\n  {\n    "row": 10,')
+    assert export_bytes(frame) == export_bytes(frame, "csv")
     records = json.loads(export_bytes(frame, "json"))
     assert [r["path"] for r in records] == ["a.png", "d.png"] and records[1]["tags"] == "x, y"
     csv = export_bytes(frame, "csv").decode()
