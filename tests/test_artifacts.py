@@ -172,3 +172,211 @@ def test_maps_that_disagree_with_the_manifest_are_refused_and_nothing_changes(
         write_artifacts(folder, before.table, maps, elsewhere)
     after = read_artifacts(folder)
     assert after.manifest == before.manifest and after.table.equals(before.table)
+
+
+CLASSES = ("cat", "dog", "fox")
+
+
+def _write_synthetic(
+    folder: Path,
+    n: int = 5,
+    methods: tuple[str, ...] = ("cam", "gradcam"),
+    extras: bool = True,
+    created: str = "",
+) -> dict:
+    """Artifacts written straight through write_artifacts: exact CAM of every class and
+    Grad-CAM of a two-class budget whose slot order differs per row."""
+    import pandas as pd
+
+    from cam_core.analysis.artifacts import (
+        DUPLICATES_FILE,
+        FEATURES_FILE,
+        Manifest,
+        classes_file,
+        maps_file,
+        write_artifacts,
+    )
+    from cam_core.methods.record import MethodRecord
+
+    rng = np.random.default_rng(n)
+    table = pd.DataFrame(
+        {
+            "path": [f"img_{i}.png" for i in range(n)],
+            "label": ["cat"] * n,
+            "pred": ["dog"] * n,
+            "correct": [False] * n,
+            "confidence": rng.random(n),
+            "loss": rng.random(n),
+            **{f"{kind}_{c}": rng.random(n) for kind in ("logit", "prob") for c in CLASSES},
+        }
+    )
+    maps = {
+        "cam": rng.random((n, 3, 2, 2)).astype(np.float32),
+        "gradcam": rng.random((n, 2, 2, 2)).astype(np.float32),
+    }
+    slots = {"gradcam": np.array([[i % 3, (i + 1) % 3] for i in range(n)])}
+    records = {
+        name: MethodRecord(
+            name.upper(),
+            "body",
+            name == "cam",
+            name != "cam",
+            "test",
+            shape=maps[name].shape,
+            file=maps_file(name),
+            classes_file=classes_file(name) if name in slots else "",
+        )
+        for name in methods
+    }
+    manifest = Manifest(CLASSES, n, "sha-x", str(folder), 48, methods=records)
+    whole = (
+        {
+            FEATURES_FILE: rng.random((n, 4)).astype(np.float16),
+            DUPLICATES_FILE: pd.DataFrame({"row": [0], "other": [1]}),
+        }
+        if extras
+        else None
+    )
+    written = write_artifacts(
+        folder,
+        table,
+        {m: maps[m] for m in methods},
+        manifest,
+        whole,
+        {m: s for m, s in slots.items() if m in methods},
+    )
+    if created:  # as if written then (write_artifacts stamps the time of writing)
+        raw = json.loads((folder / "manifest.json").read_text())
+        (folder / "manifest.json").write_text(json.dumps({**raw, "created_at": created}))
+    return {"table": table, "maps": maps, "slots": slots, "extras": whole, "manifest": written}
+
+
+def test_written_artifacts_read_back_exactly(tmp_path: Path) -> None:
+    from cam_core.analysis.artifacts import DUPLICATES_FILE, FEATURES_FILE
+
+    made = _write_synthetic(tmp_path)
+    art = read_artifacts(tmp_path)
+    assert art.table.equals(made["table"])
+    np.testing.assert_array_equal(art.maps["cam"], made["maps"]["cam"].astype(np.float16))
+    assert art.maps["cam"].dtype == np.float16 and isinstance(art.maps["cam"], np.memmap)
+    np.testing.assert_array_equal(art.map_classes["gradcam"], made["slots"]["gradcam"])
+    assert art.map_classes["gradcam"].dtype == np.int32 and "cam" not in art.map_classes
+    np.testing.assert_array_equal(art.array(FEATURES_FILE), made["extras"][FEATURES_FILE])
+    assert art.array("embedding.npy") is None
+    assert art.extra_table(DUPLICATES_FILE).equals(made["extras"][DUPLICATES_FILE])
+    assert art.extra_table("reference.parquet") is None
+    manifest = art.manifest
+    assert manifest == made["manifest"]
+    assert manifest.extras == {FEATURES_FILE: [5, 4], DUPLICATES_FILE: [1, 2]}
+    assert set(manifest.files) == {
+        "predictions.parquet",
+        "maps/cam.npy",
+        "maps/gradcam.npy",
+        "maps/gradcam.classes.npy",
+        FEATURES_FILE,
+        DUPLICATES_FILE,
+    }
+    assert manifest.created_at and manifest.versions["cam_core"]
+    # row 4 holds classes 1 and 2 in its budget: class 0 is NaN
+    row = art.image_maps("gradcam", 4)
+    assert row.shape == (3, 2, 2) and np.isnan(row[0]).all()
+    np.testing.assert_array_equal(row[1], made["maps"]["gradcam"][4, 0].astype(np.float16))
+    np.testing.assert_array_equal(row[2], made["maps"]["gradcam"][4, 1].astype(np.float16))
+    assert not art.has_map("gradcam", 4, 0) and art.has_map("gradcam", 4, 2)
+    assert art.has_map("cam", 4, 0)
+    with pytest.raises(ArtifactError, match="no maps of 'scorecam' \\(it has cam, gradcam\\)"):
+        art.maps_of("scorecam")
+
+
+def test_a_new_analysis_removes_the_files_the_old_one_left(tmp_path: Path) -> None:
+    _write_synthetic(tmp_path)
+    (tmp_path / "cams.npy").write_bytes(b"format 1 leftovers")
+    _write_synthetic(tmp_path, methods=("cam",), extras=False)
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["cam.npy"]
+    assert not (tmp_path / "features.npy").exists() and not (tmp_path / "cams.npy").exists()
+    assert read_artifacts(tmp_path).manifest.method_names == ("cam",)
+
+
+def test_inconsistent_writes_are_refused(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from cam_core.analysis.artifacts import write_artifacts
+
+    made = _write_synthetic(tmp_path)
+    table, maps, manifest = made["table"], made["maps"], made["manifest"]
+    with pytest.raises(ArtifactError, match="no maps to write"):
+        write_artifacts(tmp_path, table, {}, manifest)
+    with pytest.raises(ArtifactError, match="no slot classes were given"):
+        write_artifacts(tmp_path, table, maps, manifest)
+    with pytest.raises(ArtifactError, match="unknown artifact files"):
+        write_artifacts(tmp_path, table, maps, manifest, {"notes.npy": np.zeros(2)}, made["slots"])
+    bad = {"gradcam": np.array([[0, 3]] * 5)}  # class 3 of 3 classes
+    with pytest.raises(ArtifactError, match="do not fit maps"):
+        write_artifacts(tmp_path, table, maps, manifest, None, bad)
+    moved = replace(
+        manifest,
+        methods={
+            **manifest.methods,
+            "gradcam": replace(manifest.methods["gradcam"], classes_file="maps/elsewhere.npy"),
+        },
+    )
+    with pytest.raises(ArtifactError, match="must go to maps/gradcam.classes.npy"):
+        write_artifacts(tmp_path, table, maps, moved, None, made["slots"])
+    with pytest.raises(ArtifactError, match="the manifest describes"):
+        write_artifacts(tmp_path, table.iloc[:4], maps, manifest, None, made["slots"])
+    assert read_artifacts(tmp_path).manifest == manifest  # nothing changed
+
+
+def test_damaged_folders_are_refused_on_reading(tmp_path: Path) -> None:
+    import pandas as pd
+
+    _write_synthetic(tmp_path)
+    (tmp_path / "maps" / "cam.npy").write_bytes((tmp_path / "maps" / "cam.npy").read_bytes())
+    raw = (tmp_path / "maps" / "gradcam.npy").read_bytes()
+    (tmp_path / "maps" / "gradcam.npy").write_bytes(raw[:-1] + bytes([raw[-1] ^ 1]))
+    with pytest.raises(ArtifactError, match="gradcam.npy does not match its manifest hash"):
+        read_artifacts(tmp_path)
+    assert read_artifacts(tmp_path, verify_maps=False).maps["gradcam"].shape == (5, 2, 2, 2)
+    assert read_artifacts(tmp_path, verify=False) is not None
+    table = pd.read_parquet(tmp_path / "predictions.parquet").drop(columns=["prob_fox"])
+    table.to_parquet(tmp_path / "predictions.parquet", index=False)
+    with pytest.raises(ArtifactError, match="does not match"):
+        read_artifacts(tmp_path, verify_maps=False)
+    with pytest.raises(ArtifactError, match="lacks columns prob_fox"):
+        read_artifacts(tmp_path, verify=False)
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["extras"]["features.npy"] = [5, 3]
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    table.assign(prob_fox=0.0).to_parquet(tmp_path / "predictions.parquet", index=False)
+    with pytest.raises(ArtifactError, match=r"features.npy has shape \(5, 4\) but the manifest"):
+        read_artifacts(tmp_path, verify=False)
+    manifest["methods"] = {}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="lacks fields"):
+        read_artifacts(tmp_path, verify=False)
+    with pytest.raises(ArtifactError, match="does not exist"):
+        read_artifacts(tmp_path / "nowhere")
+
+
+def test_analyses_are_found_newest_first(tmp_path: Path) -> None:
+    import os
+
+    from cam_core.analysis.artifacts import analyses_of_model, find_artifact_folders
+
+    old, new, other = tmp_path / "a" / "old", tmp_path / "b" / "c" / "new", tmp_path / "other"
+    _write_synthetic(old, created="2026-01-01T00:00:00")
+    _write_synthetic(new, created="2026-02-01T00:00:00")
+    _write_synthetic(other, extras=False)
+    deep = tmp_path / "1" / "2" / "3" / "4"
+    _write_synthetic(deep)
+    os.utime(old / "manifest.json", (1, 1))
+    os.utime(other / "manifest.json", (2, 2))
+    found = find_artifact_folders(tmp_path)
+    assert set(found) == {old, new, other} and found[-2:] == [other, old]
+    assert deep in find_artifact_folders(tmp_path, max_depth=4)
+    assert find_artifact_folders(tmp_path / "none") == []
+    # the same weights with features, newest by creation time; unreadable folders skipped
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "manifest.json").write_text("{")
+    assert analyses_of_model("sha-x", [old, other, tmp_path / "broken", new]) == [new, old]
+    assert analyses_of_model("sha-y", [old, new]) == []
