@@ -230,3 +230,142 @@ def test_only_the_most_concentrated_candidates_are_tested_when_there_are_many() 
     assert [(f.class_name, f.box[2:]) for f in findings] == [("marked", (1.0, 1.0))]
     with pytest.raises(ValueError, match="max_candidates"):
         ShortcutConfig(max_candidates=0)
+
+
+def test_wilson_interval_by_the_formula_and_flips_on_the_edges() -> None:
+    import math
+
+    from cam_core.evaluation.shortcuts import flips_exceed
+
+    z = 1.96
+    for successes, n in ((3, 10), (0, 7), (7, 7), (50, 200)):
+        p = successes / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        low, high = wilson_interval(successes, n)
+        assert low == pytest.approx(max(0.0, centre - half)) and high == pytest.approx(
+            min(1.0, centre + half)
+        )
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    assert wilson_interval(0, 5)[0] == 0.0 and wilson_interval(5, 5)[1] == 1.0
+    # 40 of 100 flipped against 5 of 100: beyond both intervals and the minimum
+    assert flips_exceed(40, 5, 100, 0.05)
+    assert not flips_exceed(40, 5, 100, 0.36)  # the effect, 0.35, is under the minimum
+    assert flips_exceed(40, 5, 100, 0.35)  # exactly the minimum counts
+    assert not flips_exceed(12, 5, 100, 0.05)  # the intervals overlap
+    assert not flips_exceed(3, 0, 0, 0.0)
+
+
+def test_log_odds_stay_finite_for_confident_predictions() -> None:
+    from cam_core.evaluation.shortcuts import _log_odds
+
+    probs = np.array([[0.7, 0.2, 0.1], [1 - 1e-20, 5e-21, 5e-21]])
+    log_probs = np.log(probs)
+    got = _log_odds(log_probs, 0)
+    assert got[0] == pytest.approx(np.log(0.7 / 0.3))
+    assert got[1] == pytest.approx(np.log((1 - 1e-20) / 1e-20), rel=1e-6)
+    assert _log_odds(log_probs, 2)[0] == pytest.approx(np.log(0.1 / 0.9))
+
+
+def test_bootstrap_interval_of_the_mean() -> None:
+    from cam_core.evaluation.shortcuts import _bootstrap_interval
+
+    values = np.array([1.0, 2.0, 3.0, 4.0, 10.0])
+    low, high = _bootstrap_interval(values, 4000, np.random.default_rng(0))
+    assert low < values.mean() < high and 1.0 <= low and high <= 10.0
+    assert _bootstrap_interval(np.full(6, 2.5), 100, np.random.default_rng(0)) == (2.5, 2.5)
+    assert _bootstrap_interval(np.zeros(0), 100, np.random.default_rng(0)) == (0.0, 0.0)
+
+
+def test_class_map_means_stream_normalised_maps_per_class() -> None:
+    from cam_core.evaluation.shortcuts import ClassMapMeans
+
+    means = ClassMapMeans(3, (2, 2))
+    maps = np.array(
+        [
+            [[1.0, 0.0], [0.0, 3.0]],  # class 0: normalised to .25/.75, peak at 3
+            [[-5.0, 2.0], [2.0, 0.0]],  # class 1: negatives ignored, peak at 1
+            [[0.0, 0.0], [0.0, 0.0]],  # class 1: no positive mass, skipped
+            [[2.0, 2.0], [0.0, 0.0]],  # class 0
+        ]
+    )
+    masks = np.array([[[1.0, 1.0], [1.0, 0.0]]] * 4)
+    means.update(maps[:2], np.array([0, 1]), masks[:2])
+    means.update(maps[2:], np.array([1, 0]), masks[2:])
+    assert means.counts.tolist() == [2, 1, 0]
+    np.testing.assert_allclose(means.mean_map(0), [[0.375, 0.25], [0.0, 0.375]])
+    np.testing.assert_allclose(means.mean_map(1), [[0.0, 0.5], [0.5, 0.0]])
+    np.testing.assert_allclose(means.mean_map(2), np.zeros((2, 2)))
+    assert means.peaks == [[3, 0], [1], []]
+    assert means.off_mass[0] == pytest.approx([0.75, 0.0]) and means.off_mass[1] == [0.0]
+    plain = ClassMapMeans(2, (2, 2))
+    plain.update(maps[:1], np.array([0]))
+    assert plain.off_mass == [[], []]
+
+
+def test_region_geometry() -> None:
+    from cam_core.evaluation.shortcuts import _cells, _edges, _on_object, _overlap, _pixels, _snap
+
+    np.testing.assert_allclose(_edges(4), [0.0, 0.125, 0.375, 0.625, 1.0])
+    assert _snap(0.2, 0.25) == 0.0 and _snap(0.25, 0.25) == 0.0 and _snap(0.3, 0.25) == 0.3
+    assert _snap(0.75, 0.25) == 1.0 and _snap(0.7, 0.25) == 0.7
+    assert _overlap((0, 0, 0.5, 0.5), (0.25, 0.25, 1, 1)) == pytest.approx(0.0625)
+    assert _overlap((0, 0, 0.5, 0.5), (0.5, 0, 1, 1)) == 0.0
+    assert _overlap((0, 0, 0.2, 0.2), (0.5, 0.5, 1, 1)) == 0.0
+    cells = _cells((0.0, 0.0, 0.375, 1.0), 2, 4)  # the first two columns' parts, whole height
+    np.testing.assert_allclose(cells, [[1, 1, 0, 0], [1, 1, 0, 0]])
+    half = _cells((0.0, 0.0, 0.25, 0.5), 2, 4)
+    # rows' parts are [0, 0.25] and [0.25, 1]: the box covers a third of the second
+    np.testing.assert_allclose(half, [[1, 0.5, 0, 0], [1 / 3, 1 / 6, 0, 0]])
+    assert _pixels((0.1, 0.2, 0.5, 0.9), 100) == (10, 20, 50, 90)
+    assert _pixels((0.5, 0.5, 0.5, 0.5), 10) == (5, 5, 6, 6)
+    objects = np.array([np.ones((2, 4)), np.zeros((2, 4)), np.tile([1.0, 0, 0, 0], (2, 1))])
+    np.testing.assert_allclose(_on_object(objects, (0.0, 0.0, 0.375, 1.0)), [1.0, 0.0, 0.5])
+
+
+def test_a_finding_reads_back_from_json_with_its_tests() -> None:
+    from cam_core.evaluation.shortcuts import CausalResult, ShortcutFinding, ShortcutSearch, Verdict
+
+    removal = CausalResult(0.3, (0.2, 0.4), 0.05, (0.0, 0.1), 40, True, 0.25, 1.5, 0.1)
+    transplant = CausalResult(0.5, (0.4, 0.6), 0.02, (0.0, 0.05), 40, True)
+    finding = ShortcutFinding(
+        "cat",
+        (0.0, 0.0, 0.25, 0.25),
+        4.0,
+        5.0,
+        0.8,
+        0.9,
+        0.7,
+        removal,
+        transplant,
+        Verdict.SHORTCUT,
+        (3, 1),
+        ((0.5, 0.5),),
+    )
+    assert finding.strength == pytest.approx(0.48)
+    assert ShortcutFinding.from_json(finding.to_json()) == finding
+    bare = ShortcutFinding(
+        "dog", (0.5, 0.5, 1.0, 1.0), 1.0, 1.0, 0.1, None, None, None, None, Verdict.TOO_FEW
+    )
+    assert bare.strength == 0.0 and ShortcutFinding.from_json(bare.to_json()) == bare
+    search = ShortcutSearch("gradcam", (finding, bare), {"seed": 1}, True, 2.5, "")
+    assert ShortcutSearch.from_json(search.to_json()) == search
+    assert search.shortcuts == (finding,)
+    assert ShortcutSearch.from_json({}) == ShortcutSearch()
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"region": 0.0},
+        {"region": 0.51},
+        {"sample_n": 1},
+        {"min_images": 1},
+        {"per_class": 0},
+        {"max_candidates": 0},
+    ],
+)
+def test_search_settings_are_checked(settings: dict) -> None:
+    with pytest.raises(ValueError):
+        ShortcutConfig(**settings)
+    ShortcutConfig(region=0.5, sample_n=2, min_images=2, per_class=1, max_candidates=1)
