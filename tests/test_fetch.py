@@ -257,3 +257,45 @@ def test_a_redirect_from_a_public_host_to_a_private_one_is_refused(
     # a trusted intranet may follow it
     assert fetch_bytes(f"http://public.example:{port}/to-internal", LOCAL) == PNG_BYTES
     assert sent[-1] == "http://10.0.0.5/cat.png"
+
+
+def test_pinned_urls_keep_the_host_for_tls_and_the_header() -> None:
+    from urllib.parse import urlsplit
+
+    from cam_core.intake.fetch import _pinned_url, is_url
+
+    v4 = ipaddress.ip_address("93.184.216.34")
+    v6 = ipaddress.ip_address("2606:4700::1111")
+    assert _pinned_url(urlsplit("https://pets.example/a/b.png?x=1"), v4) == (
+        "https://93.184.216.34/a/b.png?x=1",
+        "pets.example",
+    )
+    assert _pinned_url(urlsplit("http://pets.example:8080"), v6) == (
+        "http://[2606:4700::1111]:8080/",
+        "pets.example:8080",
+    )
+    assert is_url("HTTPS://x") and is_url("http://x") and not is_url("ftp://x")
+    assert not is_url("/data/http://x.png")
+
+
+def test_private_addresses_pass_only_where_allowed() -> None:
+    for address in ("127.0.0.1", "10.0.0.1", "169.254.169.254", "100.64.0.1", "::1"):
+        check_address(ipaddress.ip_address(address), allow_private=True)
+    for address in ("224.0.0.1", "0.0.0.0", "240.0.0.1"):  # never, even when allowed
+        with pytest.raises(UrlRejectedError):
+            check_address(ipaddress.ip_address(address), allow_private=True)
+
+
+def test_the_byte_limit_is_inclusive(
+    base_url: str,
+) -> None:
+    assert (
+        fetch_bytes(
+            f"{base_url}/cat.png", FetchConfig(allow_private=True, max_bytes=len(PNG_BYTES))
+        )
+        == PNG_BYTES
+    )
+    with pytest.raises(UrlRejectedError, match="over the"):
+        fetch_bytes(
+            f"{base_url}/cat.png", FetchConfig(allow_private=True, max_bytes=len(PNG_BYTES) - 1)
+        )
