@@ -62,12 +62,15 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "cam_core/storage.py": ("tests/test_storage.py",),
 }
 
-# Wording is not behaviour: the text of error messages, warnings and log lines is not mutated
-# (tests check the error class and the names a message must contain, not every word).
+# Wording is not behaviour: the text of error messages, warnings and log lines, and prose on a
+# line of its own (help texts, message continuations: a string holding two lower-case words),
+# is not mutated; tests check the error class and the names a message must contain, not every
+# word. SQL and names (no two lower-case words in a row) are still mutated.
 MESSAGE_LINES = [
     r"^\s*raise \w",
     r"\b(log|logger|_log|LOG)\.(debug|info|warning|error|exception)\(",
     r"\bwarnings\.warn\(",
+    r'^\s*[rbf]*"[^"]*[a-z]{2,} [a-z]{2,}[^"]*"\s*[,)+]*\s*$',
 ]
 
 # mutmut's exit codes, grouped as this report counts them.

@@ -38,14 +38,20 @@ def headline_metrics(table: pd.DataFrame, method: str) -> list[Headline]:
     stats = summary(table, method)
     headlines = [
         Headline(
-            "Validation images", display_value("count", stats["n_images"]), "Images analysed."
+            "Validation images",
+            display_value("count", stats["n_images"]),
+            "Images analysed.",
         ),
         Headline(
             "Accuracy",
             display_value("percent", stats["accuracy"]),
             "Share of images predicted right.",
         ),
-        Headline("Errors", display_value("count", stats["n_errors"]), "Misclassified images."),
+        Headline(
+            "Errors",
+            display_value("count", stats["n_errors"]),
+            "Misclassified images.",
+        ),
         Headline(
             "Mean loss",
             display_value("score", stats["mean_loss"]),
