@@ -119,6 +119,8 @@ def prepare(module: str, tests: tuple[str, ...]) -> Path:
         "do_not_mutate_patterns": MESSAGE_LINES,
         # torch is not fork-safe once it has run: fork workers from a process that never ran it.
         "process_isolation": "forkserver",
+        # a mutant stuck in a loop is a kill; give up on it at 5x its tests' usual time
+        "timeout_multiplier": 5.0,
     }
     lines = [f"{key} = {json.dumps(value)}" for key, value in config.items()]
     text = (ROOT / "pyproject.toml").read_text()
