@@ -98,3 +98,10 @@ def test_confidently_wrong_includes_the_threshold_and_keeps_ties_in_table_order(
         paths = wrong[wrong["confidence"] == value]["path"].astype(int).tolist()
         assert paths == sorted(paths)
     assert wrong["confidence"].is_monotonic_decreasing
+
+
+def test_the_default_is_ten_bins() -> None:
+    # 0.905 and 0.95 share the last of 10 bins but not of 11
+    table = _table([0.905, 0.95], [False, True])
+    assert expected_calibration_error(table) == pytest.approx(abs(0.5 - 0.9275))
+    assert expected_calibration_error(table, 11) == pytest.approx((0.905 + 0.05) / 2)
