@@ -143,3 +143,10 @@ def test_a_record_reads_every_field_and_defaults_missing_ones() -> None:
     assert FamiliarityRecord.from_json(record.to_json()) == record
     assert FamiliarityRecord.from_json({}) == FamiliarityRecord("")
     assert FamiliarityRecord.from_json({}).k == 10 and not FamiliarityRecord.from_json({}).available
+
+
+def test_energy_is_computed_in_float64_from_float32_logits() -> None:
+    logits = np.array([[30000.0, 30000.5]], dtype=np.float32)
+    energy = energy_scores(logits)
+    assert energy.dtype == np.float64
+    assert energy[0] == pytest.approx(-(30000.5 + np.log1p(np.exp(-0.5))), abs=1e-9)
