@@ -99,6 +99,14 @@ def test_a_model_without_a_body_attribute_randomises_its_last_block_before_the_h
     )
     head, block = _head_and_last_block(plain)
     assert head is plain[5] and block is plain[2]
+    grouped = torch.nn.Sequential(
+        torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()),
+        torch.nn.Sequential(
+            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(4, 2)
+        ),
+    )
+    head, block = _head_and_last_block(grouped)
+    assert head is grouped[1][2] and block is grouped[0]  # not the block holding the head
     net = _stamped_net()
     head, block = _head_and_last_block(net)
     assert head is net.head[2] and block is net.body[6]
@@ -107,12 +115,18 @@ def test_a_model_without_a_body_attribute_randomises_its_last_block_before_the_h
 def test_spearman_compares_the_maps_of_each_image_s_own_class() -> None:
     from cam_core.evaluation.sanity import randomised_models as cascade
 
-    net = _stamped_net()
+    torch.manual_seed(0)
+    net = CamNet(build_body("democnn2"), 3).eval()
     images = torch.randn(5, 3, 48, 48, generator=torch.Generator().manual_seed(4))
     targets = np.array([2, 0, 1, 2, 1])
     cam = get_method("cam")
     maps = cam.explain(net, images, "body").numpy()[np.arange(5), targets]
     stages = randomization_spearman(cam, net, images, maps, targets, "body")
+    seeded = randomization_spearman(cam, net, images, maps, targets, "body", seed=5)
+    for stage, randomised in cascade(net, 5):
+        after = cam.explain(randomised, images, "body").numpy()[np.arange(5), targets]
+        assert seeded[stage] == float(np.median(rank_correlation(maps, after)))
     for stage, randomised in cascade(net, 0):
         after = cam.explain(randomised, images, "body").numpy()[np.arange(5), targets]
         assert stages[stage] == float(np.median(rank_correlation(maps, after)))
+        assert stages[stage] != 0.0  # maps that vary: another class's would not agree
