@@ -128,8 +128,7 @@ def test_empty_and_single_image_inputs() -> None:
 def test_signatures_are_float16_centred_per_image_and_of_unit_length() -> None:
     images = torch.zeros(3, 3, 40, 40)
     images[0] += 2.0  # a bright image
-    images[1, :, :20] = -0.5  # a dim one with little contrast
-    images[1, 0, :, :7] = -0.49
+    images[1, 0, :, :7] = 0.01  # one with very little contrast: its rows are short
     images[2] = torch.linspace(-1, 1, 40)  # a horizontal ramp
     images[2, :, :, :4] = 3.0  # with a bright band that only the whole image holds
     signatures = image_signatures(images)
@@ -143,3 +142,15 @@ def test_signatures_are_float16_centred_per_image_and_of_unit_length() -> None:
     small = small - small.mean(dim=1, keepdim=True)
     expected = (small / small.norm(dim=1, keepdim=True)).numpy()[0]
     np.testing.assert_allclose(rows[2, 4], expected, atol=2e-3)
+
+
+def test_distances_of_stored_float16_signatures_are_computed_in_float32() -> None:
+    rng = np.random.default_rng(8)
+    val = _unit(rng, 4, scales=2, dim=192).astype(np.float16)
+    nudged = val[1, 0].astype(np.float32) + 0.05 * rng.normal(size=192).astype(np.float32)
+    val[2, 0] = (nudged / np.linalg.norm(nudged)).astype(np.float16)
+    pairs = near_duplicates(val, max_distance=0.5)
+    wide = val.astype(np.float64)
+    (r, o, _, d) = next(pairs.itertuples(index=False))
+    assert (r, o) == (1, 2)
+    assert d == pytest.approx(_distance_by_hand(wide[1], wide[2]), abs=2e-6)
