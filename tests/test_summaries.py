@@ -199,3 +199,56 @@ def test_pointing_headline_names_the_method() -> None:
     ]
     assert shown[-1].value == "50.0%" and "(gradcam)" in shown[-1].help
     assert "15 px" in shown[-1].help
+
+
+def test_finding_headlines_with_and_without_the_evidence() -> None:
+    from cam_core.analysis.artifacts import Manifest
+    from cam_core.evaluation.familiarity import FamiliarityRecord
+    from cam_core.present.summaries import finding_headlines
+
+    table = pd.DataFrame({"unfamiliar": [True, False, False, True, False]})
+    scored = Manifest(
+        ("cat", "dog"),
+        5,
+        "sha",
+        "/m",
+        48,
+        familiarity=FamiliarityRecord("training images", 40, 10, 0.1, 0.95, 0.3),
+        duplicates={"validation_pairs": 3, "leaked_images": 2, "checked_against_training": True},
+    )
+    rows = finding_headlines(table, scored)
+    assert [(h.label, h.value) for h in rows] == [
+        ("Unfamiliar images", "2 (40.0%)"),
+        ("Near-duplicate pairs", "3"),
+        ("Leaked from training", "2"),
+    ]
+    assert "(reference: training images)" in rows[0].help
+    assert "not checked" not in rows[2].help
+    bare = Manifest(("cat", "dog"), 5, "sha", "/m", 48, duplicates={"validation_pairs": 0})
+    rows = finding_headlines(table, bare)
+    assert [h.value for h in rows] == ["–", "0", "–"]
+    assert "(reference: none)" in rows[0].help and "not checked" in rows[2].help
+    unscored = Manifest(
+        ("cat", "dog"), 5, "sha", "/m", 48, familiarity=FamiliarityRecord("", note="no reference")
+    )
+    assert finding_headlines(table, unscored)[0].value == "–"
+    assert finding_headlines(table.drop(columns="unfamiliar"), scored) == []
+
+
+def test_breeds_that_tie_keep_their_name_order() -> None:
+    from cam_core.present.summaries import breed_table
+
+    table = pd.DataFrame(
+        {
+            "breed": ["pug", "pug", "akita", "akita"],
+            "label": ["dog"] * 4,
+            "pred": ["dog", "cat", "cat", "dog"],
+            "confidence": [0.9] * 4,
+        }
+    ).assign(correct=lambda t: t["label"] == t["pred"])
+    assert list(breed_table(table, "cam").index) == ["akita", "pug"]
+
+
+def test_an_imported_card_without_method_notes() -> None:
+    card = ModelCard("resnet18", 512, ("a", "b"), 224, provenance={"source": "w.pth"})
+    assert model_card_rows(card)["methods not offered"] == "none"
