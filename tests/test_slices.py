@@ -231,3 +231,27 @@ def test_folders_and_side_bins(tmp_path: Path) -> None:
         "slice_aspect": [],
         "slice_brightness": [],
     }
+
+
+def test_slice_edges_rest_sizes_skipped_values_and_a_fresh_index() -> None:
+    # "a" (5 images) is too small and comes first; "b" and "c" (20 each) leave a rest of
+    # exactly min_images
+    table = pd.DataFrame(
+        {
+            "correct": [True] * 5 + [False] * 10 + [True] * 10 + [True] * 20,
+            "slice_kind": ["a"] * 5 + ["b"] * 20 + ["c"] * 20,
+        }
+    )
+    ranked = weak_slices(table, min_images=20)
+    assert ranked["value"].tolist() == ["b", "c"]
+    assert list(ranked.index) == [0, 1]
+
+
+def test_sizes_with_exactly_four_values_height_one_and_tied_bins() -> None:
+    table = pd.DataFrame({"width": [10, 20, 30, 40], "height": [10, 20, 30, 1]})
+    slices = slice_columns(table)  # only width and height: still sliced
+    assert slices["slice_size"] == ["10×10", "20×20", "30×30", "40×1"]
+    assert slices["slice_aspect"] == ["square", "square", "square", "landscape"]
+    many_ties = pd.DataFrame({"brightness": [0.0] * 8 + [0.1, 0.2, 0.3, 0.4]})
+    labels = slice_columns(many_ties)["slice_brightness"]
+    assert labels[0].startswith("brightness Q1") and len(set(labels)) >= 2
