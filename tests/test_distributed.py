@@ -192,3 +192,53 @@ def test_launched_reads_the_world_size(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not launched()
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert launched()
+
+
+def _one_rank(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process as the only rank of a gloo group (what torchrun sets)."""
+    for key, value in {
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_RANK": "0",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(_port()),
+    }.items():
+        monkeypatch.setenv(key, value)
+
+
+def test_one_rank_in_process_writes_what_a_single_process_does(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cam_core.analysis.distributed import sharded_analyze
+
+    cfg = AnalyzeConfig(
+        methods=("cam", "gradcam"), quality=None, num_workers=0, batch_size=4, precision="fp32"
+    )
+    analyze(tiny_model_dir, tmp_path / "single", cfg=cfg)
+    _one_rank(monkeypatch)
+    manifest = sharded_analyze(tiny_model_dir, tmp_path / "sharded", None, cfg)
+    assert manifest is not None and manifest.method_names == ("cam", "gradcam")
+    one, sharded = read_artifacts(tmp_path / "single"), read_artifacts(tmp_path / "sharded")
+    pd.testing.assert_frame_equal(
+        sharded.table[["path", "label", "pred"]], one.table[["path", "label", "pred"]]
+    )
+    for method in ("cam", "gradcam"):
+        np.testing.assert_allclose(
+            np.asarray(sharded.maps[method], np.float32),
+            np.asarray(one.maps[method], np.float32),
+            atol=2e-3,
+        )
+    assert sharded.map_classes.keys() == one.map_classes.keys()
+    assert sharded.manifest.timings.keys() == one.manifest.timings.keys()
+
+
+def test_a_failing_rank_in_process_raises_with_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cam_core.analysis.distributed import sharded_analyze
+
+    _one_rank(monkeypatch)
+    cfg = AnalyzeConfig(methods=("cam",), quality=None, num_workers=0)
+    with pytest.raises(DistributedError, match=r"rank 0: .*nothing was written"):
+        sharded_analyze(tmp_path / "no-model", tmp_path / "out", None, cfg)
+    assert not (tmp_path / "out" / "manifest.json").exists()
