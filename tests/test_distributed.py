@@ -169,7 +169,7 @@ def test_the_merge_keeps_each_row_s_first_copy_its_classes_and_the_slowest_rank_
                     np.array([[[v]] for v in value], np.float16),
                     np.array([[v, 0, 0, 0] for v in value], np.float32),
                     {"gradcam": np.stack([np.full((2, 1, 1), v, np.float16) for v in value])},
-                    {"maps": 1.0 + rank, "forward": 3.0 - rank},
+                    {"maps": 0.25 + rank / 10, "forward": 0.5 - rank / 10},
                     np.array([[v, v + 1] for v in value], np.int64),
                 ),
             )
@@ -180,7 +180,9 @@ def test_the_merge_keeps_each_row_s_first_copy_its_classes_and_the_slowest_rank_
     np.testing.assert_array_equal(merged.maps["gradcam"][:, 1, 0, 0], np.arange(7))
     assert merged.classes is not None
     np.testing.assert_array_equal(merged.classes, np.stack([np.arange(7), np.arange(1, 8)], 1))
-    assert merged.seconds == {"maps": 3.0, "forward": 3.0}
+    assert merged.seconds == {"maps": 0.45, "forward": 0.5}
+    assert merged.logits.dtype == np.float32 and merged.features.dtype == np.float16
+    assert merged.maps["gradcam"].dtype == np.float16 and merged.classes.dtype == np.int64
 
 
 def test_launched_reads_the_world_size(monkeypatch: pytest.MonkeyPatch) -> None:
