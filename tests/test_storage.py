@@ -316,3 +316,43 @@ def test_a_failed_write_leaves_no_temp_file(tmp_path: Path) -> None:
     tmp = write_temp_bytes(tmp_path / "x.bin", b"abc")
     assert tmp.parent == tmp_path and tmp.name.startswith(f"{TEMP_PREFIX}x.bin.")
     assert tmp.read_bytes() == b"abc" and not (tmp_path / "x.bin").exists()
+
+
+def test_the_umask_without_proc_and_races_with_other_cleaners(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cam_core import storage
+
+    real = storage._umask()
+    current = os.umask(0o022)
+    os.umask(current)
+    assert real == current
+
+    def no_proc(self: Path, *args: object, **kwargs: object) -> str:
+        raise OSError("no /proc here")
+
+    monkeypatch.setattr(Path, "read_text", no_proc)
+    assert storage._umask() == current
+    assert os.umask(current) == current  # put back as it was
+    monkeypatch.undo()
+    # a temp file another cleaner removed first is neither an error nor counted
+    for name in ("a", "b"):
+        (tmp_path / f"{TEMP_PREFIX}{name}").write_bytes(b"x")
+    real_unlink = Path.unlink
+
+    def racing(self: Path, *args: object, **kwargs: object) -> None:
+        real_unlink(self)
+        if self.name.endswith("a"):
+            raise FileNotFoundError(self)
+
+    monkeypatch.setattr(Path, "unlink", racing)
+    assert storage.clean_stale_temps(tmp_path) == 1
+    monkeypatch.undo()
+
+    def fail_and_vanish(handle: object) -> None:
+        for leftover in tmp_path.glob(f"{TEMP_PREFIX}c.bin.*"):
+            leftover.unlink()
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_temp(tmp_path / "c.bin", fail_and_vanish)
