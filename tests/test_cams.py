@@ -245,3 +245,101 @@ def test_files_in_batches_keep_each_row_s_truth_and_report_progress(
     assert none.logits.shape == (0, 2) and none.features.shape == (0, 128)
     assert none.maps["cam"].shape[:2] == (0, 2) and none.properties.shape == (0, 4)
     assert none.classes is None
+
+
+def test_a_batch_in_reduced_precision_and_its_timing(tiny_model_dir: Path) -> None:
+    from cam_core.analysis.cams import explain_batch
+    from cam_core.methods import get_method
+
+    model = load_model(tiny_model_dir, "cpu")
+    x = torch.randn(3, 3, 48, 48, generator=torch.Generator().manual_seed(6))
+    exact = explain_batch(model, x, (get_method("cam"),), precision="fp32")
+    for precision in ("bf16", "auto"):
+        batch = explain_batch(model, x, (get_method("cam"),), precision=precision)
+        torch.testing.assert_close(batch.logits, exact.logits, atol=0.1, rtol=0.05)
+    assert 0.0 <= exact.seconds["cam"] < 600.0  # a duration, not a clock reading
+
+
+def test_three_classes_budget_only_for_the_methods_that_need_one(tmp_path: Path) -> None:
+    from cam_core.analysis.cams import explain_batch
+    from cam_core.methods import get_method
+    from tests.conftest import make_model
+
+    make_model(tmp_path, classes=("a", "b", "c"))
+    model = load_model(tmp_path, "cpu")
+    x = torch.randn(2, 3, 48, 48, generator=torch.Generator().manual_seed(7))
+    only_cam = explain_batch(model, x, (get_method("cam"),), per_image=1)
+    assert only_cam.classes is None and only_cam.maps["cam"].shape[1] == 3
+    both = explain_batch(model, x, (get_method("cam"), get_method("gradcam")), per_image=1)
+    assert both.classes is not None and both.classes.shape == (2, 1)
+
+
+def test_file_runs_add_up_batch_times_and_describe_empty_runs(
+    tiny_model_dir: Path, tiny_dataset: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cam_core.analysis import cams
+    from cam_core.evaluation.duplicates import SIGNATURE_SCALES
+
+    real = cams.explain_batch
+
+    def timed(*args: object, **kwargs: object) -> cams.BatchExplanation:
+        from dataclasses import replace
+
+        return replace(real(*args, **kwargs), seconds={"gradcam": 0.5})  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cams, "explain_batch", timed)
+    model = load_model(tiny_model_dir, "cpu")
+    paths = [s.path for s in tiny_dataset.samples[:7]]
+    seen: list[tuple[str, float]] = []
+    run = explain_files(
+        model,
+        paths,
+        ("gradcam",),
+        batch_size=3,
+        num_workers=0,
+        progress=lambda m, f: seen.append((m, f)),
+    )
+    assert run.seconds == {"gradcam": 1.5}  # three batches
+    assert seen[-1] == ("class maps (7/7 images)", 1.0)
+    monkeypatch.undo()
+    one: list[float] = []
+    explain_files(model, paths[:1], ("cam",), num_workers=0, progress=lambda m, f: one.append(f))
+    assert one == [1.0]
+    none = explain_files(model, [], ("cam",), num_workers=0)
+    assert none.logits.dtype == np.float32 and none.features.dtype == np.float16
+    assert none.signatures.shape == (0, len(SIGNATURE_SCALES), 1)
+    assert none.signatures.dtype == np.float16 and none.properties.dtype == np.float32
+    assert none.maps["cam"].shape == (0, 2, 1, 1) and none.maps["cam"].dtype == np.float16
+    assert none.seconds == {"cam": 0.0}
+
+
+def test_loaders_decode_in_workers_only_when_there_is_more_than_one_batch(
+    tiny_model_dir: Path, tiny_dataset: Dataset
+) -> None:
+    from cam_core.analysis.cams import load_images
+
+    model = load_model(tiny_model_dir, "cpu")
+    paths = [s.path for s in tiny_dataset.samples[:5]]
+    assert load_images(model, paths, batch_size=2).num_workers == min(4, torch.get_num_threads())
+    assert load_images(model, paths, batch_size=5).num_workers == 0
+    assert load_images(model, paths, batch_size=2, num_workers=1).num_workers == 1
+    loader = load_images(model, paths, batch_size=4)
+    assert loader.batch_size == 4 and not loader.pin_memory
+    assert load_images(model, paths).batch_size == 64
+
+
+def test_the_slot_classes_of_each_method() -> None:
+    from cam_core.analysis.cams import ExplainedFiles
+
+    slots = np.array([[1, 0], [2, 1]])
+    run = ExplainedFiles(
+        np.zeros((2, 3), np.float32),
+        np.zeros((2, 4), np.float16),
+        np.zeros((2, 5, 1)),
+        np.zeros((2, 4), np.float32),
+        {"cam": np.zeros((2, 3, 2, 2)), "gradcam": np.zeros((2, 2, 2, 2))},
+        {},
+        slots,
+    )
+    assert run.classes_of("cam") is None
+    np.testing.assert_array_equal(run.classes_of("gradcam"), slots)
