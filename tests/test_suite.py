@@ -190,3 +190,32 @@ def test_assess_without_masks_has_no_localisation_and_budget_maps_are_read_by_sl
         budget.columns["deletion_auc.gradcam"], direct.columns["deletion_auc.gradcam"], atol=1e-6
     )
     assert "localisation" not in direct.seconds
+
+
+def test_quality_per_class_and_settings_checks() -> None:
+    from cam_core.evaluation.suite import quality_by_class
+
+    table = pd.DataFrame(
+        {
+            "label": ["dog", "cat", "dog", "cat", "dog"],
+            "pointing_hit.cam": [1.0, 0.0, 0.0, 1.0, np.nan],
+            "deletion_auc.cam": [0.2, np.nan, 0.4, 0.3, np.nan],
+            "insertion_auc.gradcam": [0.9] * 5,
+        }
+    )
+    by_class = quality_by_class(table, "cam")
+    assert list(by_class.index) == ["dog", "cat"] and by_class.index.name == "class"
+    assert list(by_class.columns) == ["pointing_game", "deletion_auc", "n"]
+    assert by_class.loc["dog", "pointing_game"] == 0.5 and by_class.loc["cat", "n"] == 2
+    assert by_class.loc["dog", "deletion_auc"] == pytest.approx(0.3)
+    assert by_class.loc["dog", "n"] == 3
+    for name in ("sample_n", "sanity_n", "steps", "batch_size", "min_sample"):
+        with pytest.raises(ValueError, match=name):
+            QualityConfig(**{name: 0})
+        QualityConfig(**{name: 1})
+    with pytest.raises(ValueError, match="max_cost"):
+        QualityConfig(max_cost=-1.0)
+    assert QualityConfig(max_cost=0.5).sample_size(100, 6) == 6
+    table = quality_table({"cam": {"deletion_auc": 0.2, "insertion_auc": 0.8}})
+    assert list(table.columns) == ["deletion_auc", "insertion_auc", "faithful", "sanity"]
+    assert table.index.name == "method" and table.loc["cam", "faithful"] is None
