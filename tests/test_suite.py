@@ -145,6 +145,9 @@ def test_assess_figures_equal_the_metrics_computed_directly_row_by_row() -> None
     assert result.quality["cam"]["randomization_spearman_head"] == stages["head"]
     assert result.evaluation["sample_size"] == 5 and result.evaluation["sanity_size"] == 3
     assert result.evaluation["target"] == "true class" and result.evaluation["seed"] == 3
+    assert result.evaluation["baselines"] == ["random", "centre"]
+    assert result.evaluation["sanity_threshold"] == 0.5
+    assert result.evaluation["deletion_baseline"].startswith("gaussian blur")
     assert set(result.seconds) == {
         "localisation",
         "decoding the sample",
@@ -219,3 +222,44 @@ def test_quality_per_class_and_settings_checks() -> None:
     table = quality_table({"cam": {"deletion_auc": 0.2, "insertion_auc": 0.8}})
     assert list(table.columns) == ["deletion_auc", "insertion_auc", "faithful", "sanity"]
     assert table.index.name == "method" and table.loc["cam", "faithful"] is None
+
+
+def test_verdicts_on_their_edges_and_in_any_order() -> None:
+    quality = {
+        "random": {"deletion_auc": 0.5, "insertion_auc": 0.5},
+        "tie": {"deletion_auc": 0.4, "insertion_auc": 0.9, "randomization_spearman": 0.5},
+        "worse_deletion": {"deletion_auc": 0.45, "insertion_auc": 0.9},
+        "tie_insertion": {"deletion_auc": 0.1, "insertion_auc": 0.7},
+        "centre": {"deletion_auc": 0.4, "insertion_auc": 0.7},
+        "good": {"deletion_auc": 0.1, "insertion_auc": 0.9, "randomization_spearman": 0.49},
+    }
+    judged = verdicts(quality)
+    assert set(judged) == {"tie", "worse_deletion", "tie_insertion", "good"}
+    assert judged["tie"] == {"faithful": False, "sanity_passed": False}  # ties are no wins
+    assert judged["worse_deletion"]["faithful"] is False
+    assert judged["tie_insertion"]["faithful"] is False
+    assert judged["good"] == {"faithful": True, "sanity_passed": True}
+    table = quality_table(quality)
+    assert list(table.columns) == [
+        "deletion_auc",
+        "insertion_auc",
+        "randomization_spearman",
+        "faithful",
+        "sanity",
+    ]
+    assert table.loc["good", "sanity"] is True and table.loc["tie", "sanity"] is False
+    assert table.loc["random", "sanity"] is None
+
+
+def test_means_skip_what_was_not_measured() -> None:
+    import math
+
+    from cam_core.evaluation.suite import _mean
+
+    assert _mean(np.array([1.0, np.nan, 3.0, np.inf])) == 2.0
+    assert math.isnan(_mean(np.array([np.nan, np.nan]))) and math.isnan(_mean(np.zeros(0)))
+
+
+def test_the_sample_price_follows_the_steps() -> None:
+    # four steps: 2 + 6 maps * 2 * 3 = 38 passes per image; 16 * 64 // 38 = 26
+    assert QualityConfig(steps=4).sample_size(64, 6) == 26
