@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import ipaddress
+import json
 import socket
 import threading
 import time
@@ -19,6 +20,7 @@ from cam_core.intake.fetch import FetchConfig, check_address, fetch_bytes, fetch
 PNG = io.BytesIO()
 Image.new("RGB", (32, 24), (250, 10, 10)).save(PNG, format="PNG")
 PNG_BYTES = PNG.getvalue()
+BIG = bytes(range(256)) * 1000  # several read chunks
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -65,8 +67,26 @@ class _Handler(BaseHTTPRequestHandler):
             hops = int(path.rsplit("/", 1)[1])
             target = "/cat.png" if hops == 0 else f"/redirect/{hops - 1}"
             self._send(302, b"", "text/plain", {"Location": target})
+        elif path == "/headers":
+            seen = {
+                key: self.headers[key]
+                for key in ("Host", "Accept", "Accept-Encoding", "User-Agent")
+            }
+            self._send(200, json.dumps(seen).encode(), "application/json")
+        elif path == "/no-type":
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(PNG_BYTES)))
+            self.end_headers()
+            self.wfile.write(PNG_BYTES)
+        elif path == "/big.bin":
+            self._send(200, BIG, "application/octet-stream")
+        elif path == "/silent":
+            time.sleep(2.0)
+            self._send(200, PNG_BYTES, "image/png")
         elif path == "/to-internal":
             self._send(302, b"", "text/plain", {"Location": "http://internal.example/cat.png"})
+        elif path == "/no-location":
+            self._send(302, b"", "text/plain")
         elif path == "/to-ftp":
             self._send(302, b"", "text/plain", {"Location": "ftp://example.com/x.png"})
         elif path == "/500":
@@ -110,12 +130,12 @@ def test_loopback_is_refused_without_the_option(base_url: str) -> None:
 def test_html_is_refused_as_a_page_or_as_bytes(base_url: str) -> None:
     with pytest.raises(UrlRejectedError, match="web page"):
         fetch_image(f"{base_url}/page.html", LOCAL)
-    with pytest.raises(ImageRejectedError, match="HTML"):
+    with pytest.raises(ImageRejectedError, match=f"^{base_url}/octet.html: HTML"):
         fetch_image(f"{base_url}/octet.html", LOCAL)
 
 
 def test_oversized_bodies(base_url: str) -> None:
-    with pytest.raises(UrlRejectedError, match="over the 20 MiB limit"):
+    with pytest.raises(UrlRejectedError, match=f"^{base_url}/huge-declared: .*over the 20 MiB"):
         fetch_bytes(f"{base_url}/huge-declared", LOCAL)
     small = FetchConfig(allow_private=True, max_bytes=1024 * 1024)
     with pytest.raises(UrlRejectedError, match="over the 1 MiB limit"):
@@ -180,7 +200,8 @@ def test_url_form_is_checked_before_any_lookup(url: str, message: str) -> None:
     ],
 )
 def test_non_public_addresses_are_refused(address: str, kind: str) -> None:
-    with pytest.raises(UrlRejectedError, match=kind):
+    shown = ipaddress.ip_address(address)  # as Python writes it (IPv4-mapped in hex)
+    with pytest.raises(UrlRejectedError, match=f"^address {shown} is {kind}; "):
         check_address(ipaddress.ip_address(address))
 
 
@@ -299,3 +320,56 @@ def test_the_byte_limit_is_inclusive(
         fetch_bytes(
             f"{base_url}/cat.png", FetchConfig(allow_private=True, max_bytes=len(PNG_BYTES) - 1)
         )
+
+
+def test_the_request_names_the_host_and_asks_for_an_image_without_proxies(
+    base_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = int(base_url.rsplit(":", 1)[1])
+    real = socket.getaddrinfo
+
+    def resolve(host: str, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        if host == "pets.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    # a proxy in the environment is ignored: the connection goes to the checked address
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    seen = json.loads(fetch_bytes(f"http://pets.example:{port}/headers", LOCAL))
+    assert seen["Host"] == f"pets.example:{port}"
+    assert seen["Accept"] == "image/*" and seen["Accept-Encoding"] == "identity"
+    assert seen["User-Agent"].startswith("cam-lens/")
+    assert fetch_bytes(f"{base_url}/no-type", LOCAL) == PNG_BYTES
+    assert fetch_bytes(f"{base_url}/big.bin", LOCAL) == BIG
+
+
+def test_a_server_that_stays_silent_times_out(base_url: str) -> None:
+    cfg = FetchConfig(allow_private=True, read_timeout=0.5, total_timeout=10.0)
+    with pytest.raises(UrlRejectedError, match="did not answer in time"):
+        fetch_bytes(f"{base_url}/silent", cfg)
+
+
+def test_https_names_and_user_only_credentials_and_zone_ids(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answers = {"secure.example": "10.1.1.1", "zoned.example": "fe80::1%eth0"}
+
+    def resolve(host: str, port: int, *args: object, **kwargs: object) -> list[tuple]:
+        family = socket.AF_INET6 if ":" in answers[host] else socket.AF_INET
+        return [(family, socket.SOCK_STREAM, 6, "", (answers[host], port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    # https is allowed: the refusal is the address's, not the scheme's
+    with pytest.raises(UrlRejectedError, match="10.1.1.1 is private"):
+        fetch_bytes("https://secure.example/cat.png")
+    with pytest.raises(UrlRejectedError, match="address fe80::1 is link-local"):
+        fetch_bytes("http://zoned.example/cat.png")
+    with pytest.raises(UrlRejectedError, match="credentials"):
+        fetch_bytes("http://user@secure.example/cat.png")
+
+
+def test_a_redirect_without_a_location_is_an_http_error(base_url: str) -> None:
+    with pytest.raises(UrlRejectedError, match="HTTP 302 Found"):
+        fetch_bytes(f"{base_url}/no-location", LOCAL)
