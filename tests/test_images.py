@@ -292,3 +292,35 @@ def test_model_tensors_round_trip_through_the_normalisation() -> None:
     np.testing.assert_allclose(tensor.permute(1, 2, 0).numpy(), expected, atol=1e-5)
     back = np.asarray(from_model_tensor(tensor, mean, std))
     np.testing.assert_array_equal(back, pixels[:, 4:16])
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I;16B", "I;16L", "I;16N"])
+def test_every_16_bit_layout_is_scaled_to_8_bits(mode: str) -> None:
+    from cam_core.intake.images import _to_rgb
+
+    img = Image.new(mode, (2, 1))
+    img.putpixel((0, 0), 65535)
+    img.putpixel((1, 0), 32768)
+    out = np.asarray(_to_rgb(img))
+    assert out.dtype == np.uint8 and out[0, 0].tolist() == [255, 255, 255]
+    assert out[0, 1].tolist() == [128, 128, 128]
+
+
+@pytest.mark.parametrize("mode", ["PA", "LA", "RGBa"])
+def test_every_mode_with_alpha_is_composited_on_the_background(mode: str) -> None:
+    from cam_core.intake.images import _to_rgb
+
+    img = Image.new(mode, (2, 2))  # fully transparent
+    assert np.asarray(_to_rgb(img))[0, 0].tolist() == list(BACKGROUND_RGB)
+
+
+def test_rgb_is_kept_as_it_is_and_a_palette_without_transparency_is_not_composited() -> None:
+    from cam_core.intake.images import _to_rgb
+
+    rgb = Image.new("RGB", (2, 2), (1, 2, 3))
+    assert _to_rgb(rgb) is rgb
+    palette = Image.new("P", (2, 2), 0)
+    palette.putpalette([10, 20, 30] + [0, 0, 0] * 255)
+    assert np.asarray(_to_rgb(palette))[0, 0].tolist() == [10, 20, 30]
+    wide = Image.fromarray(np.array([[65535, 65536 * 2 - 1]], dtype=np.int32), mode="I")
+    assert np.asarray(_to_rgb(wide))[0, :, 0].tolist() == [127, 255]  # scaled by its own top
