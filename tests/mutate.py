@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".mutants"
 REPORT = ROOT / "tests" / "MUTATION.md"
+MUTMUT = [sys.executable, "-m", "mutmut"]
 TARGET_SCORE = 0.85
 
 # module -> its own test files
@@ -132,25 +133,29 @@ def run(module: str, tests: tuple[str, ...], jobs: int) -> Score:
     """Mutation-test one module; write its survivors' diffs next to its run log."""
     work = prepare(module, tests)
     env = dict(os.environ, CAM_LENS_FIXTURE_CACHE=str(work / "fixtures"), PYTHONHASHSEED="0")
-    mutmut = [sys.executable, "-m", "mutmut"]
     with open(work / "run.log", "w") as log:
         done = subprocess.run(
-            [*mutmut, "run", "--max-children", str(jobs)], cwd=work, env=env, stdout=log, stderr=log
+            [*MUTMUT, "run", "--max-children", str(jobs)], cwd=work, env=env, stdout=log, stderr=log
         )
-    meta = work / "mutants" / (module + ".meta")
-    if done.returncode != 0 or not meta.exists():
+    if done.returncode != 0 or not (work / "mutants" / (module + ".meta")).exists():
         raise SystemExit(f"mutmut failed on {module}: see {work / 'run.log'}")
+    score = score_of(module)
+    with open(work / "survivors.md", "w") as out:
+        for name in score.survived + score.untested:
+            shown = subprocess.run(
+                [*MUTMUT, "show", name], cwd=work, env=env, capture_output=True, text=True
+            )
+            out.write(f"## {name}\n```diff\n{shown.stdout.strip()}\n```\n\n")
+    return score
+
+
+def score_of(module: str) -> Score:
+    """The score of a module's last run, counting the equivalent mutants listed today."""
+    meta = WORK / Path(module).stem / "mutants" / (module + ".meta")
     codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
     known = equivalents()
     survived = sorted(name for name, code in codes.items() if code in SURVIVED)
     untested = sorted(name for name, code in codes.items() if code in NOT_RUN)
-    with open(work / "survivors.md", "w") as out:
-        for name in survived + untested:
-            shown = subprocess.run(
-                [*mutmut, "show", name], cwd=work, env=env, capture_output=True, text=True
-            )
-            status = "equivalent: " + known[name] if name in known else "not killed"
-            out.write(f"## {name} ({status})\n```diff\n{shown.stdout.strip()}\n```\n\n")
     return Score(
         module=module,
         total=len(codes),
@@ -161,8 +166,9 @@ def run(module: str, tests: tuple[str, ...], jobs: int) -> Score:
     )
 
 
-def write_report(scores: list[Score]) -> None:
-    """Update the score table of ``tests/MUTATION.md`` for the modules just run."""
+def write_report(scores: list[Score], keep_dates: bool = False) -> None:
+    """Update the score table of ``tests/MUTATION.md`` for the modules just run (or rescored:
+    ``keep_dates`` keeps the date of their run)."""
     text = REPORT.read_text()
     start, end = "<!-- scores -->\n", "<!-- /scores -->\n"
     head, rest = text.split(start)
@@ -170,9 +176,10 @@ def write_report(scores: list[Score]) -> None:
     rows = {line.split("|")[1].strip(" `"): line for line in table.splitlines()[2:] if line}
     today = date.today().isoformat()
     for s in scores:
+        when = rows[s.module].split("|")[7].strip() if keep_dates and s.module in rows else today
         rows[s.module] = (
             f"| `{s.module}` | {s.total} | {s.killed} | {len(s.survived) + len(s.untested)} "
-            f"| {s.equivalent} | {s.score:.1%} | {today} |"
+            f"| {s.equivalent} | {s.score:.1%} | {when} |"
         )
     header = (
         "| module | mutants | killed | not killed | of which equivalent | score | run |\n"
@@ -186,6 +193,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="parts of module paths (default: every module)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    parser.add_argument(
+        "--report", action="store_true", help="rescore the last runs (after listing equivalents)"
+    )
     args = parser.parse_args()
     # in the order asked for (e.g. quick modules first), each module once
     chosen = list(TARGETS) if not args.names else []
@@ -194,6 +204,13 @@ def main() -> int:
     if not chosen:
         print(f"no module matches {' '.join(args.names)}; modules: {', '.join(TARGETS)}")
         return 2
+    if args.report:
+        done = [m for m in chosen if (WORK / Path(m).stem / "mutants" / (m + ".meta")).exists()]
+        rescored = [score_of(m) for m in done]
+        write_report(rescored, keep_dates=True)
+        for s in rescored:
+            print(f"{s.module}: {s.score:.1%} ({s.equivalent} equivalent)")
+        return 0
     scores = []
     for module in chosen:
         started = time.monotonic()
