@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -231,13 +232,17 @@ def test_each_allowed_format_is_recognised_by_its_magic_bytes(head: bytes, fmt: 
         (b"<html><body>", "HTML files"),
         (b"<?xml version='1.0'?><root/>", "XML files"),
         (b"line one\r\n\tline two", "a text file"),
+        (b"%PDF-1.4", "PDF files"),
+        (b"%!PS-Adobe", "EPS/PostScript files"),
+        (b"SIMPLE  =    T", "FITS files"),
+        (b"\n  <!doctype html><html>", "HTML files"),
         (b"\xff\xfe\x00broken utf8 \x80", "not a recognised image format"),
     ],
 )
 def test_refusals_say_what_the_file_is(data: bytes, message: str) -> None:
     with pytest.raises(ImageRejectedError) as caught:
         sniff_format(data)
-    assert message in str(caught.value)
+    assert str(caught.value).startswith(message)
 
 
 def test_pixel_limits_are_inclusive_and_files_over_the_byte_limit_are_refused(
@@ -324,3 +329,49 @@ def test_rgb_is_kept_as_it_is_and_a_palette_without_transparency_is_not_composit
     assert np.asarray(_to_rgb(palette))[0, 0].tolist() == [10, 20, 30]
     wide = Image.fromarray(np.array([[65535, 65536 * 2 - 1]], dtype=np.int32), mode="I")
     assert np.asarray(_to_rgb(wide))[0, :, 0].tolist() == [127, 255]  # scaled by its own top
+
+
+def test_float_ranges_hold_zero_and_16_bit_uses_its_full_scale() -> None:
+    from cam_core.intake.images import _to_rgb
+
+    def stretched(values: list[float]) -> list[int]:
+        img = Image.fromarray(np.array([values], dtype=np.float32), mode="F")
+        return np.asarray(_to_rgb(img))[0, :, 0].tolist()
+
+    assert stretched([2.0, 4.0]) == [128, 255]
+    assert stretched([-3.0, -1.0]) == [0, 170]
+    assert stretched([0.0, 0.5]) == [0, 255]
+    half = Image.new("I;16", (1, 1))
+    half.putpixel((0, 0), 32768)
+    assert np.asarray(_to_rgb(half))[0, 0, 0] == 128  # scaled by 65535, not its own top
+
+
+def test_rgb_with_a_transparent_colour_is_left_alone_and_messages_name_the_input(
+    tmp_path: Path,
+) -> None:
+    from cam_core.intake.images import _to_rgb, from_model_tensor, to_model_tensor
+
+    rgb = Image.new("RGB", (2, 2), (1, 2, 3))
+    rgb.info["transparency"] = (1, 2, 3)
+    assert np.asarray(_to_rgb(rgb))[0, 0].tolist() == [1, 2, 3]
+    with pytest.raises(ImageRejectedError, match="^image: the file is empty"):
+        decode_image(b"")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    with pytest.raises(ImageRejectedError, match=f"^{broken}: the PNG file is corrupt"):
+        load_image_file(broken)
+    tensor = to_model_tensor(Image.new("RGB", (4, 4), (255, 0, 0)), 4, (0.5,) * 3, (0.25,) * 3)
+    assert tensor.dtype == torch.float32
+    beyond = from_model_tensor(tensor * 3, (0.5,) * 3, (0.25,) * 3)  # out of range: clamped
+    assert np.asarray(beyond)[0, 0].tolist() == [255, 0, 0]
+
+
+def test_square_crops_start_on_whole_pixels_and_resize_bilinearly() -> None:
+    pixels = np.arange(6 * 3 * 3, dtype=np.uint8).reshape(3, 6, 3) * 4
+    wide = Image.fromarray(pixels)
+    assert np.array_equal(np.asarray(square_resize(wide, 3)), pixels[:, 1:4])
+    tall = Image.fromarray(pixels.transpose(1, 0, 2).copy())  # 3 wide, 6 tall
+    assert np.array_equal(np.asarray(square_resize(tall, 3)), pixels.transpose(1, 0, 2)[1:4])
+    big = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    expected = big.resize((10, 10), Image.Resampling.BILINEAR)
+    assert np.array_equal(np.asarray(square_resize(big, 10)), np.asarray(expected))
