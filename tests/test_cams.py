@@ -217,6 +217,11 @@ def test_a_batch_s_features_signatures_properties_and_budget(tiny_model_dir: Pat
     assert only_cam.classes is None
 
 
+def _in_threes(model: object, paths: list[Path], **kwargs: object) -> object:
+    """Grad-CAM of ``paths`` in batches of three, decoded in this process."""
+    return explain_files(model, paths, ("gradcam",), batch_size=3, num_workers=0, **kwargs)  # type: ignore[arg-type]
+
+
 def test_files_in_batches_keep_each_row_s_truth_and_report_progress(
     tiny_model_dir: Path, tiny_dataset: Dataset
 ) -> None:
@@ -224,12 +229,9 @@ def test_files_in_batches_keep_each_row_s_truth_and_report_progress(
     paths = [s.path for s in tiny_dataset.samples[:7]]
     truth = np.array([1, 0, 0, 1, 1, 0, 1])
     seen: list[tuple[str, float]] = []
-    run = explain_files(
+    run = _in_threes(
         model,
         paths,
-        ("gradcam",),
-        batch_size=3,
-        num_workers=0,
         truth=truth,
         per_image=1,
         progress=lambda message, fraction: seen.append((message, fraction)),
@@ -291,12 +293,9 @@ def test_file_runs_add_up_batch_times_and_describe_empty_runs(
     model = load_model(tiny_model_dir, "cpu")
     paths = [s.path for s in tiny_dataset.samples[:7]]
     seen: list[tuple[str, float]] = []
-    run = explain_files(
+    run = _in_threes(
         model,
         paths,
-        ("gradcam",),
-        batch_size=3,
-        num_workers=0,
         progress=lambda m, f: seen.append((m, f)),
     )
     assert run.seconds == {"gradcam": 1.5}  # three batches

@@ -166,28 +166,22 @@ def test_assess_without_masks_has_no_localisation_and_budget_maps_are_read_by_sl
     slots = np.array([[1, 0], [0, 2], [2, 0], [2, 1]])
     held = np.stack([every[i, slots[i]] for i in range(4)])
     cfg = QualityConfig(sample_n=4, sanity_n=2, steps=3, max_cost=None)
-    direct = assess(
-        net,
-        {"gradcam": every},
-        {},
-        {"gradcam": "body"},
-        targets,
-        None,
-        lambda r: images[r],
-        48,
-        cfg,
-    )
-    budget = assess(
-        net,
-        {"gradcam": held},
-        {"gradcam": slots},
-        {"gradcam": "body"},
-        targets,
-        None,
-        lambda r: images[r],
-        48,
-        cfg,
-    )
+
+    def scored(maps: np.ndarray, slots: dict) -> object:
+        return assess(
+            net,
+            {"gradcam": maps},
+            slots,
+            {"gradcam": "body"},
+            targets,
+            None,
+            lambda r: images[r],
+            48,
+            cfg,
+        )
+
+    direct = scored(every, {})
+    budget = scored(held, {"gradcam": slots})
     assert not any(key.startswith(("pointing_hit", "energy_in_mask")) for key in direct.columns)
     np.testing.assert_allclose(
         budget.columns["deletion_auc.gradcam"], direct.columns["deletion_auc.gradcam"], atol=1e-6
