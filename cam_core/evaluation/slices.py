@@ -99,13 +99,14 @@ def _bins(values: pd.Series, name: str) -> pd.Series:
     numbers = pd.to_numeric(values, errors="coerce")
     if numbers.nunique() <= _BINS:
         named = numbers.map(lambda v: f"{name} {v:g}", na_action="ignore")
-        return named.fillna(f"{name} unknown").astype(str)
-    codes = pd.qcut(numbers, _BINS, labels=False, duplicates="drop")
-    labels = {}
-    for code in sorted(c for c in codes.dropna().unique()):
-        part = numbers[codes == code]
-        labels[code] = f"{name} Q{int(code) + 1} ({part.min():.3g}–{part.max():.3g})"
-    return codes.map(labels).fillna(f"{name} unknown").astype(str)
+    else:
+        codes = pd.qcut(numbers, _BINS, labels=False, duplicates="drop")
+        labels = {}
+        for code in sorted(c for c in codes.dropna().unique()):
+            part = numbers[codes == code]
+            labels[code] = f"{name} Q{int(code) + 1} ({part.min():.3g}–{part.max():.3g})"
+        named = codes.map(labels)
+    return named.fillna(f"{name} unknown").astype(str)
 
 
 def slice_columns(table: pd.DataFrame, root: Path | None = None) -> dict[str, list[str]]:
