@@ -104,9 +104,19 @@ def equivalents() -> dict[str, str]:
     return dict(found)
 
 
+def _work(module: str) -> Path:
+    """The module's own copy of the project."""
+    return WORK / Path(module).stem
+
+
+def _meta(module: str) -> Path:
+    """mutmut's results of the module's last run."""
+    return _work(module) / "mutants" / (module + ".meta")
+
+
 def prepare(module: str, tests: tuple[str, ...]) -> Path:
     """A fresh copy of the project for one module, configured for mutmut."""
-    work = WORK / Path(module).stem
+    work = _work(module)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     ignore = shutil.ignore_patterns("__pycache__", "screenshots")
@@ -137,7 +147,7 @@ def run(module: str, tests: tuple[str, ...], jobs: int) -> Score:
         done = subprocess.run(
             [*MUTMUT, "run", "--max-children", str(jobs)], cwd=work, env=env, stdout=log, stderr=log
         )
-    if done.returncode != 0 or not (work / "mutants" / (module + ".meta")).exists():
+    if done.returncode != 0 or not _meta(module).exists():
         raise SystemExit(f"mutmut failed on {module}: see {work / 'run.log'}")
     score = score_of(module)
     with open(work / "survivors.md", "w") as out:
@@ -151,8 +161,7 @@ def run(module: str, tests: tuple[str, ...], jobs: int) -> Score:
 
 def score_of(module: str) -> Score:
     """The score of a module's last run, counting the equivalent mutants listed today."""
-    meta = WORK / Path(module).stem / "mutants" / (module + ".meta")
-    codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+    codes: dict[str, int | None] = json.loads(_meta(module).read_text())["exit_code_by_key"]
     known = equivalents()
     survived = sorted(name for name, code in codes.items() if code in SURVIVED)
     untested = sorted(name for name, code in codes.items() if code in NOT_RUN)
@@ -205,7 +214,7 @@ def main() -> int:
         print(f"no module matches {' '.join(args.names)}; modules: {', '.join(TARGETS)}")
         return 2
     if args.report:
-        done = [m for m in chosen if (WORK / Path(m).stem / "mutants" / (m + ".meta")).exists()]
+        done = [m for m in chosen if _meta(m).exists()]
         rescored = [score_of(m) for m in done]
         write_report(rescored, keep_dates=True)
         for s in rescored:
