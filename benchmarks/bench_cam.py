@@ -197,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         results["4 Grad-CAM (pytorch-grad-cam), every class"] = {"seconds": t_gradcam, "n": args.n}
         for name, method in METHODS.items():
+            if method.applies_to(net) is not None:
+                continue  # attention rollout: transformers only
             count = min(args.costly_n if method.costly else args.method_n, args.n)
             subset = batch[:count]
             seconds = median_seconds(

@@ -336,6 +336,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from cam_core.analysis.predict import load_input, placed, predict_images
     from cam_core.intake.fetch import FetchConfig
     from cam_core.methods import default_method
+    from cam_core.methods.tokens import placement_of
     from cam_core.modelling.model_files import load_model
     from cam_core.present.overlay import encode_png, overlay
     from cam_core.storage import atomic_write_bytes
@@ -346,6 +347,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         print(f"note: {missing}", file=sys.stderr)
     method = args.method or default_method(model.net)
     layer = args.layer or model.card.layer
+    cells = placement_of(model.net)
     fetch_cfg = FetchConfig(allow_private=args.allow_private_urls)
     failed = 0
     if args.out_dir is not None:
@@ -372,7 +374,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 if not prediction.has_map(k):
                     continue  # outside the class budget
                 png = encode_png(
-                    overlay(prediction.view, prediction.maps[k], args.colorscale, args.opacity)
+                    overlay(
+                        prediction.view,
+                        prediction.maps[k],
+                        args.colorscale,
+                        args.opacity,
+                        placement=cells,
+                    )
                 )
                 atomic_write_bytes(args.out_dir / f"{_safe_stem(source, index)}_{name}.png", png)
     return EXIT_ERROR if failed else 0
@@ -387,7 +395,8 @@ def _add_import_model(sub: Subcommands) -> None:
         "--arch",
         required=True,
         help="torchvision model name (resnet50, densenet121, efficientnet_b0, "
-        "mobilenet_v3_small, convnext_tiny, regnet_y_400mf, …) or timm:<name>",
+        "mobilenet_v3_small, convnext_tiny, regnet_y_400mf, vit_b_16, swin_t, …) or "
+        "timm:<name> (e.g. timm:deit_tiny_patch16_224)",
     )
     imp.add_argument(
         "--weights",
@@ -407,9 +416,9 @@ def _add_import_model(sub: Subcommands) -> None:
     )
     imp.add_argument(
         "--layer",
-        default=DEFAULT_LAYER,
-        help="layer the gradient methods read by default (default: %(default)s, the last "
-        "feature maps)",
+        default="",
+        help="layer the gradient methods read by default (default: the body's output, the "
+        "last feature maps; for a ViT the last block's first norm)",
     )
     imp.add_argument(
         "--fastai",

@@ -33,6 +33,7 @@ from cam_core.intake.images import (
     square_resize,
     to_model_tensor,
 )
+from cam_core.methods.placement import RECEPTIVE_FIELD
 from cam_core.modelling.model_files import LoadedModel, ModelCard, load_model, read_card
 from cam_core.present.figures import (
     class_map_figure,
@@ -140,7 +141,8 @@ def overlay_png(
     path = str(art.table.iloc[row]["path"])
     view = square_resize(load_image_file(Path(path)), art.manifest.image_size)
     cam = art.image_maps(method, row)[class_index]
-    return encode_png(overlay(view, cam, colorscale, opacity))
+    placement = art.manifest.methods[method].placement
+    return encode_png(overlay(view, cam, colorscale, opacity, placement=placement))
 
 
 @st.cache_data(max_entries=16, show_spinner="Building the report…")
@@ -191,8 +193,11 @@ def perturbation_view(
         loaded.card.std,
     )
     single = art.image_maps(method, row)[target]
-    curves = perturbation_curves(loaded.net, image[None], single[None], np.array([target]), steps)
-    deleted, inserted = perturbation_frames(image, single, steps)
+    placement = manifest.methods[method].placement
+    curves = perturbation_curves(
+        loaded.net, image[None], single[None], np.array([target]), steps, placement=placement
+    )
+    deleted, inserted = perturbation_frames(image, single, steps, placement)
     card = loaded.card
 
     def pngs(frames: list[torch.Tensor]) -> list[bytes]:
@@ -218,10 +223,11 @@ def class_map_fig(
     opacity: float,
     zmin: float | None,
     zmax: float | None,
+    placement: str = RECEPTIVE_FIELD,
 ) -> go.Figure:
     """One class-map figure; reruns with the same inputs reuse it."""
     view = Image.open(io.BytesIO(view_png_bytes))
-    return class_map_figure(cam, view, title, colorscale, opacity, zmin, zmax)
+    return class_map_figure(cam, view, title, colorscale, opacity, zmin, zmax, placement=placement)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Drawing the map…")

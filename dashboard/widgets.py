@@ -70,7 +70,14 @@ def class_map_grid(
         bias = record.bias[k] if record.bias is not None else None
         title = map_title(name, float(maps[k].mean()), record, bias)
         figure = resources.class_map_fig(
-            np.ascontiguousarray(maps[k]), view_png, title, colorscale, opacity, zmin, zmax
+            np.ascontiguousarray(maps[k]),
+            view_png,
+            title,
+            colorscale,
+            opacity,
+            zmin,
+            zmax,
+            record.placement,
         )
         with columns[slot % len(columns)]:
             st.plotly_chart(figure, key=f"{key}_fig_{k}")

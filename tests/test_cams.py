@@ -175,18 +175,6 @@ def test_a_method_that_does_not_apply_is_refused_by_name(tiny_dataset: Dataset) 
     assert [m.name for m in checked_methods(net, ("gradcam",))] == ["gradcam"]
 
 
-def test_pooled_features_of_each_layout() -> None:
-    from cam_core.analysis.cams import pooled
-
-    maps = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).reshape(2, 3, 2, 2)
-    torch.testing.assert_close(pooled(maps), maps.mean(dim=(2, 3)))
-    tokens = torch.arange(2 * 5 * 3, dtype=torch.float32).reshape(2, 5, 3)
-    torch.testing.assert_close(pooled(tokens), tokens.mean(dim=1))
-    flat = torch.arange(6, dtype=torch.float32).reshape(2, 3)
-    torch.testing.assert_close(pooled(flat), flat)
-    assert pooled(torch.zeros(2, 3, 1)).shape == (2, 1)  # (N, T, C): the token mean
-
-
 def test_a_batch_s_features_signatures_properties_and_budget(tiny_model_dir: Path) -> None:
     from cam_core.analysis.cams import explain_batch
     from cam_core.evaluation.duplicates import image_signatures

@@ -15,7 +15,7 @@ from cam_core.evaluation.faithfulness import (
     perturbed_images,
     shared_perturbation_curves,
 )
-from cam_core.methods.placement import upsample_maps
+from cam_core.methods.placement import RECEPTIVE_FIELD, upsample_maps
 from cam_core.modelling.models import CamNet, build_body
 
 SIZE = 32
@@ -102,7 +102,7 @@ def _unshared_curves(
 
 
 def _upsampled(single: np.ndarray, side: int) -> np.ndarray:
-    from cam_core.methods.placement import upsample_maps
+    from cam_core.methods.placement import RECEPTIVE_FIELD, upsample_maps
 
     return upsample_maps(single.astype(np.float32), (side, side)).reshape(len(single), -1)
 
@@ -151,7 +151,7 @@ def test_ties_in_a_map_are_ranked_in_pixel_order() -> None:
     from cam_core.evaluation.faithfulness import _ranks
 
     flat = np.full((2, 4, 4), 0.5, np.float32)
-    ranks = _ranks(flat, 64).numpy()
+    ranks = _ranks(flat, 64, RECEPTIVE_FIELD).numpy()
     assert ranks.shape == (2, 64 * 64)
     assert ranks[0].tolist() == list(range(64 * 64)) == ranks[1].tolist()
     # two plateaus (left half high, right half low): within each, pixel order
@@ -159,7 +159,7 @@ def test_ties_in_a_map_are_ranked_in_pixel_order() -> None:
     step[0, :, :2] = 1.0
     step[0, 1, 3] = 0.5
     values = upsample_maps(step, (64, 64)).reshape(-1)
-    ranks = _ranks(step, 64).numpy()[0]
+    ranks = _ranks(step, 64, RECEPTIVE_FIELD).numpy()[0]
     for level in (1.0, 0.0):
         where = np.flatnonzero(values == level)
         assert len(where) > 500 and np.all(np.diff(ranks[where]) == 1)

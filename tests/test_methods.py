@@ -14,6 +14,9 @@ from torch import nn
 
 from cam_core.errors import MethodError
 from cam_core.methods import METHODS, explain_methods, get_method, parse_methods
+
+CNN_METHODS = [name for name, method in METHODS.items() if not method.class_agnostic]
+"""Every method but attention rollout (transformers only: tests/test_transformers.py)."""
 from cam_core.modelling.models import CamNet, build_body
 
 SIZE = 48
@@ -41,7 +44,7 @@ def _hooks(net: nn.Module) -> int:
     return sum(len(m._forward_hooks) + len(m._backward_hooks) for m in net.modules())
 
 
-@pytest.mark.parametrize("name", list(METHODS))
+@pytest.mark.parametrize("name", CNN_METHODS)
 def test_every_method_maps_every_class(name: str, net: CamNet, images: torch.Tensor) -> None:
     method = get_method(name)
     net.train()
@@ -136,7 +139,7 @@ def test_shared_gradient_passes_equal_the_library_per_method(
     assert _hooks(net) == 0
 
 
-@pytest.mark.parametrize("name", list(METHODS))
+@pytest.mark.parametrize("name", CNN_METHODS)
 def test_a_class_budget_gives_the_maps_of_those_classes(
     name: str, net: CamNet, images: torch.Tensor
 ) -> None:

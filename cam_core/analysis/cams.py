@@ -19,6 +19,7 @@ from cam_core.intake.images import load_image_file, to_model_tensor
 from cam_core.methods import DEFAULT_LAYER, ExplanationMethod, checked_methods, explain_methods
 from cam_core.methods.budget import DEFAULT_CLASSES_PER_IMAGE, budget_classes, held_classes
 from cam_core.methods.layout import fast_layout
+from cam_core.methods.tokens import feature_vector, token_layout
 from cam_core.modelling.model_files import LoadedModel
 from cam_core.modelling.precision import autocast, resolve_precision
 from cam_core.progress import ConsoleProgress, ProgressFn
@@ -30,14 +31,13 @@ __all__ = [
     "explain_batch",
     "explain_files",
     "load_images",
-    "pooled",
 ]
 
 log = logging.getLogger(__name__)
 
 FEATURE_LAYER = DEFAULT_LAYER
-"""Whose pooled output is an image's feature vector: the body, whose output the head reads
-(for a CAM head, the layer exact CAM reads)."""
+"""Whose output gives an image's feature vector: the body, whose output the head reads (for a
+CAM head, the layer exact CAM reads; for a ViT, its class token)."""
 
 
 @dataclass(frozen=True)
@@ -66,16 +66,6 @@ class BatchExplanation:
     maps: dict[str, torch.Tensor]
     seconds: dict[str, float]
     classes: np.ndarray | None = None
-
-
-def pooled(output: torch.Tensor) -> torch.Tensor:
-    """One feature vector per image from a layer's output: the spatial mean of feature maps
-    ``(N, C, h, w)``, the token mean of ``(N, T, C)``, ``(N, C)`` as it is."""
-    if output.ndim == 4:
-        return output.mean(dim=(2, 3))
-    if output.ndim == 3:
-        return output.mean(dim=1)
-    return output.flatten(1)
 
 
 def explain_batch(
@@ -126,7 +116,7 @@ def explain_batch(
             maps[sharing.name] = shared.float().cpu()
         else:
             logits = net.get_submodule("head")(body_output)
-        features = pooled(body_output).float().cpu()
+        features = feature_vector(body_output, token_layout(net)).float().cpu()
     logits = logits.float().cpu()
     if sharing is not None:
         seconds[sharing.name] = time.perf_counter() - start

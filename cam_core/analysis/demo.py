@@ -14,7 +14,6 @@ from cam_core.analysis.pipeline import AnalyzeConfig, analyze
 from cam_core.data.demo_data import SHORTCUT_BREED, DemoConfig
 from cam_core.data.sources import TASKS, DataConfig, load_dataset
 from cam_core.evaluation.suite import QualityConfig
-from cam_core.methods import METHODS
 from cam_core.modelling.training import TrainConfig, train_model
 from cam_core.progress import ProgressFn, scaled_progress
 
@@ -113,9 +112,7 @@ def run_demo(
         # fp32 on every machine: bf16 exists on some CPUs only, and the demo's figures are
         # compared across machines.
         # The demo shows the evidence: its full sample, whatever it costs.
-        AnalyzeConfig(
-            methods=tuple(METHODS), precision="fp32", quality=QualityConfig(max_cost=None)
-        ),
+        AnalyzeConfig(costly=True, precision="fp32", quality=QualityConfig(max_cost=None)),
         progress=scaled_progress(progress, 0.6, 1.0),
     )
 

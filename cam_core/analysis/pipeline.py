@@ -53,6 +53,7 @@ from cam_core.evaluation.slices import (
 from cam_core.evaluation.suite import QualityConfig, assess
 from cam_core.methods import (
     DEFAULT_METHODS,
+    METHODS,
     applicable,
     get_method,
     parse_methods,
@@ -96,7 +97,9 @@ class AnalyzeConfig:
         num_workers: image-decoding workers (``None``: one per core, at most 4).
         device: ``"cuda"``, ``"cpu"`` or ``None`` for CUDA when present.
         methods: explanation methods to compute for every image and class; ``None``: every
-            method but the costly ones that applies to the model (exact CAM needs a CAM head).
+            method but the costly ones that applies to the model (exact CAM needs a CAM head,
+            attention rollout a vision transformer).
+        costly: with ``methods=None``, the costly methods that apply too (Score-CAM).
         layer: the layer the gradient and score methods read; ``None``: the model card's
             (``body``, the last feature maps, unless the import named another).
         quality: how to score the maps; ``None`` skips the quality metrics.
@@ -116,6 +119,7 @@ class AnalyzeConfig:
     num_workers: int | None = None
     device: str | None = None
     methods: tuple[str, ...] | None = None
+    costly: bool = False
     layer: str | None = None
     quality: QualityConfig | None = field(default_factory=QualityConfig)
     precision: str = "auto"
@@ -290,7 +294,8 @@ def prepare(model_dir: Path, data_cfg: DataConfig | None, cfg: AnalyzeConfig) ->
             f"{', '.join(model.card.classes[:10])}{' …' if len(model.card.classes) > 10 else ''})"
             "; rename the folders or pass the data the model was made for"
         )
-    methods = cfg.methods if cfg.methods is not None else applicable(model.net, DEFAULT_METHODS)
+    defaults = tuple(METHODS) if cfg.costly else DEFAULT_METHODS
+    methods = cfg.methods if cfg.methods is not None else applicable(model.net, defaults)
     not_offered = unavailable(model.net)
     for name, reason in not_offered.items():
         log.info("%s is not offered for this model: %s", get_method(name).title, reason)

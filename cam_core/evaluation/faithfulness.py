@@ -21,7 +21,7 @@ from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
 from cam_core.methods.layout import fast_layout
-from cam_core.methods.placement import upsample_maps
+from cam_core.methods.placement import RECEPTIVE_FIELD, upsample_maps
 from cam_core.modelling.precision import autocast
 from cam_core.progress import ConsoleProgress
 
@@ -74,9 +74,9 @@ def blurred(images: torch.Tensor) -> torch.Tensor:
     return gaussian_blur(images, [kernel, kernel], [sigma, sigma])
 
 
-def _ranks(maps: np.ndarray, side: int) -> torch.Tensor:
+def _ranks(maps: np.ndarray, side: int, placement: str) -> torch.Tensor:
     """Rank of every pixel by map value, 0 = highest, ``(N, side * side)``."""
-    up = upsample_maps(maps, (side, side)).reshape(len(maps), -1)
+    up = upsample_maps(maps, (side, side), placement).reshape(len(maps), -1)
     order = np.argsort(-up, axis=1, kind="stable")
     ranks = np.empty_like(order)
     np.put_along_axis(ranks, order, np.arange(order.shape[1])[None, :], axis=1)
@@ -112,6 +112,7 @@ def shared_perturbation_curves(
     batch_size: int = 64,
     precision: str = "fp32",
     progress: ConsoleProgress | None = None,
+    placement: str = RECEPTIVE_FIELD,
 ) -> dict[str, PerturbationCurves]:
     """Deletion and insertion curves of several maps of the same images (methods, baselines).
 
@@ -128,6 +129,7 @@ def shared_perturbation_curves(
         batch_size: perturbed images per forward pass.
         precision: of the perturbed passes (``fp32``, ``bf16``, ``fp16``; resolved already).
         progress: counts the perturbed images done, if given.
+        placement: where the maps' cells lie (:mod:`cam_core.methods.placement`).
 
     Returns:
         Name → the curves of its maps.
@@ -137,7 +139,7 @@ def shared_perturbation_curves(
     fractions = np.linspace(0.0, 1.0, steps + 1)
     counts = [round(f * pixels) for f in fractions]
     names = list(maps)
-    ranks = {name: _ranks(np.asarray(maps[name], np.float32), side) for name in names}
+    ranks = {name: _ranks(np.asarray(maps[name], np.float32), side, placement) for name in names}
     base = blurred(images)
     device = next(net.parameters()).device
     # Job: (image, map name or None for the shared ends, insert, step).
@@ -192,6 +194,7 @@ def perturbation_curves(
     targets: np.ndarray,
     steps: int = DEFAULT_STEPS,
     batch_size: int = 64,
+    placement: str = RECEPTIVE_FIELD,
 ) -> PerturbationCurves:
     """Deletion and insertion curves of one set of maps already computed (fp32).
 
@@ -202,12 +205,19 @@ def perturbation_curves(
         targets: ``(N,)`` class index whose probability is followed.
         steps: number of equal steps (the curves have ``steps + 1`` points).
         batch_size: perturbed images per forward pass.
+        placement: where the maps' cells lie (:mod:`cam_core.methods.placement`).
     """
-    return shared_perturbation_curves(net, images, {"map": maps}, targets, steps, batch_size)["map"]
+    curves = shared_perturbation_curves(
+        net, images, {"map": maps}, targets, steps, batch_size, placement=placement
+    )
+    return curves["map"]
 
 
 def perturbation_frames(
-    image: torch.Tensor, single_map: np.ndarray, steps: int = DEFAULT_STEPS
+    image: torch.Tensor,
+    single_map: np.ndarray,
+    steps: int = DEFAULT_STEPS,
+    placement: str = RECEPTIVE_FIELD,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """What the model sees at each step of one image's deletion and insertion curves.
 
@@ -215,12 +225,13 @@ def perturbation_frames(
         image: normalised ``(3, S, S)``.
         single_map: ``(h, w)`` the map that orders the pixels.
         steps: as in :func:`perturbation_curves`.
+        placement: where the map's cells lie (:mod:`cam_core.methods.placement`).
 
     Returns:
         ``(deleted, inserted)``: ``steps + 1`` normalised images each.
     """
     side = int(image.shape[-1])
-    ranks = _ranks(np.asarray(single_map, np.float32)[None], side)[0]
+    ranks = _ranks(np.asarray(single_map, np.float32)[None], side, placement)[0]
     base = blurred(image[None])[0]
     counts = [round(f * side * side) for f in np.linspace(0.0, 1.0, steps + 1)]
     deleted = [perturbed_images(image, base, ranks, c, insert=False) for c in counts]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from cam_core.methods.placement import upsample_maps
+from cam_core.methods.placement import RECEPTIVE_FIELD, upsample_maps
 
 __all__ = [
     "POINTING_SCALE_PX",
@@ -20,20 +20,23 @@ POINTING_SCALE_PX = 224
 POINTING_TOLERANCE_PX = 15.0
 
 
-def map_peaks(maps: np.ndarray, image_size: int, chunk: int = 256) -> np.ndarray:
+def map_peaks(
+    maps: np.ndarray, image_size: int, chunk: int = 256, placement: str = RECEPTIVE_FIELD
+) -> np.ndarray:
     """Where each map peaks, in model-input pixels after resampling (cells on their centres).
 
     Args:
         maps: ``(N, h, w)`` one map per image.
         image_size: side of the model input.
         chunk: maps resampled at a time (bounds memory).
+        placement: where the cells lie (:mod:`cam_core.methods.placement`).
 
     Returns:
         int array ``(N, 2)`` of ``(x, y)``.
     """
     peaks = np.zeros((len(maps), 2), dtype=int)
     for start in range(0, len(maps), chunk):
-        up = upsample_maps(maps[start : start + chunk], (image_size, image_size))
+        up = upsample_maps(maps[start : start + chunk], (image_size, image_size), placement)
         flat = up.reshape(len(up), -1).argmax(axis=1)
         peaks[start : start + chunk, 0] = flat % image_size
         peaks[start : start + chunk, 1] = flat // image_size
@@ -67,12 +70,15 @@ def pointing_hits(
     return hits
 
 
-def energy_in_mask(maps: np.ndarray, masks: Sequence[np.ndarray | None]) -> np.ndarray:
+def energy_in_mask(
+    maps: np.ndarray, masks: Sequence[np.ndarray | None], placement: str = RECEPTIVE_FIELD
+) -> np.ndarray:
     """Share of each map's positive mass that lies inside its mask (energy-based pointing game).
 
     Args:
         maps: ``(N, h, w)``; resampled onto each mask's pixels.
         masks: bool ``(S, S)`` masks, ``None`` where there is none.
+        placement: where the cells lie (:mod:`cam_core.methods.placement`).
 
     Returns:
         float array ``(N,)`` in 0..1; NaN without a mask or without positive mass.
@@ -81,7 +87,7 @@ def energy_in_mask(maps: np.ndarray, masks: Sequence[np.ndarray | None]) -> np.n
     for row, (single, mask) in enumerate(zip(maps, masks, strict=True)):
         if mask is None or not mask.any():
             continue
-        positive = np.maximum(upsample_maps(single, mask.shape), 0.0)
+        positive = np.maximum(upsample_maps(single, mask.shape, placement), 0.0)
         total = float(positive.sum())
         if total > 0:
             shares[row] = float(positive[mask].sum()) / total

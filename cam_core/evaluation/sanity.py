@@ -17,6 +17,7 @@ from scipy.stats import rankdata
 from torch import nn
 
 from cam_core.methods.base import ExplanationMethod
+from cam_core.methods.tokens import token_layout
 
 __all__ = [
     "SANITY_THRESHOLD",
@@ -40,10 +41,14 @@ def _reset(module: nn.Module) -> None:
 
 
 def _head_and_last_block(net: nn.Module) -> tuple[nn.Module, nn.Module]:
-    """The classifier head (the last linear layer) and the last parametrised block before it."""
+    """The classifier head (the last linear layer) and the last parametrised block before it
+    (a transformer's last block)."""
     linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise ValueError("the model has no linear classifier layer to randomise")
+    layout = token_layout(net)
+    if layout is not None:
+        return linears[-1], net.get_submodule(layout.block(-1))
     body = getattr(net, "body", None)
     blocks = [c for c in (body or net).children() if any(True for _ in c.parameters())]
     blocks = [b for b in blocks if b is not linears[-1] and linears[-1] not in b.modules()]

@@ -26,6 +26,7 @@ from cam_core.evaluation.localisation import energy_in_mask, map_peaks, pointing
 from cam_core.evaluation.sanity import SANITY_THRESHOLD, randomization_spearman
 from cam_core.methods import get_method
 from cam_core.methods.budget import maps_for
+from cam_core.methods.tokens import placement_of
 from cam_core.progress import ConsoleProgress, Stopwatch
 
 __all__ = [
@@ -150,6 +151,7 @@ def assess(
     n = len(targets)
     rows = np.arange(n)
     chosen = {name: maps_for(m, slots.get(name), rows, targets) for name, m in maps.items()}
+    placement = placement_of(net)
     h, w = next(iter(chosen.values())).shape[-2:]
     for kind in BASELINES:
         chosen[kind] = baseline_maps(kind, n, h, w, cfg.seed)
@@ -158,9 +160,9 @@ def assess(
     if masks is not None:
         with watch.stage("localisation"):
             for name, single in chosen.items():
-                peaks = map_peaks(single, image_size)
+                peaks = map_peaks(single, image_size, placement=placement)
                 columns[f"pointing_hit.{name}"] = pointing_hits(peaks, masks, image_size)
-                columns[f"energy_in_mask.{name}"] = energy_in_mask(single, masks)
+                columns[f"energy_in_mask.{name}"] = energy_in_mask(single, masks, placement)
     size = cfg.sample_size(n, len(chosen))
     sample = np.sort(np.random.default_rng(cfg.seed).choice(n, size=size, replace=False))
     quality: dict[str, dict[str, float]] = {name: {} for name in chosen}
@@ -181,6 +183,7 @@ def assess(
                 cfg.batch_size,
                 precision,
                 bar,
+                placement,
             )
         for name, curves in all_curves.items():
             for metric, values in (

@@ -23,6 +23,7 @@ from cam_core.methods.gradient import (
     gradient_maps,
 )
 from cam_core.methods.record import MapValues, MethodRecord
+from cam_core.methods.rollout import AttentionRollout
 from cam_core.methods.score import ScoreCam
 
 __all__ = [
@@ -45,7 +46,14 @@ __all__ = [
 
 METHODS: dict[str, ExplanationMethod] = {
     method.name: method
-    for method in (ClassActivationMap(), GradCam(), GradCamPlusPlus(), ScoreCam(), LayerCam())
+    for method in (
+        ClassActivationMap(),
+        GradCam(),
+        GradCamPlusPlus(),
+        ScoreCam(),
+        LayerCam(),
+        AttentionRollout(),
+    )
 }
 """Every method by name, in the order the dashboard lists them."""
 

@@ -17,6 +17,7 @@ from torch import nn
 
 from cam_core.errors import MethodError
 from cam_core.methods.record import MethodRecord
+from cam_core.methods.tokens import placement_of
 
 __all__ = ["DEFAULT_LAYER", "ExplanationMethod", "resolve_layer", "training_mode_kept"]
 
@@ -70,6 +71,8 @@ class ExplanationMethod(ABC):
             (:meth:`explain_from_features`): the batch path runs that pass once, in the
             analysis's precision, instead of a separate pass for the maps. Such maps cover
             every class at no cost, so they ignore the class budget.
+        class_agnostic: the map does not depend on the class (attention rollout): every class
+            gets the same map, and the UI says so.
     """
 
     name: str
@@ -79,6 +82,7 @@ class ExplanationMethod(ABC):
     library: str = "cam_core"
     costly: bool = False
     shares_forward: bool = False
+    class_agnostic: bool = False
 
     def applies_to(self, net: nn.Module) -> str | None:
         """``None`` when the method works on ``net``, else the reason it does not."""
@@ -149,6 +153,8 @@ class ExplanationMethod(ABC):
             shape=shape,
             file=file,
             classes_file=classes_file,
+            placement=placement_of(net),
+            class_agnostic=self.class_agnostic,
         )
 
     @abstractmethod

@@ -11,7 +11,8 @@ The library's pitfalls are handled here once: it switches the model to eval and 
 (we restore the mode), its constructor hooks the model (we release the hooks at once: the
 arrays come from our pass), and it resizes maps to the input with its own pixel grid (we keep
 the layer's resolution and resample like every other map, each cell on its receptive field's
-centre).
+centre). Transformers' tokens become patch grids by the model's layout
+(:mod:`cam_core.methods.tokens`), handed to the library as its ``reshape_transform``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from torch import nn
 from cam_core.errors import MethodError
 from cam_core.methods.base import ExplanationMethod, resolve_layer, training_mode_kept
 from cam_core.methods.layout import fast_layout
+from cam_core.methods.tokens import as_feature_maps, reshape_for, token_layout
 
 __all__ = [
     "GRAD_CAM_LIBRARY",
@@ -78,7 +80,9 @@ class LibraryMethod(ExplanationMethod):
         return getattr(pytorch_grad_cam, self.extractor_name)
 
     def _extractor(self, net: nn.Module, target: nn.Module) -> Any:
-        return _at_layer_resolution(self._library_class())(model=net, target_layers=[target])
+        return _at_layer_resolution(self._library_class())(
+            model=net, target_layers=[target], reshape_transform=reshape_for(net)
+        )
 
 
 class GradientMethod(LibraryMethod):
@@ -167,20 +171,22 @@ def gradient_maps(
                 f"layer {layer!r} is not used on the way to the logits; choose a layer of the body"
             )
         activation = captured[0]
+        layout = token_layout(net)
         n_classes = int(logits.shape[1])
         slots = classes.to(device) if classes is not None else all_slots(len(x), n_classes, device)
         extractors = {}
         for method in methods:
             extractors[method.name] = method._extractor(net, target)
             extractors[method.name].activations_and_grads.release()
-        acts = activation.detach().float().cpu().numpy()
+        # Transformer tokens become a patch grid, as the library's reshape_transform would.
+        acts = as_feature_maps(activation.detach(), layout).float().cpu().numpy()
         x_cpu = x.detach().cpu()
         per_slot: dict[str, list[np.ndarray]] = {method.name: [] for method in methods}
         n_slots = slots.shape[1]
         for slot in range(n_slots):
             score = logits.gather(1, slots[:, slot : slot + 1]).sum()
             (grad,) = torch.autograd.grad(score, activation, retain_graph=slot < n_slots - 1)
-            grads = grad.float().cpu().numpy()
+            grads = as_feature_maps(grad, layout).float().cpu().numpy()
             for method in methods:
                 per_slot[method.name].append(
                     method.weigh(extractors[method.name], x_cpu, target, acts, grads)

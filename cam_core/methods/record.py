@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cam_core.methods.placement import PLACEMENTS, RECEPTIVE_FIELD
+
 __all__ = ["MapValues", "MethodRecord"]
 
 
@@ -40,6 +42,9 @@ class MethodRecord:
         file: the maps' file, relative to the artifact folder.
         classes_file: the file of the class of each slot ``(N, S)`` when the maps hold a
             class budget (:mod:`cam_core.methods.budget`); empty when they hold every class.
+        placement: where the maps' cells lie on the image (:mod:`cam_core.methods.placement`:
+            receptive-field centres for CNNs, patch centres for transformers).
+        class_agnostic: every class has the same map (attention rollout).
     """
 
     title: str
@@ -53,6 +58,8 @@ class MethodRecord:
     shape: tuple[int, ...] = ()
     file: str = ""
     classes_file: str = ""
+    placement: str = RECEPTIVE_FIELD
+    class_agnostic: bool = False
 
     @property
     def values(self) -> MapValues:
@@ -78,6 +85,10 @@ class MethodRecord:
             entry["bias"] = list(self.bias)
         if self.classes_file:
             entry["classes_file"] = self.classes_file
+        if self.placement != RECEPTIVE_FIELD:
+            entry["placement"] = self.placement
+        if self.class_agnostic:
+            entry["class_agnostic"] = True
         return entry
 
     @classmethod
@@ -106,4 +117,12 @@ class MethodRecord:
             shape=tuple(int(d) for d in shape),
             file=file,
             classes_file=str(raw.get("classes_file", "")),
+            placement=_placement(name, raw.get("placement", RECEPTIVE_FIELD)),
+            class_agnostic=bool(raw.get("class_agnostic", False)),
         )
+
+
+def _placement(name: str, value: Any) -> str:
+    if value not in PLACEMENTS:
+        raise ValueError(f"method {name!r} has an unknown placement {value!r}")
+    return str(value)

@@ -19,6 +19,7 @@ from torch import nn
 from cam_core.methods.base import resolve_layer, training_mode_kept
 from cam_core.methods.gradient import LibraryMethod, _AtLayerResolution, all_slots
 from cam_core.methods.layout import fast_layout
+from cam_core.methods.tokens import reshape_for
 
 __all__ = ["ScoreCam"]
 
@@ -31,8 +32,14 @@ def _shared_score_cam() -> type[Any]:
     class _SharedScoreCAM(_AtLayerResolution, ScoreCAM):
         """pytorch-grad-cam's Score-CAM whose channel scores are computed once for all classes."""
 
-        def __init__(self, model: nn.Module, target_layers: list[nn.Module], channel_batch: int):
-            super().__init__(model, target_layers)
+        def __init__(
+            self,
+            model: nn.Module,
+            target_layers: list[nn.Module],
+            channel_batch: int,
+            reshape_transform: Any = None,
+        ):
+            super().__init__(model, target_layers, reshape_transform=reshape_transform)
             self.channel_batch = channel_batch
             self._scores: torch.Tensor | None = None
 
@@ -95,7 +102,7 @@ class ScoreCam(LibraryMethod):
     channel_batch = 64
 
     def _extractor(self, net: nn.Module, target: nn.Module) -> Any:
-        return _shared_score_cam()(net, [target], self.channel_batch)
+        return _shared_score_cam()(net, [target], self.channel_batch, reshape_for(net))
 
     def explain(
         self,

@@ -24,7 +24,13 @@ from torch import nn
 from cam_core.errors import ImportModelError
 from cam_core.methods import DEFAULT_LAYER, METHODS
 from cam_core.methods.base import resolve_layer
-from cam_core.modelling.architectures import body_channels, build_classifier, to_classifier
+from cam_core.methods.tokens import token_layout
+from cam_core.modelling.architectures import (
+    body_channels,
+    build_classifier,
+    layer_grid,
+    to_classifier,
+)
 from cam_core.modelling.model_files import IMAGENET_MEAN, IMAGENET_STD, ModelCard, save_model
 from cam_core.storage import folder_lock
 
@@ -49,7 +55,8 @@ class ImportConfig:
         classes: class names in the order of the model's outputs.
         image_size: side of the square input.
         mean, std: input normalisation (ImageNet's by default).
-        layer: the layer the gradient methods read by default (``body``: the last feature maps).
+        layer: the layer the gradient methods read by default; empty: the model's own default
+            (the body's output, the last feature maps; for a ViT the last block's first norm).
         fastai: the weights are fastai's ``vision_learner(arch)`` model.
     """
 
@@ -59,7 +66,7 @@ class ImportConfig:
     image_size: int = 224
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
-    layer: str = DEFAULT_LAYER
+    layer: str = ""
     fastai: bool = False
 
     def __post_init__(self) -> None:
@@ -206,12 +213,15 @@ def import_model(cfg: ImportConfig, out: Path) -> ModelCard:
         AlreadyRunningError: another process writes ``out``.
     """
     state = read_weights(cfg.weights, cfg.fastai)
-    model = build_classifier(cfg.arch, len(cfg.classes), cfg.fastai)
+    model = build_classifier(cfg.arch, len(cfg.classes), cfg.fastai, cfg.image_size)
     check_fit(model, state, cfg.arch, len(cfg.classes))
     model.load_state_dict(state, strict=True)
     net, cam_reason = to_classifier(model, cfg.fastai, check_size=cfg.image_size)
-    resolve_layer(net, cfg.layer)
+    layout = token_layout(net)
+    layer = cfg.layer or (layout.default_layer if layout is not None else DEFAULT_LAYER)
+    resolve_layer(net, layer)
     nf = body_channels(net, cfg.image_size)
+    grid = layer_grid(net, layer, cfg.image_size)
     methods = {}
     for name, method in METHODS.items():
         reason = method.applies_to(net)
@@ -223,6 +233,8 @@ def import_model(cfg: ImportConfig, out: Path) -> ModelCard:
         "fastai": cfg.fastai,
         "head": cam_reason or "global average pooling + one linear layer (exact CAM)",
         "methods": methods,
+        "layer_grid": list(grid),
+        **({"tokens": layout.describe()} if layout is not None else {}),
         "imported_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     card = ModelCard(
@@ -232,7 +244,7 @@ def import_model(cfg: ImportConfig, out: Path) -> ModelCard:
         image_size=cfg.image_size,
         mean=tuple(cfg.mean),
         std=tuple(cfg.std),
-        layer=cfg.layer,
+        layer=layer,
         provenance=provenance,
     )
     with folder_lock(out, "import"):

@@ -198,7 +198,8 @@ def _rebuild(card: ModelCard) -> Classifier:
     from cam_core.modelling.architectures import build_classifier, to_classifier
 
     fastai = bool(card.provenance.get("fastai", False))
-    net, _ = to_classifier(build_classifier(card.arch, len(card.classes), fastai), fastai)
+    model = build_classifier(card.arch, len(card.classes), fastai, card.image_size)
+    net, _ = to_classifier(model, fastai)
     return net
 
 

@@ -122,14 +122,22 @@ _NOTE = {
 }
 
 
+_SAME_FOR_EVERY_CLASS = "same map for every class"
+_AGNOSTIC_NOTE = (
+    " It does not depend on the class: it follows how the class token draws on each patch "
+    "through the attention of every block, so every class shows the same map."
+)
+
+
 def map_meaning(record: MethodRecord) -> str:
     """A few words on what a method's map values mean (captions, selectors)."""
-    return _MEANING[record.values]
+    words = _MEANING[record.values]
+    return f"{words}; {_SAME_FOR_EVERY_CLASS}" if record.class_agnostic else words
 
 
 def map_note(record: MethodRecord) -> str:
     """One sentence on what a method's map values mean (the report, page notes)."""
-    return _NOTE[record.values]
+    return _NOTE[record.values] + (_AGNOSTIC_NOTE if record.class_agnostic else "")
 
 
 def map_title(name: str, mean: float, record: MethodRecord, bias: float | None = None) -> str:

@@ -15,6 +15,7 @@ from PIL import Image
 from plotly.subplots import make_subplots
 
 from cam_core.evaluation.metrics import confusion_shares
+from cam_core.methods.placement import RECEPTIVE_FIELD, cell_centre
 from cam_core.present.overlay import encode_png
 
 __all__ = [
@@ -94,10 +95,11 @@ def confusion_figure(matrix: pd.DataFrame, hover_hint: str = "") -> go.Figure:
     return figure
 
 
-def _cell_edges(cells: int, size: int) -> list[float]:
-    """Edges of ``cells`` cells centred on ``i * size / cells`` that tile pixels 0..size-1."""
-    stride = size / cells
-    return [-0.5, *(stride * i + stride / 2 for i in range(cells - 1)), size - 0.5]
+def _cell_edges(cells: int, size: int, placement: str = RECEPTIVE_FIELD) -> list[float]:
+    """Edges of ``cells`` cells centred as ``placement`` says (on ``i * size / cells`` for
+    receptive fields, on patch centres for patches) that tile pixels 0..size-1."""
+    centres = [cell_centre(i + 0.5, cells, size, placement) for i in range(cells - 1)]
+    return [-0.5, *centres, size - 0.5]
 
 
 def class_map_figure(
@@ -109,6 +111,7 @@ def class_map_figure(
     zmin: float | None = None,
     zmax: float | None = None,
     diverging: bool = False,
+    placement: str = RECEPTIVE_FIELD,
 ) -> go.Figure:
     """One class map over its image; hover shows the cell value and its logit contribution.
 
@@ -121,6 +124,8 @@ def class_map_figure(
         opacity: heatmap opacity over the image.
         zmin, zmax: colour range (default: the map's own range).
         diverging: centre the colour scale on 0 (for difference maps).
+        placement: where the cells lie (:mod:`cam_core.methods.placement`; the method
+            record's ``placement``).
     """
     cam = np.asarray(cam, dtype=np.float32)
     h, w = cam.shape
@@ -129,12 +134,13 @@ def class_map_figure(
     figure = go.Figure()
     figure.add_trace(go.Image(source=_png_data_uri(view), x0=0, y0=0, dx=1, dy=1, hoverinfo="skip"))
     # Pixel k is centred on coordinate k; cell (i, j) is centred on its receptive field's centre,
-    # pixel (j * stride, i * stride), as in cam_core.methods.placement.upsample_maps, and drawn
+    # pixel (j * stride, i * stride), or on its patch's centre for transformers, as in
+    # cam_core.methods.placement.upsample_maps, and drawn
     # over the pixels nearer to it than to any other cell (so the edge cells are cut or widened).
     heat: dict[str, object] = {
         "z": cam,
-        "x": _cell_edges(w, size),
-        "y": _cell_edges(h, size),
+        "x": _cell_edges(w, size, placement),
+        "y": _cell_edges(h, size, placement),
         "colorscale": colorscale,
         "opacity": opacity,
         "customdata": np.stack(
@@ -171,6 +177,7 @@ def difference_figure(
     name_a: str,
     name_b: str,
     opacity: float = 0.5,
+    placement: str = RECEPTIVE_FIELD,
 ) -> go.Figure:
     """Signed map ``A − B``; its mean is the logit margin ``logit_A − logit_B``."""
     diff = np.asarray(cam_a, np.float32) - np.asarray(cam_b, np.float32)
@@ -182,6 +189,7 @@ def difference_figure(
         colorscale="RdBu_r",
         opacity=opacity,
         diverging=True,
+        placement=placement,
     )
 
 

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from plotly import colors as plotly_colors
 
-from cam_core.methods.placement import upsample_maps
+from cam_core.methods.placement import RECEPTIVE_FIELD, upsample_maps
 
 __all__ = ["COLORSCALES", "colour_lut", "encode_png", "normalise", "overlay"]
 
@@ -54,6 +54,7 @@ def overlay(
     opacity: float = 0.5,
     vmin: float | None = None,
     vmax: float | None = None,
+    placement: str = RECEPTIVE_FIELD,
 ) -> Image.Image:
     """Blend a coloured map over an image.
 
@@ -63,6 +64,7 @@ def overlay(
         colorscale: a Plotly colour scale name.
         opacity: weight of the heatmap, 0 (image only) to 1 (heatmap only).
         vmin, vmax: value range mapped to the colour scale (default: the map's range).
+        placement: where the cells lie (the method record's ``placement``).
 
     Returns:
         RGB image of the same size as ``image``; the image alone where the map is missing
@@ -72,7 +74,7 @@ def overlay(
         raise ValueError(f"opacity must be within [0, 1], got {opacity}")
     if np.isnan(cam).all():
         return image.convert("RGB")
-    up = upsample_maps(cam, (image.height, image.width))
+    up = upsample_maps(cam, (image.height, image.width), placement)
     index = np.rint(normalise(up, vmin, vmax) * 255).astype(np.uint8)
     heat = colour_lut(colorscale)[index].astype(np.float32)
     base = np.asarray(image.convert("RGB"), dtype=np.float32)

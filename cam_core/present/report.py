@@ -182,6 +182,7 @@ def _reliance_html(art: Artifacts, top: int = 5) -> str:
 def _error_cards(art: Artifacts, top_n: int, colorscale: str, method: str) -> str:
     classes = list(art.manifest.classes)
     size = art.manifest.image_size
+    placement = art.manifest.methods[method].placement
     worst = errors(art.table, "loss").head(top_n)
     if worst.empty:
         return "<p>No validation errors.</p>"
@@ -206,7 +207,8 @@ def _error_cards(art: Artifacts, top_n: int, colorscale: str, method: str) -> st
         images = [_img_tag(encode_png(view), "image")]
         for name in (row["pred"], row["label"]):
             k = classes.index(name)
-            images.append(_img_tag(encode_png(overlay(view, maps[k], colorscale)), f"map {name}"))
+            picture = overlay(view, maps[k], colorscale, placement=placement)
+            images.append(_img_tag(encode_png(picture), f"map {name}"))
         cards.append(
             f'<div class="error">{"".join(images)}<p>{caption}<br><span class="muted">'
             f"image · map of predicted · map of true class — "

@@ -73,7 +73,9 @@ class_b = pick[1].selectbox(
     key="heat_b",
 )
 a, b = classes.index(class_a), classes.index(class_b)
-diff = difference_figure(maps[a], maps[b], view, class_a, class_b, ctx.opacity)
+diff = difference_figure(
+    maps[a], maps[b], view, class_a, class_b, ctx.opacity, ctx.record.placement
+)
 st.plotly_chart(diff, key="heat_diff")
 margin = float(row[f"logit_{class_a}"] - row[f"logit_{class_b}"])
 st.caption(
