@@ -207,7 +207,9 @@ def _add_analyze(sub: Subcommands) -> None:
     analyze.add_argument(
         "--layer",
         default=None,
-        help="layer the gradient/score methods read, e.g. body.5 (default: the model's, "
+        help="layer the gradient/score methods read, e.g. body.5, or auto: the best of the "
+        "candidate layers on a seeded sample of 64 images, by deletion/insertion against the "
+        "baselines and the sanity check, recorded in the manifest (default: the model's, "
         f"{DEFAULT_LAYER} unless the import named another)",
     )
     analyze.add_argument(
@@ -565,6 +567,58 @@ def _cmd_shortcuts(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_layers(sub: Subcommands) -> None:
+    layers = sub.add_parser(
+        "layers",
+        help="which layer to read: candidate layers scored by deletion/insertion and sanity",
+    )
+    layers.add_argument("--model", type=Path, required=True, help="model folder")
+    layers.add_argument(
+        "--data", default=None, help="image folder (default: the model's own validation data)"
+    )
+    layers.add_argument("--task", choices=["species", "breed"], default=None, help="with --data")
+    layers.add_argument("--valid-pct", type=float, default=None, help="with --data")
+    layers.add_argument("--seed", type=int, default=42, help="with --data")
+    layers.add_argument(
+        "--n", type=_positive, default=64, help="images scored, a seeded sample (default: 64)"
+    )
+    layers.add_argument(
+        "--candidates",
+        default=None,
+        help="comma-separated layers to compare (default: 2-4 chosen from the model: the last "
+        "blocks of the last two stages; a ViT's last blocks' first norm; Swin's last stage)",
+    )
+    layers.add_argument("--device", default=None, help="cuda or cpu")
+    layers.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _cmd_layers(args: argparse.Namespace) -> int:
+    from cam_core.analysis.pipeline import (
+        AnalyzeConfig,
+        choose_job_layer,
+        folder_data_config,
+        prepare,
+    )
+    from cam_core.present.tables import layer_choice_display
+
+    data_cfg = None
+    if args.data:
+        data_cfg = folder_data_config(args.model, args.data, args.task, args.valid_pct, args.seed)
+    cfg = AnalyzeConfig(device=args.device, num_workers=0, quality=None, shortcuts=None)
+    job = prepare(args.model, data_cfg, cfg)
+    candidates = None
+    if args.candidates:
+        candidates = [part.strip() for part in args.candidates.split(",") if part.strip()]
+    choice = choose_job_layer(job, cfg, sample_n=args.n, candidates=candidates)
+    if args.json:
+        print(json.dumps(choice.to_json(), indent=2))
+        return 0
+    if choice.candidates:
+        print(_labelled(layer_choice_display(choice)))
+    print(f"\nchosen: {choice.chosen} ({choice.reason})")
+    return 0
+
+
 def _labelled(table: DisplayTable) -> str:
     text = table.text()
     return text.rename(columns={c.key: c.label for c in table.columns}).to_string()
@@ -579,6 +633,7 @@ _COMMANDS: dict[str, tuple[Callable[[Subcommands], None], Callable[[argparse.Nam
     "reviews": (_add_reviews, _cmd_reviews),
     "report": (_add_report, _cmd_report),
     "shortcuts": (_add_shortcuts, _cmd_shortcuts),
+    "layers": (_add_layers, _cmd_layers),
 }
 """Sub-command → (adds its flags to the parser, runs it)."""
 

@@ -20,7 +20,7 @@ from PIL import Image
 from cam_core.analysis.artifacts import EMBEDDING_FILE, Artifacts, read_artifacts, verify_maps
 from cam_core.analysis.findings import FamiliarGround
 from cam_core.analysis.reliance import Reliance, reliance_of
-from cam_core.errors import CamLensError
+from cam_core.errors import CamLensError, MethodError
 from cam_core.evaluation.faithfulness import (
     PerturbationCurves,
     perturbation_curves,
@@ -33,7 +33,9 @@ from cam_core.intake.images import (
     square_resize,
     to_model_tensor,
 )
+from cam_core.methods import get_method, layer_readers
 from cam_core.methods.placement import RECEPTIVE_FIELD
+from cam_core.methods.tokens import candidate_layers, placement_of
 from cam_core.modelling.model_files import LoadedModel, ModelCard, load_model, read_card
 from cam_core.present.figures import (
     class_map_figure,
@@ -143,6 +145,50 @@ def overlay_png(
     cam = art.image_maps(method, row)[class_index]
     placement = art.manifest.methods[method].placement
     return encode_png(overlay(view, cam, colorscale, opacity, placement=placement))
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def layer_candidates(folder: str, version: float) -> tuple[str, tuple[str, ...]]:
+    """The method and the candidate layers of the Compare methods page's layers view: those
+    ``--layer auto`` scored, else the model's candidates (with the first gradient method).
+
+    Raises:
+        CamLensError: the model cannot be loaded, or no gradient method applies to it.
+    """
+    art = artifacts(folder, version)
+    choice = art.manifest.layer_choice
+    if choice is not None and choice.candidates:
+        return choice.method, tuple(c.layer for c in choice.candidates)
+    loaded = model(art.manifest.model_dir, art.manifest.model_sha256)
+    readers = layer_readers(loaded.net)
+    if not readers:
+        raise MethodError("no gradient method applies to this model; its layers cannot be compared")
+    return readers[0], tuple(candidate_layers(loaded.net, art.manifest.image_size))
+
+
+@st.cache_data(max_entries=512, show_spinner="Computing the map at that layer…")
+def layer_overlay_png(
+    folder: str,
+    version: float,
+    method: str,
+    row: int,
+    class_index: int,
+    layer: str,
+    colorscale: str,
+    opacity: float,
+) -> tuple[bytes, tuple[int, int]]:
+    """One validation image's map of one class at ``layer`` (computed now) over the image, as
+    PNG, and the map's grid."""
+    art = artifacts(folder, version)
+    manifest = art.manifest
+    loaded = model(manifest.model_dir, manifest.model_sha256)
+    image = load_image_file(Path(str(art.table.iloc[row]["path"])))
+    tensor = to_model_tensor(image, manifest.image_size, loaded.card.mean, loaded.card.std)
+    slots = torch.tensor([[class_index]], dtype=torch.int64)
+    single = get_method(method).explain(loaded.net, tensor[None], layer, slots)[0, 0].numpy()
+    view = square_resize(image, manifest.image_size)
+    picture = overlay(view, single, colorscale, opacity, placement=placement_of(loaded.net))
+    return encode_png(picture), (int(single.shape[0]), int(single.shape[1]))
 
 
 @st.cache_data(max_entries=16, show_spinner="Building the report…")

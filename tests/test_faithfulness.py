@@ -102,7 +102,7 @@ def _unshared_curves(
 
 
 def _upsampled(single: np.ndarray, side: int) -> np.ndarray:
-    from cam_core.methods.placement import RECEPTIVE_FIELD, upsample_maps
+    from cam_core.methods.placement import upsample_maps
 
     return upsample_maps(single.astype(np.float32), (side, side)).reshape(len(single), -1)
 

@@ -14,10 +14,10 @@ from torch import nn
 
 from cam_core.errors import MethodError
 from cam_core.methods import METHODS, explain_methods, get_method, parse_methods
+from cam_core.modelling.models import CamNet, build_body
 
 CNN_METHODS = [name for name, method in METHODS.items() if not method.class_agnostic]
-"""Every method but attention rollout (transformers only: tests/test_transformers.py)."""
-from cam_core.modelling.models import CamNet, build_body
+"""Every method but attention rollout (transformers only: tests/test_rollout.py)."""
 
 SIZE = 48
 

@@ -25,6 +25,7 @@ import pandas as pd
 
 from cam_core.errors import ArtifactError
 from cam_core.evaluation.familiarity import FamiliarityRecord
+from cam_core.evaluation.layers import LayerChoice
 from cam_core.evaluation.shortcuts import ShortcutSearch
 from cam_core.methods import MethodRecord, forward_method
 from cam_core.methods.budget import every_class, fits
@@ -120,6 +121,8 @@ class Manifest:
         shortcuts: the shortcut search (format 4; ``None`` in older folders).
         timings: wall seconds of each stage of the analysis, in the order they ran
             (format 5; empty in older folders).
+        layer_choice: how ``--layer auto`` chose the layer the methods read (candidates,
+            their scores, the rule), ``None`` when the layer was given.
     """
 
     classes: tuple[str, ...]
@@ -145,6 +148,7 @@ class Manifest:
     duplicates: dict[str, Any] = field(default_factory=dict)
     shortcuts: ShortcutSearch | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    layer_choice: LayerChoice | None = None
 
     @property
     def method_names(self) -> tuple[str, ...]:
@@ -157,6 +161,7 @@ class Manifest:
         raw["methods"] = {name: record.to_json() for name, record in self.methods.items()}
         raw["familiarity"] = self.familiarity.to_json() if self.familiarity is not None else None
         raw["shortcuts"] = self.shortcuts.to_json() if self.shortcuts is not None else None
+        raw["layer_choice"] = self.layer_choice.to_json() if self.layer_choice is not None else None
         return raw
 
 
@@ -463,6 +468,7 @@ def read_manifest(folder: Path) -> Manifest:
             raise ValueError("no methods")
         familiarity = fields.get("familiarity")
         shortcuts = fields.get("shortcuts")
+        choice = fields.get("layer_choice")
         return Manifest(
             **{
                 **fields,
@@ -474,6 +480,7 @@ def read_manifest(folder: Path) -> Manifest:
                 "shortcuts": ShortcutSearch.from_json(shortcuts)
                 if isinstance(shortcuts, dict)
                 else None,
+                "layer_choice": LayerChoice.from_json(choice) if isinstance(choice, dict) else None,
             }
         )
     except (TypeError, ValueError, AttributeError, KeyError) as exc:

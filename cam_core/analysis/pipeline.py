@@ -35,8 +35,9 @@ from cam_core.data.sources import (
     load_dataset,
     read_masks,
 )
-from cam_core.errors import DataSourceError, PreprocessingError
+from cam_core.errors import DataSourceError, MethodError, PreprocessingError
 from cam_core.evaluation.familiarity import REFERENCE_ANALYSED, REFERENCE_TRAINING
+from cam_core.evaluation.layers import LayerChoice, choose_layer
 from cam_core.evaluation.metrics import summary
 from cam_core.evaluation.shortcuts import (
     ShortcutConfig,
@@ -56,6 +57,7 @@ from cam_core.methods import (
     METHODS,
     applicable,
     get_method,
+    layer_readers,
     parse_methods,
     primary_method,
     unavailable,
@@ -88,6 +90,10 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+AUTO_LAYER = "auto"
+"""``--layer auto``: choose among the candidate layers (:mod:`cam_core.evaluation.layers`)."""
+
+
 @dataclass(frozen=True)
 class AnalyzeConfig:
     """How to run the batched analysis.
@@ -101,7 +107,9 @@ class AnalyzeConfig:
             attention rollout a vision transformer).
         costly: with ``methods=None``, the costly methods that apply too (Score-CAM).
         layer: the layer the gradient and score methods read; ``None``: the model card's
-            (``body``, the last feature maps, unless the import named another).
+            (``body``, the last feature maps, unless the import named another); ``auto``:
+            the best of the candidate layers on a seeded sample
+            (:func:`cam_core.evaluation.layers.choose_layer`, recorded in the manifest).
         quality: how to score the maps; ``None`` skips the quality metrics.
         precision: of the forward pass giving logits and exact CAM (``auto``: bf16 autocast +
             channels_last on a CPU with native bf16, fp16 on CUDA, else fp32); recorded in the
@@ -265,6 +273,7 @@ class AnalysisJob:
     reference: tuple[Sample, ...] = ()
     reference_kind: str = REFERENCE_ANALYSED
     reference_note: str = ""
+    layer_choice: LayerChoice | None = None
 
     @property
     def paths(self) -> list[Path]:
@@ -300,17 +309,59 @@ def prepare(model_dir: Path, data_cfg: DataConfig | None, cfg: AnalyzeConfig) ->
     for name, reason in not_offered.items():
         log.info("%s is not offered for this model: %s", get_method(name).title, reason)
     reference, kind, note = familiarity_reference(model.card, dataset, cfg)
-    return AnalysisJob(
+    job = AnalysisJob(
         model=model,
         model_dir=model_dir,
         dataset=dataset,
         methods=tuple(methods),
-        layer=cfg.layer or model.card.layer,
+        layer=model.card.layer if cfg.layer in (None, "", AUTO_LAYER) else cfg.layer,
         not_offered=not_offered,
         precision=resolve_precision(cfg.precision, model.device),
         reference=reference,
         reference_kind=kind,
         reference_note=note,
+    )
+    if cfg.layer != AUTO_LAYER:
+        return job
+    choice = choose_job_layer(job, cfg)
+    log.info("layer auto: %s (%s)", choice.chosen, choice.reason)
+    return replace(job, layer=choice.chosen, layer_choice=choice)
+
+
+def choose_job_layer(
+    job: AnalysisJob,
+    cfg: AnalyzeConfig,
+    sample_n: int = 64,
+    candidates: Sequence[str] | None = None,
+) -> LayerChoice:
+    """The candidate layers of the job's model (or ``candidates``) scored on a seeded sample
+    of its images.
+
+    Raises:
+        MethodError: no gradient method applies, or no image to score.
+    """
+    model = job.model
+    method = next(iter(layer_readers(model.net)), None)
+    if method is None:
+        raise MethodError("--layer auto needs a gradient method, and none applies to this model")
+    paths = job.paths
+
+    def images_for(rows: np.ndarray) -> torch.Tensor:
+        return torch.cat(list(load_images(model, [paths[i] for i in rows], cfg.batch_size, 0)))
+
+    quality = cfg.quality or QualityConfig()
+    return choose_layer(
+        model.net,
+        images_for,
+        job.true_idx,
+        model.card.image_size,
+        method,
+        candidates=candidates,
+        sample_n=sample_n,
+        sanity_n=min(quality.sanity_n, 16),
+        steps=quality.steps,
+        seed=cfg.seed,
+        batch_size=cfg.batch_size,
     )
 
 
@@ -480,6 +531,7 @@ def finish(
             duplicates=findings.duplicates,
             shortcuts=shortcuts,
             timings={stage: round(seconds, 2) for stage, seconds in watch.seconds.items()},
+            layer_choice=job.layer_choice,
         ),
         extras,
         map_classes,

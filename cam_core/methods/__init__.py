@@ -39,6 +39,7 @@ __all__ = [
     "explain_methods",
     "forward_method",
     "get_method",
+    "layer_readers",
     "parse_methods",
     "primary_method",
     "unavailable",
@@ -59,6 +60,16 @@ METHODS: dict[str, ExplanationMethod] = {
 
 DEFAULT_METHODS = tuple(name for name, method in METHODS.items() if not method.costly)
 """Every method but the costly ones (Score-CAM: one forward pass per channel per image)."""
+
+
+def layer_readers(net: nn.Module) -> tuple[str, ...]:
+    """The methods that read a chosen layer and apply to ``net`` (the gradient methods), in
+    registry order: what ``--layer auto`` scores layers with."""
+    return tuple(
+        name
+        for name, method in METHODS.items()
+        if isinstance(method, GradientMethod) and method.applies_to(net) is None
+    )
 
 
 def get_method(name: str) -> ExplanationMethod:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from cam_core.analysis.artifacts import Manifest
+from cam_core.evaluation.layers import LayerChoice
 from cam_core.evaluation.metrics import per_class_scores
 from cam_core.evaluation.shortcuts import ShortcutSearch
 from cam_core.evaluation.suite import quality_by_class, quality_table
@@ -25,6 +26,7 @@ from cam_core.present.display import (
 
 __all__ = [
     "DisplayTable",
+    "layer_choice_display",
     "per_class_display",
     "quality_by_class_display",
     "quality_display",
@@ -244,3 +246,64 @@ def slices_display(slices: pd.DataFrame, limit: int = 20) -> DisplayTable:
     )
     frame.index = pd.Index([str(i + 1) for i in range(len(frame))])
     return DisplayTable("rank", SLICE_COLUMNS, frame)
+
+
+LAYER_COLUMNS = (
+    Column("grid", "grid", "text", "The maps' resolution at this layer (finer is sharper)."),
+    Column(
+        "deletion_auc",
+        "deletion AUC",
+        "score",
+        "Mean probability of the true class while the most relevant pixels are removed "
+        "(lower: more faithful).",
+    ),
+    Column(
+        "insertion_auc",
+        "insertion AUC",
+        "score",
+        "Mean probability of the true class while the most relevant pixels are revealed "
+        "(higher: more faithful).",
+    ),
+    Column(
+        "baselines",
+        "baselines (deletion / insertion)",
+        "text",
+        "The random and the centred map at the same grid, through the same curves.",
+    ),
+    Column(
+        "randomization_spearman",
+        "sanity: rank corr. after randomisation",
+        "correlation",
+        "Median Spearman correlation with the maps of a model whose head and last block are "
+        "re-initialised (below 0.5 passes).",
+    ),
+    Column("faithful", "beats both baselines", "check"),
+    Column("sanity_passed", "sanity", "check"),
+    Column("chosen", "chosen", "text"),
+)
+
+
+def layer_choice_display(choice: LayerChoice) -> DisplayTable:
+    """The candidate layers of a ``--layer auto`` choice with their scores, as the CLI, the
+    Compare methods page and the report show them."""
+    rows = []
+    for score in choice.candidates:
+        baselines = "; ".join(
+            f"{name} {figures['deletion_auc']:.3f} / {figures['insertion_auc']:.3f}"
+            for name, figures in score.baselines.items()
+        )
+        rows.append(
+            {
+                "grid": f"{score.grid[0]}×{score.grid[1]}",
+                "deletion_auc": score.deletion_auc,
+                "insertion_auc": score.insertion_auc,
+                "baselines": baselines,
+                "randomization_spearman": score.randomization_spearman,
+                "faithful": score.faithful,
+                "sanity_passed": score.sanity_passed,
+                "chosen": "✓" if score.layer == choice.chosen else "",
+            }
+        )
+    frame = pd.DataFrame(rows, columns=[c.key for c in LAYER_COLUMNS])
+    frame.index = pd.Index([score.layer for score in choice.candidates])
+    return DisplayTable("layer", LAYER_COLUMNS, frame)
