@@ -213,6 +213,13 @@ def _add_analyze(sub: Subcommands) -> None:
         f"{DEFAULT_LAYER} unless the import named another)",
     )
     analyze.add_argument(
+        "--layer-n",
+        type=_positive,
+        default=64,
+        help="with --layer auto: images (a seeded sample) the candidate layers are scored on "
+        "(default: %(default)s)",
+    )
+    analyze.add_argument(
         "--no-quality", action="store_true", help="skip the quality metrics of the maps"
     )
     analyze.add_argument(
@@ -260,6 +267,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         device=args.device,
         methods=args.methods,
         layer=args.layer,
+        layer_n=args.layer_n,
         quality=None
         if args.no_quality
         else QualityConfig()

@@ -22,7 +22,7 @@ TINY_SIZE = 48
 
 # Session fixtures that train a model: the tests that use them (and the real-browser tests) are
 # marked ``slow``; ``make test-fast`` and the mutation runs skip them.
-SLOW_FIXTURES = frozenset({"quick_home", "trained_species_run", "shortcut_run"})
+SLOW_FIXTURES = frozenset({"quick_home", "trained_species_run", "shortcut_run", "vit_home"})
 
 # Set by ``make mutate``: each mutant runs in a new pytest session, so session fixtures are built
 # once into this folder (by the unmutated code, in mutmut's first run) and reused from there.
@@ -177,6 +177,46 @@ def imported_home(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Datase
             )
 
     return _fixture_folder(tmp_path_factory, "imported_home", build)
+
+
+VIT_ARCH = "timm:deit_tiny_distilled_patch16_224"
+"""The transformer of :func:`vit_home`: a DeiT with class and distillation tokens."""
+
+
+@pytest.fixture(scope="session")
+def vit_home(tmp_path_factory: pytest.TempPathFactory, tiny_dataset: Dataset) -> Path:
+    """A ``$CAM_LENS_HOME`` with a randomly initialised timm DeiT (two prefix tokens) built for
+    64 px, imported and analysed on the tiny data with ``--layer auto``: ``imports/vit``."""
+    import timm
+    from safetensors.torch import save_file
+
+    from cam_core.analysis.pipeline import AnalyzeConfig, analyze, folder_data_config
+    from cam_core.evaluation.suite import QualityConfig
+    from cam_core.modelling.importing import ImportConfig, import_model
+
+    def build(home: Path) -> None:
+        torch.manual_seed(0)
+        model = timm.create_model(
+            VIT_ARCH.removeprefix("timm:"), pretrained=False, num_classes=2, img_size=64
+        )
+        weights = home / "vit.safetensors"
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(weights))
+        run = home / "imports" / "vit"
+        import_model(ImportConfig(VIT_ARCH, weights, ("cat", "dog"), image_size=64), run / "model")
+        analyze(
+            run / "model",
+            run / "artifacts",
+            folder_data_config(run / "model", str(tiny_dataset.root)),
+            AnalyzeConfig(
+                batch_size=8,
+                num_workers=0,
+                layer="auto",
+                layer_n=8,
+                quality=QualityConfig(sample_n=6, sanity_n=4, steps=8),
+            ),
+        )
+
+    return _fixture_folder(tmp_path_factory, "vit_home", build)
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from cam_core.data.sources import Dataset
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("command", ["demo", "train", "analyze", "predict", "report"])
+@pytest.mark.parametrize("command", ["demo", "train", "analyze", "predict", "report", "layers"])
 def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         build_parser().parse_args([command, "--help"])
@@ -282,3 +282,33 @@ def test_the_class_budget_of_analyze_and_predict(
     assert len(pngs) == 2
     for c in np.argsort(-probs[0])[:2]:
         assert any(name.endswith(f"_{card.classes[c]}.png") for name in pngs)
+
+
+def test_layer_auto_and_the_layers_command(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cam_core.analysis.artifacts import read_artifacts
+
+    out = tmp_path / "art"
+    args = ["-q", "analyze", "--model", str(tiny_model_dir), "--workers", "0", "--out", str(out)]
+    assert main([*args, "--layer", "auto", "--layer-n", "4", "--no-quality"]) == 0
+    manifest = read_artifacts(out).manifest
+    choice = manifest.layer_choice
+    assert choice is not None and choice.sample_size == 4 and choice.method == "gradcam"
+    assert [c.layer for c in choice.candidates] == ["body", "body.5", "body.3"]
+    assert manifest.methods["gradcam"].layer == choice.chosen
+    assert manifest.methods["cam"].layer == "body"  # exact CAM reads the body whatever the choice
+    assert manifest.timings["layer choice"] == choice.seconds
+    capsys.readouterr()
+    layers = ["-q", "layers", "--model", str(tiny_model_dir), "--n", "4"]
+    assert main([*layers, "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["chosen"] == choice.chosen  # same seed, same sample: same choice
+    assert [c["layer"] for c in printed["candidates"]] == ["body", "body.5", "body.3"]
+    assert main([*layers, "--candidates", "body.3,body"]) == 0
+    text = capsys.readouterr().out
+    assert "body.3" in text and "12×12" in text and "chosen: body" in text
+    assert main([*layers, "--candidates", "body"]) == 0
+    assert "the model has one candidate layer" in capsys.readouterr().out
+    assert main([*layers, "--candidates", "body,body.99"]) == 2
+    assert "no layer 'body.99'" in capsys.readouterr().err

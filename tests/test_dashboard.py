@@ -713,3 +713,52 @@ def test_make_run_builds_the_stale_demo_once_in_the_background(
     assert builds == [("species",)]
     assert [t.value for t in first.title] == ["Overview"]
     assert any("Task: **species**" in c.value for c in first.sidebar.caption)
+
+
+def test_every_page_works_for_a_vision_transformer(
+    vit_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A DeiT analysed with --layer auto: every page without an error, rollout said to be
+    class-agnostic, the layers view with the scores that chose the layer, photos explained."""
+    monkeypatch.setenv("CAM_LENS_HOME", str(vit_home))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    artifacts = vit_home / "imports" / "vit" / "artifacts"
+    at.selectbox(key="shared_choice").set_value(str(artifacts)).run()
+    for page, title in PAGES.items():
+        at = _open(at, page)
+        assert [t.value for t in at.title] == [title]
+        assert not at.error, [e.value for e in at.error]
+    assert "Attention rollout" in at.selectbox(key="shared_method").options
+    at.selectbox(key="shared_method").set_value("rollout").run()
+    assert any("same map for every class" in c.value for c in at.sidebar.caption)
+    choice = read_artifacts(artifacts).manifest.layer_choice
+    at = _open(at, "views/compare.py")
+    at.segmented_control(key="cmp_view").set_value("Layers").run()
+    assert not at.exception and not at.error
+    text = " ".join(m.value for m in at.markdown)
+    assert f"**Chosen layer:** `{choice.chosen}`" in text
+    for score in choice.candidates:
+        assert f"`{score.layer}` · 4×4 cells" in text
+    assert text.count("deletion AUC") == len(choice.candidates)
+    captions = [img.caption for element in at.get("image") for img in element.proto.imgs]
+    for score in choice.candidates:
+        assert any(
+            c.endswith(f"at {score.layer}: cat") or c.endswith(f"at {score.layer}: dog")
+            for c in captions
+        )
+    at = _open(at, "views/try_photos.py")
+    at.file_uploader(key="try_upload").set_value([("photo.png", _png_bytes(), "image/png")]).run()
+    assert not at.exception and not at.error
+
+
+def test_the_layers_view_of_an_analysis_that_did_not_compare_layers(
+    imported_app: AppTest,
+) -> None:
+    at = _open(imported_app, "views/compare.py")
+    at.segmented_control(key="cmp_view").set_value("Layers").run()
+    assert not at.exception and not at.error
+    assert any("did not compare layers" in i.value for i in at.info)
+    text = " ".join(m.value for m in at.markdown)
+    assert "`body` ·" in text and "deletion AUC" not in text  # maps, but no scores
+    assert text.count("cells") == 3  # body, the block before it, the last finer block

@@ -451,3 +451,122 @@ def test_the_card_records_where_the_weights_came_from(tmp_path: Path) -> None:
     assert card.n_features == 576 and card.mean == (0.4,) * 3 and card.std == (0.2,) * 3
     assert card.image_size == 64 and card.classes == ("a", "b", "c") and card.layer == "body"
     assert (tmp_path / "m" / "model.json").exists()
+
+
+def test_a_vit_is_built_for_its_image_size(tmp_path: Path) -> None:
+    """Weights of a ViT made for 64 px import at 64 px; made for 224 px, they are refused at
+    64 px with the tensor that does not fit (its position embeddings)."""
+    import timm
+
+    from cam_core.modelling.architectures import build_classifier
+
+    vit = build_classifier("vit_b_16", 2, image_size=64)
+    assert vit.image_size == 64 and vit.seq_length == 17  # a 4×4 grid and the class token
+    torch.manual_seed(0)
+    small = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=2, img_size=64)
+    weights = _save(small.eval(), tmp_path, "safetensors")
+    card = import_model(
+        ImportConfig("timm:vit_tiny_patch16_224", weights, SPECIES, 64), tmp_path / "m"
+    )
+    assert card.layer == "body.model.blocks.11.norm1"
+    assert card.n_features == 192 and card.provenance["layer_grid"] == [192, 4, 4]
+    assert card.provenance["tokens"] == {
+        "family": "vit",
+        "patch": 16,
+        "prefix_tokens": 1,
+        "last_stage_blocks": 12,
+        "rollout": True,
+        "placement": "patches",
+    }
+    assert "class token" not in card.provenance["methods"]["cam"]  # timm heads: not inspected
+    assert card.provenance["methods"]["rollout"] == "applies"
+    loaded = load_model(tmp_path / "m", "cpu")
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.net(x), small(x), atol=1e-5, rtol=1e-5)
+    big = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=2)
+    with pytest.raises(ImportModelError, match=r"'pos_embed' has shape \(1, 197, 192\)"):
+        import_model(
+            ImportConfig("timm:vit_tiny_patch16_224", _save(big, tmp_path, "pth"), SPECIES, 64),
+            tmp_path / "refused",
+        )
+    assert not (tmp_path / "refused" / "model.json").exists()
+
+
+def test_a_torchvision_swin_gets_exact_cam_and_a_torchvision_vit_does_not(
+    tmp_path: Path,
+) -> None:
+    from cam_core.modelling.architectures import to_classifier
+    from tests.test_tokens import small_vit
+
+    torch.manual_seed(0)
+    swin = tv_models.swin_t(weights=None, num_classes=2).eval()
+    card = import_model(
+        ImportConfig("swin_t", _save(swin, tmp_path, "safetensors"), SPECIES, 64), tmp_path / "s"
+    )
+    assert card.provenance["methods"]["cam"] == "applies" and card.layer == "body"
+    assert "window" in card.provenance["methods"]["rollout"]
+    net = load_model(tmp_path / "s", "cpu").net
+    assert isinstance(net, CamNet)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        logits, maps = net.forward_with_maps(x)
+        torch.testing.assert_close(logits, swin(x), atol=1e-4, rtol=1e-4)
+    assert maps.shape == (2, 2, 2, 2)
+    net_vit, reason = to_classifier(small_vit(classes=2), check_size=64)
+    assert isinstance(net_vit, SplitNet) and "class token" in (reason or "")
+
+
+def test_a_token_count_off_the_grid_or_an_unknown_token_model_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cam_core.methods import tokens
+    from cam_core.modelling.architectures import body_channels, to_classifier
+    from tests.test_tokens import small_vit
+
+    net, _ = to_classifier(small_vit(), check_size=64)
+    real = tokens.token_layout(net)
+    assert real is not None
+    wrong = type(real)(real.family, real.patch, 2, real.blocks, real.norm)
+    monkeypatch.setattr("cam_core.modelling.architectures.token_layout", lambda _net: wrong)
+    with pytest.raises(
+        ImportModelError, match="17 tokens; without the 2 prefix token.*15 do not form a square"
+    ):
+        body_channels(net, 64)
+    monkeypatch.setattr("cam_core.modelling.architectures.token_layout", lambda _net: None)
+    with pytest.raises(ImportModelError, match=r"\(1, 17, 32\), not \(N, C, h, w\).*known vision"):
+        body_channels(net, 64)
+
+
+def test_a_vit_is_imported_analysed_and_predicted(vit_home: Path, tiny_dataset: Dataset) -> None:
+    run = vit_home / "imports" / "vit"
+    art = read_artifacts(run / "artifacts")
+    manifest = art.manifest
+    assert list(manifest.methods) == ["gradcam", "gradcampp", "layercam", "rollout"]
+    assert "exact CAM" in manifest.unavailable["cam"]
+    choice = manifest.layer_choice
+    assert choice is not None and len(choice.candidates) == 3
+    assert choice.chosen in [c.layer for c in choice.candidates]
+    assert all(
+        record.layer == choice.chosen
+        for name, record in manifest.methods.items()
+        if name != "rollout"
+    )
+    for name, record in manifest.methods.items():
+        assert record.placement == "patches"
+        assert art.maps[name].shape[-2:] == (4, 4)
+    assert manifest.methods["rollout"].class_agnostic
+    rollout = np.asarray(art.maps["rollout"], dtype=np.float32)
+    np.testing.assert_array_equal(rollout[:, 0], rollout[:, 1])  # the same for every class
+    assert set(manifest.quality) >= {"gradcam", "rollout", "random", "centre"}
+    assert "deletion_auc" in manifest.quality["rollout"]
+    assert "randomization_spearman" in manifest.quality["gradcam"]
+    assert art.array("features.npy").shape == (len(art.table), 192)
+    loaded = load_model(run / "model", "cpu")
+    image = Image.open(tiny_dataset.samples[0].path).convert("RGB")
+    for method in ("gradcam", "rollout"):
+        (prediction,) = predict_images(
+            loaded, [("a.png", image)], method=method, layer=choice.chosen
+        )
+        assert prediction.maps.shape[-2:] == (4, 4)
+        assert json.loads(json.dumps(prediction.to_json()))["pred"] in SPECIES

@@ -37,7 +37,7 @@ from cam_core.data.sources import (
 )
 from cam_core.errors import DataSourceError, MethodError, PreprocessingError
 from cam_core.evaluation.familiarity import REFERENCE_ANALYSED, REFERENCE_TRAINING
-from cam_core.evaluation.layers import LayerChoice, choose_layer
+from cam_core.evaluation.layers import DEFAULT_LAYER_SAMPLE, LayerChoice, choose_layer
 from cam_core.evaluation.metrics import summary
 from cam_core.evaluation.shortcuts import (
     ShortcutConfig,
@@ -106,6 +106,7 @@ class AnalyzeConfig:
             method but the costly ones that applies to the model (exact CAM needs a CAM head,
             attention rollout a vision transformer).
         costly: with ``methods=None``, the costly methods that apply too (Score-CAM).
+        layer_n: with ``layer="auto"``, images (a seeded sample) the candidates are scored on.
         layer: the layer the gradient and score methods read; ``None``: the model card's
             (``body``, the last feature maps, unless the import named another); ``auto``:
             the best of the candidate layers on a seeded sample
@@ -129,6 +130,7 @@ class AnalyzeConfig:
     methods: tuple[str, ...] | None = None
     costly: bool = False
     layer: str | None = None
+    layer_n: int = DEFAULT_LAYER_SAMPLE
     quality: QualityConfig | None = field(default_factory=QualityConfig)
     precision: str = "auto"
     reference_n: int = 5000
@@ -147,6 +149,8 @@ class AnalyzeConfig:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
         if self.reference_n < 2:
             raise ValueError(f"reference_n must be at least 2, got {self.reference_n}")
+        if self.layer_n < 1:
+            raise ValueError(f"layer_n must be at least 1, got {self.layer_n}")
         if self.classes_per_image is not None and self.classes_per_image < 1:
             raise ValueError(
                 f"classes_per_image must be at least 1 or None, got {self.classes_per_image}"
@@ -323,7 +327,7 @@ def prepare(model_dir: Path, data_cfg: DataConfig | None, cfg: AnalyzeConfig) ->
     )
     if cfg.layer != AUTO_LAYER:
         return job
-    choice = choose_job_layer(job, cfg)
+    choice = choose_job_layer(job, cfg, cfg.layer_n)
     log.info("layer auto: %s (%s)", choice.chosen, choice.reason)
     return replace(job, layer=choice.chosen, layer_choice=choice)
 
@@ -331,7 +335,7 @@ def prepare(model_dir: Path, data_cfg: DataConfig | None, cfg: AnalyzeConfig) ->
 def choose_job_layer(
     job: AnalysisJob,
     cfg: AnalyzeConfig,
-    sample_n: int = 64,
+    sample_n: int = DEFAULT_LAYER_SAMPLE,
     candidates: Sequence[str] | None = None,
 ) -> LayerChoice:
     """The candidate layers of the job's model (or ``candidates``) scored on a seeded sample
@@ -467,6 +471,8 @@ def finish(
         return torch.cat(list(load_images(model, picked, cfg.batch_size, 0)))
 
     watch = Stopwatch()
+    if job.layer_choice is not None:
+        watch.seconds["layer choice"] = job.layer_choice.seconds
     watch.seconds["maps"] = sum(explained.seconds.values())
     masks = None
     if cfg.quality is not None and len(valid):

@@ -14,6 +14,7 @@ block). The record says which rule decided.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -118,6 +119,7 @@ class LayerChoice:
         candidates: every candidate's scores, coarse to fine (empty when there was one).
         sample_size: images scored; sanity_size: of them, for the sanity check.
         steps, seed: of deletion/insertion and of the sample.
+        seconds: wall time of the comparison.
     """
 
     method: str
@@ -128,6 +130,7 @@ class LayerChoice:
     sanity_size: int = 0
     steps: int = DEFAULT_STEPS
     seed: int = 0
+    seconds: float = 0.0
 
     def score_of(self, layer: str) -> LayerScore | None:
         """The scores of ``layer``, if it was a scored candidate."""
@@ -154,6 +157,7 @@ class LayerChoice:
             sanity_size=int(raw.get("sanity_size", 0)),
             steps=int(raw.get("steps", DEFAULT_STEPS)),
             seed=int(raw.get("seed", 0)),
+            seconds=float(raw.get("seconds", 0.0)),
         )
 
 
@@ -216,6 +220,7 @@ def choose_layer(
     layers = list(dict.fromkeys(candidates or candidate_layers(net, image_size)))
     if len(layers) == 1:
         return LayerChoice(method=method, chosen=layers[0], reason=_ONLY, seed=seed)
+    start = time.perf_counter()
     n = len(targets)
     if n == 0:
         raise MethodError("no image to compare the layers on")
@@ -281,6 +286,7 @@ def choose_layer(
         sanity_size=sane,
         steps=steps,
         seed=seed,
+        seconds=round(time.perf_counter() - start, 2),
     )
 
 
