@@ -372,13 +372,25 @@ def _range(spread: dict[str, float], percent: bool = False) -> str:
     )
 
 
+def _with_other_sections(path: Path, text: str) -> str:
+    """``text`` followed by the sections other scripts keep in the same file (``layers.py``'s,
+    between its markers), so that rewriting the quality figures does not drop them."""
+    from layers import END, START
+
+    old = path.read_text() if path.exists() else ""
+    if START in old and END in old:
+        kept = old[old.index(START) : old.index(END) + len(END)]
+        return text.rstrip() + "\n\n" + kept + "\n"
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.render is not None:
         try:
             saved = json.loads(args.render.read_text())
-            args.out.write_text(render_markdown(saved))
+            args.out.write_text(_with_other_sections(args.out, render_markdown(saved)))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise SystemExit(f"error: cannot render {args.render}: {exc!r}") from None
         return 0
@@ -403,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "summary": summarise(runs),
     }
-    args.out.write_text(render_markdown(result))
+    args.out.write_text(_with_other_sections(args.out, render_markdown(result)))
     print(json.dumps(result) if args.json else render_markdown(result))
     return 0
 

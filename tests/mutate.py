@@ -38,6 +38,7 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "cam_core/evaluation/duplicates.py": ("tests/test_duplicates.py",),
     "cam_core/evaluation/faithfulness.py": ("tests/test_faithfulness.py",),
     "cam_core/evaluation/familiarity.py": ("tests/test_familiarity.py",),
+    "cam_core/evaluation/layers.py": ("tests/test_layers.py",),
     "cam_core/evaluation/localisation.py": ("tests/test_localisation.py",),
     "cam_core/evaluation/metrics.py": ("tests/test_metrics.py",),
     "cam_core/evaluation/sanity.py": ("tests/test_sanity.py",),
@@ -60,6 +61,8 @@ TARGETS: dict[str, tuple[str, ...]] = {
     "cam_core/analysis/distributed.py": ("tests/test_distributed.py",),
     "cam_core/analysis/artifacts.py": ("tests/test_artifacts.py",),
     "cam_core/analysis/cams.py": ("tests/test_cams.py",),
+    "cam_core/methods/tokens.py": ("tests/test_tokens.py",),
+    "cam_core/methods/rollout.py": ("tests/test_rollout.py",),
     "cam_core/storage.py": ("tests/test_storage.py",),
 }
 

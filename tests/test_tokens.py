@@ -97,6 +97,10 @@ def test_swin_is_cut_into_feature_maps_with_exact_cam() -> None:
         as_feature_maps(stage["out"], layout), stage["out"].permute(0, 3, 1, 2)
     )
     assert candidate_layers(net, 64) == ["body", "body.0.7.0"]
+    # Inside Swin, a map whose sides equal its channels is taken as channels last (the only
+    # channels-first output is the body's, whose channels outnumber its cells).
+    cube = torch.arange(2 * 4 * 4 * 4, dtype=torch.float32).reshape(2, 4, 4, 4)
+    torch.testing.assert_close(as_feature_maps(cube, layout), cube.permute(0, 3, 1, 2))
 
 
 def test_tokens_land_on_their_patch_of_the_grid() -> None:
@@ -136,6 +140,9 @@ def test_feature_vectors_follow_what_the_head_reads() -> None:
     torch.testing.assert_close(feature_vector(maps, None), maps.mean(dim=(2, 3)))
     flat = torch.randn(2, 5)
     torch.testing.assert_close(feature_vector(flat, None), flat)
+    distilled = type(layout)(layout.family, layout.patch, 2, layout.blocks, layout.norm)
+    tokens = torch.randn(2, 18, 32)  # class, distillation, 16 patches: the class token counts
+    torch.testing.assert_close(feature_vector(tokens, distilled), tokens[:, 0])
 
 
 def test_gradcam_on_a_vit_equals_a_hand_computation() -> None:
