@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
+# Empty: listen where .streamlit/config.toml says (127.0.0.1, this machine only); e.g.
+# HOST=0.0.0.0 make run listens on every interface (share it behind TLS, see the README).
+HOST ?=
 export CAM_LENS_HOME ?= $(HOME)/.cache/cam-lens
 
 .PHONY: run test test-fast mutate browser lint demo demo-stale bench clean
@@ -26,7 +29,8 @@ demo: $(foreach task,$(DEMO_TASKS),$(CAM_LENS_HOME)/demo/$(task)/artifacts/manif
 # in the background by the server (progress on the page and here), species first.
 run: $(VENV)/.installed
 	CAM_LENS_BUILD_DEMO="$$($(MAKE) --no-print-directory -s demo-stale)" \
-	  $(PY) -m streamlit run dashboard/app.py --server.port $(PORT)
+	  $(PY) -m streamlit run dashboard/app.py --server.port $(PORT) \
+	  $(if $(HOST),--server.address $(HOST))
 
 # The demo tasks whose analysis is missing or older than the demo preset, one per line.
 demo-stale:

@@ -61,10 +61,11 @@ def one_run(task: str, seed: int, folder: Path, n: int) -> dict[str, Any]:
     job = prepare(run / "model", replace(data_cfg, source=str(dataset.root)), cfg)
     choice = choose_job_layer(job, cfg, sample_n=n)
     return {
+        **choice.to_json(),
+        "sample_seed": choice.seed,
         "task": task,
         "seed": seed,
         "train_seconds": round(trained, 1),
-        **choice.to_json(),
     }
 
 

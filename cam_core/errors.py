@@ -10,6 +10,7 @@ __all__ = [
     "AlreadyRunningError",
     "ArtifactError",
     "CamLensError",
+    "FolderNotSharedError",
     "DataSourceError",
     "DistributedError",
     "DownloadError",
@@ -50,6 +51,10 @@ class ModelFileError(CamLensError):
 
 class ArtifactError(CamLensError):
     """An analysis artifact folder that is missing, damaged, or inconsistent."""
+
+
+class FolderNotSharedError(CamLensError):
+    """A folder outside the folders a dashboard server shares (``CAM_LENS_ROOTS``)."""
 
 
 class AlreadyRunningError(CamLensError):

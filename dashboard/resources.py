@@ -33,6 +33,7 @@ from cam_core.intake.images import (
     square_resize,
     to_model_tensor,
 )
+from cam_core.locations import shared_folder
 from cam_core.methods import get_method, layer_readers
 from cam_core.methods.placement import RECEPTIVE_FIELD
 from cam_core.methods.tokens import candidate_layers, placement_of
@@ -60,8 +61,14 @@ def stamp(folder: Path) -> float:
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the model…")
 def model(model_dir: str, weights_sha256: str) -> LoadedModel:
-    """One shared, read-only model per (folder, weights) for all sessions."""
-    return load_model(Path(model_dir))
+    """One shared, read-only model per (folder, weights) for all sessions.
+
+    Raises:
+        FolderNotSharedError: the analysis points to a model folder this server does not
+            share (nothing is read from it).
+        ModelFileError: a missing or damaged model folder.
+    """
+    return load_model(shared_folder(model_dir))
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the analysis…")
@@ -118,8 +125,8 @@ def reliance(folder: str, version: float) -> Reliance | str:
 
 @st.cache_data(max_entries=4)
 def model_card(model_dir: str, version: float) -> ModelCard:
-    """The model card of the analysed model."""
-    return read_card(Path(model_dir))
+    """The model card of the analysed model (only from a folder this server shares)."""
+    return read_card(shared_folder(model_dir))
 
 
 @st.cache_data(max_entries=20000, show_spinner=False)

@@ -9,7 +9,7 @@ import streamlit as st
 from cam_core.analysis.artifacts import find_artifact_folders
 from cam_core.data.sources import TASKS
 from cam_core.errors import CamLensError
-from cam_core.locations import demo_run_dir, home
+from cam_core.locations import demo_run_dir, home, is_shared, shared_folder
 from cam_core.methods import MethodRecord, primary_method
 from cam_core.present.display import map_meaning, method_title
 from cam_core.present.overlay import COLORSCALES
@@ -35,23 +35,30 @@ def render() -> state.Context | str:
     """Draw the sidebar; returns the loaded context, or a message saying why there is none."""
     with st.sidebar:
         st.header("Analysis")
-        found = find_artifact_folders(home())
         demos = [str(demo_run_dir(task) / "artifacts") for task in TASKS]
+        found = find_artifact_folders(home()) if is_shared(home()) else []
         options = [*demos, *(str(p) for p in found if str(p) not in demos)]
+        options = [option for option in options if is_shared(option)]
         options.append(OTHER)
         chosen = st.session_state.get(state.CHOICE)
         if chosen not in options:
-            if chosen and (Path(str(chosen)) / "manifest.json").is_file():  # from a link
+            # From a link: a folder outside the shared ones is refused below without being
+            # looked at (not even whether it exists).
+            linked = bool(chosen) and (
+                not is_shared(str(chosen)) or (Path(str(chosen)) / "manifest.json").is_file()
+            )
+            if linked:
                 st.session_state[state.CUSTOM_DIR] = str(chosen)
                 st.session_state[state.CHOICE] = OTHER
             else:
-                st.session_state[state.CHOICE] = _first_existing(options[:-1])
+                st.session_state[state.CHOICE] = _first_existing(options[:-1] or [OTHER])
         choice = st.selectbox(
             "Artifact folder",
             options,
             key=state.CHOICE,
             format_func=lambda o: o if o == OTHER else _label(Path(o)),
-            help="Folders under $CAM_LENS_HOME that hold an analysis (manifest.json).",
+            help="Folders under $CAM_LENS_HOME that hold an analysis (manifest.json). Only "
+            "folders this server shares open ($CAM_LENS_ROOTS).",
         )
         if choice == OTHER:
             typed = st.text_input(
@@ -61,14 +68,18 @@ def render() -> state.Context | str:
         else:
             folder = Path(choice)
         st.session_state[state.ARTIFACTS_DIR] = str(folder)
+        try:
+            readable = shared_folder(folder)
+        except CamLensError as exc:
+            return str(exc)
         st.header("Display")
         st.selectbox("Colour scale", COLORSCALES, key=state.COLORSCALE)
         if state.OPACITY not in st.session_state:  # default here: the value is kept across pages
             st.session_state[state.OPACITY] = 0.5
         st.slider("Overlay opacity", 0.0, 1.0, step=0.05, key=state.OPACITY)
         try:
-            version = resources.stamp(folder)
-            art = resources.artifacts(str(folder), version)
+            version = resources.stamp(readable)
+            art = resources.artifacts(str(readable), version)
         except CamLensError as exc:
             return str(exc)
         check = resources.map_check(str(folder), version)
@@ -92,7 +103,7 @@ def render() -> state.Context | str:
             key=state.REVIEWER,
             help="Recorded with every verdict you save (who and when).",
         )
-    return state.Context(folder, version, art, method, state.colorscale(), state.opacity())
+    return state.Context(readable, version, art, method, state.colorscale(), state.opacity())
 
 
 def _method_selector(methods: dict[str, MethodRecord]) -> str:

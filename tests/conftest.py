@@ -66,6 +66,9 @@ def _isolated_home(
     """No test touches the user's real ~/.cache/cam-lens."""
     home = tmp_path_factory.getbasetemp() / "cam_home"
     monkeypatch.setenv("CAM_LENS_HOME", str(home))
+    # The dashboard opens folders under every test's temporary folders (tests of the shared
+    # folders set their own roots).
+    monkeypatch.setenv("CAM_LENS_ROOTS", str(tmp_path_factory.getbasetemp()))
 
 
 @pytest.fixture(scope="session")
