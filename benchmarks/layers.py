@@ -108,7 +108,10 @@ def render(result: dict[str, Any]) -> str:
     for run in result["runs"]:
         picks.setdefault(run["task"], {}).setdefault(run["chosen"], 0)
         picks[run["task"]][run["chosen"]] += 1
+    seconds = [run["seconds"] for run in result["runs"]]
     lines += [
+        "",
+        f"Scoring the candidates took {min(seconds):.0f}–{max(seconds):.0f} s per run.",
         "",
         "Picks per task: "
         + "; ".join(
