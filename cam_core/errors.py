@@ -7,13 +7,14 @@ dashboard can show ``str(error)`` to a person as it is.
 from __future__ import annotations
 
 __all__ = [
+    "AccessError",
     "AlreadyRunningError",
     "ArtifactError",
     "CamLensError",
-    "FolderNotSharedError",
     "DataSourceError",
     "DistributedError",
     "DownloadError",
+    "FolderNotSharedError",
     "ImageRejectedError",
     "ImportModelError",
     "MethodError",
@@ -51,6 +52,10 @@ class ModelFileError(CamLensError):
 
 class ArtifactError(CamLensError):
     """An analysis artifact folder that is missing, damaged, or inconsistent."""
+
+
+class AccessError(CamLensError):
+    """A roles configuration that is not valid, or an action the user's role does not allow."""
 
 
 class FolderNotSharedError(CamLensError):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import links, pages, review_panel, state, training_panel
+from dashboard import access, links, pages, review_panel, state, training_panel
 
 st.set_page_config(page_title="CAM Lens", page_icon=":material/search:", layout="wide")
+access.gate()  # a sign-in screen when the operator configured sign-in and nobody signed in
 training_panel.autostart()
 state.keep_sidebar_choices()
 review_panel.new_run()

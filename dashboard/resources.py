@@ -59,16 +59,21 @@ def stamp(folder: Path) -> float:
         return 0.0
 
 
-@st.cache_resource(max_entries=2, show_spinner="Loading the model…")
 def model(model_dir: str, weights_sha256: str) -> LoadedModel:
-    """One shared, read-only model per (folder, weights) for all sessions.
+    """One shared, read-only model per (folder, weights) for all sessions. The folder is
+    checked on every call, before the cache (a cached model must not outlive the rule).
 
     Raises:
         FolderNotSharedError: the analysis points to a model folder this server does not
             share (nothing is read from it).
         ModelFileError: a missing or damaged model folder.
     """
-    return load_model(shared_folder(model_dir))
+    return _model(str(shared_folder(model_dir)), weights_sha256)
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the model…")
+def _model(model_dir: str, weights_sha256: str) -> LoadedModel:
+    return load_model(Path(model_dir))
 
 
 @st.cache_resource(max_entries=4, show_spinner="Reading the analysis…")
@@ -123,10 +128,15 @@ def reliance(folder: str, version: float) -> Reliance | str:
         return str(exc)
 
 
-@st.cache_data(max_entries=4)
 def model_card(model_dir: str, version: float) -> ModelCard:
-    """The model card of the analysed model (only from a folder this server shares)."""
-    return read_card(shared_folder(model_dir))
+    """The model card of the analysed model (only from a folder this server shares, checked
+    before the cache)."""
+    return _model_card(str(shared_folder(model_dir)), version)
+
+
+@st.cache_data(max_entries=4)
+def _model_card(model_dir: str, version: float) -> ModelCard:
+    return read_card(Path(model_dir))
 
 
 @st.cache_data(max_entries=20000, show_spinner=False)

@@ -13,7 +13,7 @@ import streamlit as st
 
 from cam_core.errors import ReviewStoreError
 from cam_core.review.reviews import VERDICTS, Review, ReviewStore, with_reviews
-from dashboard import resources, state
+from dashboard import access, resources, state
 
 NO_VERDICT = "—"
 
@@ -27,8 +27,16 @@ def default_reviewer() -> str:
 
 
 def reviewer() -> str:
-    """Who is reviewing (the sidebar's name field)."""
+    """Who is reviewing: the signed-in identity, else the sidebar's name field."""
+    who = access.current()
+    if who.signed_in:
+        return who.identity
     return str(st.session_state.get(state.REVIEWER) or default_reviewer()).strip() or "analyst"
+
+
+def may_record() -> bool:
+    """Whether this session may record verdicts (every page hides the controls otherwise)."""
+    return access.current().can_record
 
 
 def store(ctx: state.Context) -> ReviewStore | None:
@@ -92,7 +100,12 @@ def annotated(
 
 
 def save(ctx: state.Context, path: str, verdict: str, **fields: object) -> bool:
-    """Save a verdict as the sidebar's reviewer; False (with an error line) when it failed."""
+    """Save a verdict as the sidebar's reviewer; False (with an error line) when it failed or
+    this session's role does not allow it (refused and logged, however it was sent)."""
+    who = access.current()
+    if not who.can_record:
+        access.refuse(who, "record verdicts", path)
+        return False
     current = store(ctx)
     if current is None:
         return False
@@ -105,6 +118,10 @@ def save(ctx: state.Context, path: str, verdict: str, **fields: object) -> bool:
 
 
 def _clear(ctx: state.Context, path: str) -> None:
+    who = access.current()
+    if not who.can_record:
+        access.refuse(who, "remove verdicts", path)
+        return
     current = store(ctx)
     if current is not None:
         try:
@@ -143,6 +160,9 @@ def quick_verdict(ctx: state.Context, path: str, current: Review | None, key: st
                 note=current.note if current else "",
             )
 
+    if not may_record():
+        st.caption(describe(current))
+        return
     options = [NO_VERDICT, *VERDICTS]
     st.session_state[key] = current.verdict if current else NO_VERDICT
     st.selectbox("Verdict", options, key=key, on_change=changed, label_visibility="collapsed")
@@ -157,6 +177,9 @@ def verdict_editor(ctx: state.Context, path: str, key: str) -> None:
         current = current_store.get(path)
     except ReviewStoreError as exc:
         _report(exc)
+        return
+    if not may_record():
+        st.markdown(f"**Verdict** · {describe(current)}")
         return
     classes = list(ctx.art.manifest.classes)
     with st.form(key=f"{key}_form", border=True):

@@ -13,7 +13,7 @@ from cam_core.locations import demo_run_dir, home, is_shared, shared_folder
 from cam_core.methods import MethodRecord, primary_method
 from cam_core.present.display import map_meaning, method_title
 from cam_core.present.overlay import COLORSCALES
-from dashboard import resources, review_panel, state, training_panel
+from dashboard import access, resources, review_panel, state, training_panel
 
 OTHER = "Another folder…"
 
@@ -96,13 +96,16 @@ def render() -> state.Context | str:
             title = method_title(name, art.manifest.methods)
             st.caption(f"Not offered for this model: **{title}**, because {reason}.")
         st.header("Review")
-        if not st.session_state.get(state.REVIEWER):
-            st.session_state[state.REVIEWER] = review_panel.default_reviewer()
-        st.text_input(
-            "Your name",
-            key=state.REVIEWER,
-            help="Recorded with every verdict you save (who and when).",
-        )
+        who = access.current()
+        access.sidebar_status(who)
+        if not who.signed_in:  # local mode: the name is typed; signed in, it is the identity
+            if not st.session_state.get(state.REVIEWER):
+                st.session_state[state.REVIEWER] = review_panel.default_reviewer()
+            st.text_input(
+                "Your name",
+                key=state.REVIEWER,
+                help="Recorded with every verdict you save (who and when).",
+            )
     return state.Context(readable, version, art, method, state.colorscale(), state.opacity())
 
 

@@ -89,6 +89,9 @@ st.markdown(
 )
 current = verdicts.get(path)
 st.markdown(review_panel.describe(current))
+if not review_panel.may_record():
+    st.info("You are a viewer: you read the verdicts; reviewers record them.")
+    st.stop()
 
 details = st.columns([1, 1, 2])
 corrected = details[0].selectbox(
