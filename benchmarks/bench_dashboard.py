@@ -222,6 +222,7 @@ def time_pages(folder: Path, reps: int) -> dict[str, dict[str, float]]:
     from streamlit.testing.v1 import AppTest
 
     os.environ["CAM_LENS_HOME"] = str(folder.parent)
+    os.environ["CAM_LENS_ROOTS"] = str(folder.parent)  # the server shares this folder only
     st.cache_data.clear()
     st.cache_resource.clear()
     at = AppTest.from_file(APP, default_timeout=600)

@@ -47,6 +47,8 @@ def share(slug: str, ctx: state.Context, extra: Mapping[str, str] | None = None)
     if unknown:
         raise ValueError(f"page {slug!r} does not restore link parameters {unknown}")
     params = {"page": slug, "analysis": ctx.key, "method": ctx.method}
+    if state.presenting():
+        params["present"] = "1"
     params.update({k: v for k, v in (extra or {}).items() if v not in ("", None)})
     st.query_params.from_dict(params)
     url = st.context.url or "http://localhost:8501/"

@@ -76,8 +76,20 @@ class PageSpec:
     default: bool = False
 
 
-SHARED_PARAMS = (Param("analysis", state.CHOICE), Param("method", state.METHOD))
-"""Written by every page: which analysis and which method."""
+def _flag(text: str) -> bool:
+    if text.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.strip().lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{text!r} is not on or off")
+
+
+SHARED_PARAMS = (
+    Param("analysis", state.CHOICE),
+    Param("method", state.METHOD),
+    Param("present", state.PRESENT, _flag),
+)
+"""Written by every page: which analysis and which method, and present mode."""
 
 _IMAGE = Param("image", state.LINK_IMAGE)
 
@@ -88,6 +100,7 @@ def _restore_gallery(query: Mapping[str, str]) -> None:
 
 PAGES = (
     PageSpec("overview", "views/overview.py", "Overview", ":material/dashboard:", default=True),
+    PageSpec("summary", "views/summary.py", "Summary", ":material/summarize:"),
     PageSpec("misclassified", "views/misclassified.py", "Misclassified", ":material/error:"),
     PageSpec(
         "heatmaps",

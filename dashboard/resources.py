@@ -216,6 +216,7 @@ def report_html(
     colorscale: str,
     method: str,
     reviewed: pd.DataFrame | None = None,
+    verdicts: dict[str, int] | None = None,
 ) -> str:
     """The self-contained HTML report (built by cam_core), with the current verdicts."""
     art = artifacts(folder, version)
@@ -223,7 +224,7 @@ def report_html(
         card: ModelCard | None = model_card(art.manifest.model_dir, version)
     except CamLensError:  # the report still renders without the card
         card = None
-    return build_report(art, card, top_n, colorscale, method, reviewed)
+    return build_report(art, card, top_n, colorscale, method, reviewed, verdicts)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

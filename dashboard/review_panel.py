@@ -35,8 +35,9 @@ def reviewer() -> str:
 
 
 def may_record() -> bool:
-    """Whether this session may record verdicts (every page hides the controls otherwise)."""
-    return access.current().can_record
+    """Whether this session shows verdict controls: a role that records verdicts, not in
+    present mode (every page hides the controls otherwise)."""
+    return access.current().can_record and not state.presenting()
 
 
 def store(ctx: state.Context) -> ReviewStore | None:

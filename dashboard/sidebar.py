@@ -52,17 +52,25 @@ def render() -> state.Context | str:
                 st.session_state[state.CHOICE] = OTHER
             else:
                 st.session_state[state.CHOICE] = _first_existing(options[:-1] or [OTHER])
-        choice = st.selectbox(
-            "Artifact folder",
-            options,
-            key=state.CHOICE,
-            format_func=lambda o: o if o == OTHER else _label(Path(o)),
-            help="Folders under $CAM_LENS_HOME that hold an analysis (manifest.json). Only "
-            "folders this server shares open ($CAM_LENS_ROOTS).",
-        )
+        presenting = state.presenting()
+        if presenting:  # no controls: the values the link or the session chose
+            choice = str(st.session_state[state.CHOICE])
+        else:
+            choice = st.selectbox(
+                "Artifact folder",
+                options,
+                key=state.CHOICE,
+                format_func=lambda o: o if o == OTHER else _label(Path(o)),
+                help="Folders under $CAM_LENS_HOME that hold an analysis (manifest.json). "
+                "Only folders this server shares open ($CAM_LENS_ROOTS).",
+            )
         if choice == OTHER:
-            typed = st.text_input(
-                "Folder path", key=state.CUSTOM_DIR, placeholder="/path/to/artifacts"
+            typed = (
+                str(st.session_state.get(state.CUSTOM_DIR, ""))
+                if presenting
+                else st.text_input(
+                    "Folder path", key=state.CUSTOM_DIR, placeholder="/path/to/artifacts"
+                )
             )
             folder = Path(typed).expanduser() if typed else Path(demos[0])
         else:
@@ -72,11 +80,12 @@ def render() -> state.Context | str:
             readable = shared_folder(folder)
         except CamLensError as exc:
             return str(exc)
-        st.header("Display")
-        st.selectbox("Colour scale", COLORSCALES, key=state.COLORSCALE)
         if state.OPACITY not in st.session_state:  # default here: the value is kept across pages
             st.session_state[state.OPACITY] = 0.5
-        st.slider("Overlay opacity", 0.0, 1.0, step=0.05, key=state.OPACITY)
+        if not presenting:
+            st.header("Display")
+            st.selectbox("Colour scale", COLORSCALES, key=state.COLORSCALE)
+            st.slider("Overlay opacity", 0.0, 1.0, step=0.05, key=state.OPACITY)
         try:
             version = resources.stamp(readable)
             art = resources.artifacts(str(readable), version)
@@ -91,6 +100,11 @@ def render() -> state.Context | str:
         task = art.manifest.data.get("task")
         if task:
             st.caption(f"Task: **{task}** · {len(art.manifest.classes)} classes")
+        if presenting:
+            method = _presented_method(art.manifest.methods, readable)
+            return state.Context(
+                readable, version, art, method, state.colorscale(), state.opacity()
+            )
         method = _method_selector(art.manifest.methods)
         for name, reason in art.manifest.unavailable.items():
             title = method_title(name, art.manifest.methods)
@@ -107,6 +121,17 @@ def render() -> state.Context | str:
                 help="Recorded with every verdict you save (who and when).",
             )
     return state.Context(readable, version, art, method, state.colorscale(), state.opacity())
+
+
+def _presented_method(methods: dict[str, MethodRecord], folder: Path) -> str:
+    """Present mode's sidebar: what is shown, in words, and no control."""
+    names = list(methods)
+    if st.session_state.get(state.METHOD) not in names:
+        st.session_state[state.METHOD] = primary_method(names)
+    method = str(st.session_state[state.METHOD])
+    record = methods[method]
+    st.caption(f"Presenting **{_label(folder)}** · {record.title} · {map_meaning(record)}")
+    return method
 
 
 def _method_selector(methods: dict[str, MethodRecord]) -> str:

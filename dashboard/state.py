@@ -41,6 +41,7 @@ CALIBRATION_THRESHOLD = "cal_threshold"
 EMBED_COLOUR = "emb_colour"
 SHORTCUT_PICK = "sc_pick"
 LINK_APPLIED = "link_applied"
+PRESENT = "shared_present"
 LINK_IMAGE = "link_image"
 
 SIDEBAR_WIDGETS = (CHOICE, CUSTOM_DIR, METHOD, COLORSCALE, OPACITY, REVIEWER)
@@ -146,6 +147,12 @@ def gallery_filter() -> GalleryFilter:
         rows=rows_from_text(str(get(GALLERY_ROWS, ""))),
         slice=tuple(get(GALLERY_SLICE, ()) or ()),
     )
+
+
+def presenting() -> bool:
+    """Present mode (``?present=1``): no sidebar controls and no editing widgets, for
+    screen sharing."""
+    return bool(st.session_state.get(PRESENT, False))
 
 
 def colorscale() -> str:

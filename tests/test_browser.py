@@ -33,6 +33,7 @@ CHROMIUM_FLAGS = [
 ]
 TEXTS = {
     "overview": "Validation images",
+    "summary": "Which explanation to believe",
     "misclassified": "validation images are misclassified",
     "heatmaps": "Difference map",
     "gallery": "images match the filter",

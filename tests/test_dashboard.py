@@ -762,3 +762,28 @@ def test_the_layers_view_of_an_analysis_that_did_not_compare_layers(
     text = " ".join(m.value for m in at.markdown)
     assert "`body` ·" in text and "deletion AUC" not in text  # maps, but no scores
     assert text.count("cells") == 3  # body, the block before it, the last finer block
+
+
+def test_the_summary_fits_a_meeting_and_links_to_the_pages_behind_it(
+    app: AppTest, quick_run: Path
+) -> None:
+    from cam_core.present.summaries import largest_confusions
+
+    table = read_artifacts(quick_run / "artifacts").table
+    at = _open(app, "views/summary.py")
+    assert [t.value for t in at.title] == ["Summary"] and not at.error
+    metrics = {m.label: m.value for m in at.metric}
+    accuracy = float(table["correct"].mean())
+    assert metrics["Accuracy"].startswith(f"{accuracy:.1%} [")  # with its interval
+    assert "Model error" in metrics and "Unreviewed errors" in metrics
+    links = [p.proto.page for p in at.get("page_link")]
+    # Each headline number (overview is the bare address), then the evidence and the review.
+    assert links == ["", "misclassified", "quality", "embedding", "quality", "review"]
+    confusions = largest_confusions(table, tuple(sorted(set(table["label"]))))
+    if confusions:
+        first = confusions[0]
+        text = " ".join(m.value for m in at.markdown)
+        assert f"**{first.true} → {first.pred}**: {first.count} images" in text
+        at.button(key="sum_open_0").click().run()
+        assert [t.value for t in at.title] == ["Gallery"]
+        assert _matched(at) == first.count

@@ -29,8 +29,15 @@ def test_cli_report_is_one_self_contained_file(quick_run: Path, tmp_path: Path) 
     assert "CAM Lens report" in html and "democnn" in html
     assert f"<b>{table['correct'].mean():.1%}</b>" in html  # the accuracy card
     n_errors = min(3, int((~table["correct"]).sum()))
-    # image + predicted-class map + true-class map per error
-    assert len(re.findall(r'<img src="data:image/png;base64,', html)) == 3 * n_errors
+    wrong = table[~table["correct"]]
+    n_confusions = min(3, len(wrong.groupby(["label", "pred"])))
+    # The summary: one map per confusion; the errors: image + predicted + true-class map each.
+    assert len(re.findall(r'<img src="data:image/png;base64,', html)) == (
+        n_confusions + 3 * n_errors
+    )
+    summary = html[html.index('<h2 id="summary">') : html.index('<h2 id="model">')]
+    assert "Which explanation to believe" in summary and 'href="#quality"' in summary
+    assert 'href="#metrics"><b>' in summary and "What the analysts decided" in summary
     assert not re.search(r'(src|href)="(http|/|\.\./)', html)
     assert "<script" not in html
 
@@ -51,7 +58,7 @@ def test_report_has_the_quality_table_and_the_chosen_maps(quick_run: Path) -> No
 
     art = read_artifacts(quick_run / "artifacts")
     html = build_report(art, read_card(quick_run / "model"), top_n=2, method="gradcampp")
-    assert "<h2>Explanation quality</h2>" in html
+    assert '<h2 id="quality">Explanation quality</h2>' in html
     for name in (*art.manifest.methods, "random", "centre"):
         assert f"<th>{method_title(name, art.manifest.methods)}</th>" in html
     assert "Maps of Grad-CAM++" in html and "min-max scaled per image" in html

@@ -174,3 +174,27 @@ def test_without_configuration_the_local_mode_is_unchanged_and_says_so(root: Pat
     assert any(c.value.startswith("Local mode: no sign-in") for c in at.sidebar.caption)
     assert [t for t in at.sidebar.text_input if t.key == "shared_reviewer"]
     assert {p.slug for p in pages.PAGES} >= {"overview", "review"}
+
+
+def test_present_mode_hides_the_controls_and_the_editing_widgets(root: Path) -> None:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["analysis"] = str(root / "team" / "analysis")
+    at.query_params["page"] = "heatmaps"
+    at.query_params["present"] = "1"
+    at.run()
+    assert not at.exception and [t.value for t in at.title] == ["Class heatmaps"]
+    assert not at.sidebar.selectbox and not at.sidebar.slider and not at.sidebar.text_input
+    assert any(c.value.startswith("Presenting ") for c in at.sidebar.caption)
+    assert not at.get("form")  # no verdict form
+    for page in ("views/gallery.py", "views/misclassified.py", "views/summary.py"):
+        at.switch_page(page).run()
+        assert not at.exception and not at.sidebar.selectbox, page
+        assert not [s for s in at.selectbox if s.label == "Verdict"], page
+    at.switch_page("views/review.py").run()
+    assert any("Present mode" in i.value for i in at.info)
+    assert at.query_params["present"] == "1"  # the page's own link keeps presenting
+    normal = AppTest.from_file(APP, default_timeout=120)
+    normal.query_params["analysis"] = str(root / "team" / "analysis")
+    normal.query_params["page"] = "heatmaps"
+    normal.run()
+    assert normal.sidebar.selectbox and normal.get("form")

@@ -5,6 +5,7 @@ import math
 import pandas as pd
 import pytest
 
+from cam_core.analysis.artifacts import Manifest
 from cam_core.evaluation.metrics import confusion_matrix, confusion_shares
 from cam_core.modelling.model_files import ModelCard
 from cam_core.present.report import _display_html, _table
@@ -252,3 +253,93 @@ def test_breeds_that_tie_keep_their_name_order() -> None:
 def test_an_imported_card_without_method_notes() -> None:
     card = ModelCard("resnet18", 512, ("a", "b"), 224, provenance={"source": "w.pth"})
     assert model_card_rows(card)["methods not offered"] == "none"
+
+
+def _errors_table() -> pd.DataFrame:
+    # cat→dog ×3 (losses 1, 3, 2), dog→cat ×3, bird→dog ×1, cat right ×3, dog right ×2.
+    rows = [("cat", "dog", 1.0), ("cat", "dog", 3.0), ("cat", "dog", 2.0)]
+    rows += [("dog", "cat", 0.5), ("dog", "cat", 0.7), ("dog", "cat", 0.6)]
+    rows += [("bird", "dog", 9.0)]
+    rows += [("cat", "cat", 0.1)] * 3 + [("dog", "dog", 0.1)] * 2
+    frame = pd.DataFrame(rows, columns=["label", "pred", "loss"])
+    frame["correct"] = frame["label"] == frame["pred"]
+    frame.index = pd.Index([f"r{i}" for i in range(len(frame))])
+    return frame
+
+
+def test_largest_confusions_come_first_with_their_worst_image() -> None:
+    from cam_core.present.summaries import largest_confusions
+
+    found = largest_confusions(_errors_table(), ("cat", "dog", "bird"))
+    assert [(c.true, c.pred, c.count) for c in found] == [
+        ("cat", "dog", 3),  # ties broken in class order: cat before dog
+        ("dog", "cat", 3),
+        ("bird", "dog", 1),
+    ]
+    assert found[0].example_row == 1 and found[1].example_row == 4  # highest loss, by position
+    assert found[0].share == pytest.approx(3 / 6) and found[2].share == 1.0
+    assert len(largest_confusions(_errors_table(), ("cat", "dog", "bird"), top=2)) == 2
+    assert largest_confusions(_errors_table()[lambda t: t["correct"]], ("cat", "dog")) == []
+
+
+def _manifest(quality: dict[str, dict[str, float]]) -> Manifest:
+    from cam_core.methods import MethodRecord
+
+    methods = {
+        name: MethodRecord(
+            title=name.upper(), layer="body", additive=False, normalised=True, library="x"
+        )
+        for name in quality
+        if name not in ("random", "centre")
+    }
+    return Manifest(
+        classes=("cat", "dog"),
+        n_images=10,
+        model_sha256="0",
+        model_dir="/m",
+        image_size=64,
+        methods=methods,
+        quality=quality,
+        data={"root": "/data/pets", "task": "species"},
+    )
+
+
+BASE = {
+    "random": {"deletion_auc": 0.5, "insertion_auc": 0.5},
+    "centre": {"deletion_auc": 0.4, "insertion_auc": 0.6},
+}
+
+
+def test_the_method_to_believe_beats_both_baselines_passes_sanity_and_has_the_widest_margin() -> (
+    None
+):
+    from cam_core.present.summaries import method_to_believe
+
+    quality = {
+        **BASE,
+        "cam": {"deletion_auc": 0.3, "insertion_auc": 0.8, "randomization_spearman": 0.1},
+        "gradcam": {"deletion_auc": 0.2, "insertion_auc": 0.9, "randomization_spearman": 0.7},
+        "layercam": {"deletion_auc": 0.35, "insertion_auc": 0.7, "randomization_spearman": 0.2},
+        "gradcampp": {"deletion_auc": 0.45, "insertion_auc": 0.9, "randomization_spearman": 0.1},
+    }
+    best, why = method_to_believe(_manifest(quality))
+    # gradcam has the widest margin but fails sanity; gradcampp loses to the centred map.
+    assert best == "cam"
+    assert why.startswith("CAM:") and "deletion AUC 0.300" in why and "+0.10" in why
+    assert "2 of 4 methods pass both checks" in why
+    none, why = method_to_believe(_manifest({**BASE, "gradcam": quality["gradcam"]}))
+    assert none is None and why.startswith("no method beat both baselines")
+    unmeasured, why = method_to_believe(_manifest({"cam": {}}))
+    assert unmeasured is None and "not measured" in why
+
+
+def test_the_model_line_names_model_classes_size_and_data() -> None:
+    from cam_core.present.summaries import model_line
+
+    card = ModelCard(arch="resnet34", n_features=512, classes=("cat", "dog"), image_size=64)
+    line = model_line(_manifest(BASE), card)
+    assert (
+        line
+        == "resnet34 · 2 classes (cat, dog) · 64 px · 10 validation images of /data/pets (species)"
+    )
+    assert model_line(_manifest(BASE), None).startswith("model (card unavailable) · 2 classes")

@@ -30,6 +30,7 @@ from cam_core.present.summaries import (
     finding_headlines,
     headline_metrics,
     model_card_rows,
+    stakeholder_summary,
 )
 from cam_core.present.tables import (
     DisplayTable,
@@ -38,7 +39,7 @@ from cam_core.present.tables import (
     shortcut_display,
     slices_display,
 )
-from cam_core.review.reviews import VERDICTS, load_reviews, reviews_table
+from cam_core.review.reviews import VERDICTS, load_reviews, reviews_table, verdict_counts
 from cam_core.review.selection import errors
 from cam_core.storage import atomic_write_text
 
@@ -217,6 +218,84 @@ def _error_cards(art: Artifacts, top_n: int, colorscale: str, method: str) -> st
     return f'<div class="errors">{"".join(cards)}</div>'
 
 
+_SECTION_OF_PAGE = {
+    "overview": "metrics",
+    "misclassified": "errors",
+    "quality": "quality",
+    "embedding": "familiarity",
+}
+"""The report section behind each number of the summary (by the dashboard page's slug)."""
+
+
+def _summary_html(
+    art: Artifacts,
+    card: ModelCard | None,
+    verdicts: dict[str, int] | None,
+    colorscale: str,
+    method: str,
+) -> str:
+    """The stakeholder summary: the same content as the dashboard's Summary page."""
+    content = stakeholder_summary(art, card, verdicts)
+    numbers = "".join(
+        f'<div class="card"><a href="#{_SECTION_OF_PAGE.get(n.page, "metrics")}">'
+        f"<b>{html.escape(n.value)}</b></a><br>{html.escape(n.label)}"
+        f'<br><span class="muted">{html.escape(n.help)}</span></div>'
+        for n in content.numbers
+    )
+    classes = list(art.manifest.classes)
+    size = art.manifest.image_size
+    placement = art.manifest.methods[method].placement
+    record = art.manifest.methods[method]
+    confusions = []
+    for confusion in content.confusions:
+        row = art.table.iloc[confusion.example_row]
+        try:
+            view = square_resize(load_image_file(Path(str(row["path"]))), size)
+            picture = overlay(
+                view,
+                art.image_maps(method, confusion.example_row)[classes.index(confusion.pred)],
+                colorscale,
+                placement=placement,
+            )
+            image = _img_tag(encode_png(picture), f"map of {confusion.pred}")
+        except CamLensError as exc:
+            image = f'<p class="muted">{html.escape(str(exc))}</p>'
+        confusions.append(
+            f'<div class="error">{image}<p><a href="#confusions"><b>'
+            f"{html.escape(confusion.true)} → {html.escape(confusion.pred)}</b>: "
+            f"{confusion.count} images ({confusion.share:.1%} of "
+            f'{html.escape(confusion.true)})</a><br><span class="muted">'
+            f"{html.escape(record.title)}, map of {html.escape(confusion.pred)} on the worst "
+            "of them</span></p></div>"
+        )
+    believe = (
+        f"<p><b>None:</b> {html.escape(content.believe_why)}.</p>"
+        if content.believe is None
+        else f"<p><b>{html.escape(content.believe_why)}.</b></p>"
+    )
+    if content.verdicts is None:
+        decided = '<p class="muted">The verdicts could not be read.</p>'
+    else:
+        decided = " · ".join(
+            f'<a href="#reviews">{html.escape(verdict)}: {count:,}</a>'
+            for verdict, count in content.verdicts.items()
+        )
+        decided = f"<p>{decided}</p>"
+    return (
+        f'<p class="muted">{html.escape(content.model_line)}</p>'
+        f'<div class="cards">{numbers}</div>'
+        f"<h3>Largest confusions</h3>"
+        + (
+            f'<div class="errors">{"".join(confusions)}</div>'
+            if confusions
+            else "<p>No errors.</p>"
+        )
+        + f"<h3>Which explanation to believe</h3>{believe}"
+        + '<p><a href="#quality">The evidence</a></p>'
+        + f"<h3>What the analysts decided</h3>{decided}"
+    )
+
+
 def _reviews_html(reviewed: pd.DataFrame | None) -> str:
     """Reviewed errors grouped by verdict, or why there are none."""
     if reviewed is None:
@@ -252,8 +331,10 @@ def build_report(
     colorscale: str = "Jet",
     method: str | None = None,
     reviewed: pd.DataFrame | None = None,
+    verdicts: dict[str, int] | None = None,
 ) -> str:
-    """The report as one HTML string (images inlined as base64 PNG).
+    """The report as one HTML string (images inlined as base64 PNG); its first section is the
+    stakeholder summary (the dashboard's Summary page), every number linking to its section.
 
     Args:
         art: a verified artifact folder.
@@ -264,6 +345,8 @@ def build_report(
             :func:`cam_core.methods.primary_method`).
         reviewed: the analysts' verdicts (:func:`cam_core.review.reviews.reviews_table`); ``None``
             when the review file could not be read.
+        verdicts: their counts (:func:`cam_core.review.reviews.verdict_counts`); ``None`` when
+            the review file could not be read.
     """
     manifest = art.manifest
     shown = method or primary_method(manifest.method_names)
@@ -281,18 +364,20 @@ def build_report(
 <h1>CAM Lens report</h1>
 <p class="muted">Generated {now} from {html.escape(str(art.folder))}
 (analysis of {html.escape(art.manifest.created_at)}).</p>
-<h2>Model</h2>{_card_html(card, art.manifest.model_dir)}
-<h2>Validation metrics</h2>{cards}
+<h2 id="summary">Summary</h2>{_summary_html(art, card, verdicts, colorscale, shown)}
+<h2 id="model">Model</h2>{_card_html(card, art.manifest.model_dir)}
+<h2 id="metrics">Validation metrics</h2>{cards}
 <h3>Per class</h3>{_display_html(per_class_display(art.table, manifest.classes))}
-<h3>Confusion matrix</h3>{_confusion_html(confusion_matrix(art.table, manifest.classes))}
-<h2>Explanation quality</h2>{_quality_html(art)}
-<h2>Where the model is on unfamiliar ground</h2>{_findings_html(art)}
+<h3 id="confusions">Confusion matrix</h3>
+{_confusion_html(confusion_matrix(art.table, manifest.classes))}
+<h2 id="quality">Explanation quality</h2>{_quality_html(art)}
+<h2 id="familiarity">Where the model is on unfamiliar ground</h2>{_findings_html(art)}
 <h2>What the model relies on</h2>{_reliance_html(art)}
-<h2>Top {top_n} errors by loss</h2>
+<h2 id="errors">Top {top_n} errors by loss</h2>
 <p class="muted">Maps of {html.escape(record.title)}: red is where the evidence
 for that class is strongest. {map_text}</p>
 {_error_cards(art, top_n, colorscale, shown)}
-<h2>Reviewed errors by verdict</h2>{_reviews_html(reviewed)}
+<h2 id="reviews">Reviewed errors by verdict</h2>{_reviews_html(reviewed)}
 </body></html>
 """
 
@@ -322,6 +407,7 @@ def write_report(
         log.warning("reviews unavailable: %s", exc)
         reviewed = None
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, build_report(art, card, top_n, colorscale, method, reviewed))
+    counts = verdict_counts(art.table, reviews) if reviewed is not None else None
+    atomic_write_text(out, build_report(art, card, top_n, colorscale, method, reviewed, counts))
     log.info("wrote report %s", out)
     return out

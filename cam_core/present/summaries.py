@@ -11,12 +11,28 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from cam_core.analysis.artifacts import Manifest
+from cam_core.analysis.artifacts import Artifacts, Manifest
 from cam_core.evaluation.metrics import summary
+from cam_core.evaluation.shortcuts import wilson_interval
+from cam_core.evaluation.suite import verdicts
+from cam_core.methods import primary_method
 from cam_core.modelling.model_files import ModelCard
-from cam_core.present.display import display_value
+from cam_core.present.display import display_value, percent_interval
 
-__all__ = ["Headline", "breed_table", "finding_headlines", "headline_metrics", "model_card_rows"]
+__all__ = [
+    "Confusion",
+    "Headline",
+    "StakeholderSummary",
+    "SummaryNumber",
+    "breed_table",
+    "finding_headlines",
+    "headline_metrics",
+    "largest_confusions",
+    "method_to_believe",
+    "model_card_rows",
+    "model_line",
+    "stakeholder_summary",
+]
 
 
 @dataclass(frozen=True)
@@ -183,3 +199,206 @@ def finding_headlines(table: pd.DataFrame, manifest: Manifest) -> list[Headline]
             + ("" if checked else " (not checked: the training images are not known)"),
         ),
     ]
+
+
+@dataclass(frozen=True)
+class SummaryNumber:
+    """One number of the stakeholder summary and the page that explains it.
+
+    Attributes:
+        label: what it is.
+        value: the number as shown, with its 95% interval where it has one.
+        help: one line on how it was measured.
+        page: the slug of the dashboard page behind it (:mod:`dashboard.pages`).
+    """
+
+    label: str
+    value: str
+    help: str
+    page: str
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """One of the largest confusions: ``count`` images of ``true`` predicted ``pred``, and the
+    worst of them (highest loss) as the example."""
+
+    true: str
+    pred: str
+    count: int
+    share: float
+    example_row: int
+
+
+@dataclass(frozen=True)
+class StakeholderSummary:
+    """What fits one screen of a meeting (the dashboard's Summary page, the report's first
+    section).
+
+    Attributes:
+        model_line: the model and the data in one line.
+        numbers: headline figures with intervals, each with the page behind it.
+        confusions: the three largest confusions, largest first.
+        believe: the method to believe (``None`` when none is worth it or none was scored).
+        believe_why: why, or why none.
+        verdicts: images per verdict and the unreviewed errors (``None`` without the file).
+    """
+
+    model_line: str
+    numbers: tuple[SummaryNumber, ...]
+    confusions: tuple[Confusion, ...]
+    believe: str | None
+    believe_why: str
+    verdicts: dict[str, int] | None
+
+
+def model_line(manifest: Manifest, card: ModelCard | None) -> str:
+    """``resnet34 (imported) · 2 classes (cat, dog) · 224 px · 1,478 validation images of
+    /data/pets (species)``."""
+    arch = card.arch if card is not None else "model (card unavailable)"
+    if card is not None and card.imported:
+        arch += " (imported)"
+    names = ", ".join(manifest.classes[:4]) + (" …" if len(manifest.classes) > 4 else "")
+    data = manifest.data
+    task = f" ({data['task']})" if data.get("task") else ""
+    return (
+        f"{arch} · {len(manifest.classes)} classes ({names}) · {manifest.image_size} px · "
+        f"{manifest.n_images:,} validation images of {data.get('root', data.get('source', '?'))}"
+        f"{task}"
+    )
+
+
+def method_to_believe(manifest: Manifest) -> tuple[str | None, str]:
+    """The method whose maps the evidence supports best, and why (or why none).
+
+    The candidates are the methods that beat both baselines on deletion and insertion and pass
+    the sanity check; among them the one with the widest insertion − deletion margin.
+    """
+    quality = manifest.quality
+    judged = verdicts(quality)
+    if not judged or all(v["faithful"] is None for v in judged.values()):
+        return None, "the maps' quality was not measured (the analysis ran without it)"
+    good = [name for name, v in judged.items() if v["faithful"] and v["sanity_passed"] is not False]
+    if not good:
+        return None, (
+            "no method beat both baselines (a random and a centred map) and passed the sanity "
+            "check: treat every map as a hint, not evidence"
+        )
+
+    def margin(name: str) -> float:
+        return quality[name]["insertion_auc"] - quality[name]["deletion_auc"]
+
+    best = max(good, key=margin)
+    figures = quality[best]
+    title = manifest.methods[best].title if best in manifest.methods else best
+    spearman = figures.get("randomization_spearman")
+    sanity = (
+        f", and its maps change when the model is randomised (rank correlation {spearman:+.2f})"
+        if spearman is not None
+        else ""
+    )
+    return best, (
+        f"{title}: removing what it marks drops the true class fastest and revealing it "
+        f"restores the class fastest (deletion AUC {figures['deletion_auc']:.3f}, insertion "
+        f"AUC {figures['insertion_auc']:.3f}), better than a random and a centred map"
+        f"{sanity}; {len(good)} of {len(judged)} methods pass both checks"
+    )
+
+
+def largest_confusions(
+    table: pd.DataFrame, classes: tuple[str, ...], top: int = 3
+) -> list[Confusion]:
+    """The ``top`` largest (true, predicted) pairs among the errors, largest first (ties: in
+    class order), each with its highest-loss image as the example."""
+    wrong = table[~table["correct"].to_numpy(dtype=bool)]
+    if wrong.empty:
+        return []
+    order = {name: i for i, name in enumerate(classes)}
+    counts = wrong.groupby(["label", "pred"], sort=False).size().reset_index(name="n")
+    counts["rank_true"] = counts["label"].map(order)
+    counts["rank_pred"] = counts["pred"].map(order)
+    counts = counts.sort_values(
+        ["n", "rank_true", "rank_pred"], ascending=[False, True, True], kind="stable"
+    )
+    found = []
+    for _, pair in counts.head(top).iterrows():
+        rows = wrong[(wrong["label"] == pair["label"]) & (wrong["pred"] == pair["pred"])]
+        worst = rows["loss"].idxmax()
+        of_true = int((table["label"] == pair["label"]).sum())
+        found.append(
+            Confusion(
+                true=str(pair["label"]),
+                pred=str(pair["pred"]),
+                count=int(pair["n"]),
+                share=int(pair["n"]) / of_true if of_true else math.nan,
+                example_row=int(table.index.get_loc(worst)),
+            )
+        )
+    return found
+
+
+def stakeholder_summary(
+    art: Artifacts, card: ModelCard | None, verdicts_counted: dict[str, int] | None
+) -> StakeholderSummary:
+    """The Summary page's and the report's first section's content, computed once.
+
+    Args:
+        art: the analysis.
+        card: its model's card (``None`` when the model folder cannot be read).
+        verdicts_counted: :func:`cam_core.review.reviews.verdict_counts` of its verdicts,
+            ``None`` when the review file cannot be read.
+    """
+    table, manifest = art.table, art.manifest
+    method = primary_method(manifest.method_names)
+    stats = summary(table, method)
+    n = int(stats["n_images"])
+    right = int(table["correct"].to_numpy(dtype=bool).sum())
+    numbers = [
+        SummaryNumber(
+            "Accuracy",
+            percent_interval(stats["accuracy"], wilson_interval(right, n)),
+            f"{right:,} of {n:,} validation images predicted right (95% Wilson interval).",
+            "overview",
+        ),
+        SummaryNumber(
+            "Errors",
+            display_value("count", stats["n_errors"]),
+            "Misclassified validation images.",
+            "misclassified",
+        ),
+    ]
+    if "pointing_game" in stats:
+        column = table.get(f"pointing_hit.{method}")
+        scored = column.dropna() if column is not None else pd.Series(dtype=float)
+        numbers.append(
+            SummaryNumber(
+                "Maps point at the object",
+                percent_interval(
+                    stats["pointing_game"], wilson_interval(int(scored.sum()), len(scored))
+                ),
+                f"Share of the {len(scored):,} images with a mask whose true-class map "
+                f"({manifest.methods[method].title}) peaks on the object (95% interval).",
+                "quality",
+            )
+        )
+    if "unfamiliar" in table.columns:
+        unfamiliar = int(table["unfamiliar"].fillna(False).astype(bool).sum())
+        numbers.append(
+            SummaryNumber(
+                "Unfamiliar images",
+                percent_interval(unfamiliar / n if n else math.nan, wilson_interval(unfamiliar, n)),
+                "Validation images less familiar to the model than its threshold (about 5% by "
+                "construction on familiar data).",
+                "embedding",
+            )
+        )
+    believe, why = method_to_believe(manifest)
+    counts = dict(verdicts_counted) if verdicts_counted is not None else None
+    return StakeholderSummary(
+        model_line=model_line(manifest, card),
+        numbers=tuple(numbers),
+        confusions=tuple(largest_confusions(table, manifest.classes)),
+        believe=believe,
+        believe_why=why,
+        verdicts=counts,
+    )

@@ -110,7 +110,7 @@ dl[0].download_button(
 )
 dl[1].download_button(
     "HTML report",
-    resources.report_html(ctx.key, ctx.version, 12, ctx.colorscale, ctx.method, reviewed),
+    resources.report_html(ctx.key, ctx.version, 12, ctx.colorscale, ctx.method, reviewed, counts),
     file_name="cam_lens_report.html",
     mime="text/html",
     type="primary",

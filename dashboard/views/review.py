@@ -90,7 +90,10 @@ st.markdown(
 current = verdicts.get(path)
 st.markdown(review_panel.describe(current))
 if not review_panel.may_record():
-    st.info("You are a viewer: you read the verdicts; reviewers record them.")
+    if state.presenting():
+        st.info("Present mode: verdicts are shown, not edited.")
+    else:
+        st.info("You are a viewer: you read the verdicts; reviewers record them.")
     st.stop()
 
 details = st.columns([1, 1, 2])
