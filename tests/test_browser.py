@@ -231,3 +231,109 @@ def test_a_verdict_survives_a_new_browser_and_deep_links_open_the_image(
     assert main(["reviews", "export", "--artifacts", str(folder), "--out", str(out)]) == 0
     exported = out.read_text()
     assert name in exported and "label error" in exported
+
+
+def _start(env: dict[str, str], port: int, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            "dashboard/app.py",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--server.address",
+            "127.0.0.1",
+            *extra,
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def _healthy(process: subprocess.Popen[bytes], url: str) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                if reply.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            output = process.stdout.read().decode() if process.stdout else ""
+            raise AssertionError(f"streamlit did not become healthy:\n{output[-3000:]}")
+        time.sleep(0.5)
+
+
+def test_sign_in_against_a_local_openid_provider_as_reviewer_and_viewer(
+    tiny_artifacts_dir: Path, tmp_path: Path
+) -> None:
+    """OpenID Connect sign-in through a provider started here (oidc-provider-mock): a reviewer
+    records a verdict under the signed-in identity; a viewer reads and records nothing."""
+    import shutil
+
+    from oidc_provider_mock import run_server_in_thread
+    from playwright.sync_api import expect, sync_playwright
+
+    from cam_core.analysis.artifacts import read_manifest
+    from cam_core.review.reviews import ReviewStore
+
+    home = tmp_path / "home"
+    shutil.copytree(tiny_artifacts_dir, home / "team" / "artifacts")
+    port = _free_port()
+    app = f"http://localhost:{port}"
+    with run_server_in_thread() as provider:
+        secrets = tmp_path / "secrets.toml"
+        secrets.write_text(
+            "[auth]\n"
+            f'redirect_uri = "{app}/oauth2callback"\n'
+            'cookie_secret = "a-long-random-test-secret-0123456789"\n'
+            'client_id = "cam-lens"\n'
+            'client_secret = "test-secret"\n'
+            f'server_metadata_url = "http://localhost:{provider.server_port}'
+            '/.well-known/openid-configuration"\n'
+            "[cam_lens]\n"
+            'reviewers = ["alice@lab.org"]\n'
+            'viewers = ["lab.org"]\n'
+        )
+        env = {**os.environ, "CAM_LENS_HOME": str(home), "CAM_LENS_ROOTS": str(tmp_path)}
+        process = _start(env, port, "--secrets.files", str(secrets))
+        try:
+            _healthy(process, f"http://127.0.0.1:{port}")
+            with sync_playwright() as driver:
+                executable = str(DEBIAN_CHROMIUM) if DEBIAN_CHROMIUM.exists() else None
+                browser = driver.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+                for email, reviewer in (("alice@lab.org", True), ("bob@lab.org", False)):
+                    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                    page = context.new_page()
+                    page.goto(app)
+                    page.get_by_role("button", name="Sign in").click(timeout=60_000)
+                    page.locator("input[name=sub]").fill(email, timeout=30_000)
+                    page.locator("form button[type=submit], form input[type=submit]").first.click()
+                    expect(page.get_by_text(f"({email})").first).to_be_visible(timeout=60_000)
+                    page.goto(f"{app}/review")
+                    expect(page.get_by_role("heading", name="Review errors").first).to_be_visible(
+                        timeout=60_000
+                    )
+                    verdict = page.get_by_role("button", name="Fine", exact=True)
+                    if reviewer:
+                        verdict.click()
+                        page.wait_for_timeout(3000)
+                    else:
+                        expect(page.get_by_text("You are a viewer").first).to_be_visible()
+                        assert verdict.count() == 0
+                    assert "Traceback" not in page.content()
+                    context.close()
+                browser.close()
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+    folder = home / "team" / "artifacts"
+    saved = ReviewStore.beside(folder, read_manifest(folder).model_sha256).all()
+    assert [review.reviewer for review in saved.values()] == ["alice@lab.org"]
