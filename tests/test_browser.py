@@ -337,3 +337,90 @@ def test_sign_in_against_a_local_openid_provider_as_reviewer_and_viewer(
     folder = home / "team" / "artifacts"
     saved = ReviewStore.beside(folder, read_manifest(folder).model_sha256).all()
     assert [review.reviewer for review in saved.values()] == ["alice@lab.org"]
+
+
+def test_twenty_browser_sessions_at_once_lose_no_verdict(
+    tiny_artifacts_dir: Path, tmp_path: Path
+) -> None:
+    """20 real browser sessions (one Chromium, 20 contexts) open a page and then record a
+    verdict on the Review page at the same time: every save is kept (the image's history has
+    all 20), no session shows an error. Prints the slowest page seen (no timing assert)."""
+    import asyncio
+    import shutil
+
+    from playwright.async_api import async_playwright
+
+    from cam_core.analysis.artifacts import read_manifest
+    from cam_core.review.reviews import ReviewStore
+
+    home = tmp_path / "home"
+    folder = home / "team" / "artifacts"
+    shutil.copytree(tiny_artifacts_dir, folder)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "CAM_LENS_HOME": str(home), "CAM_LENS_ROOTS": str(tmp_path)}
+    process = _start(env, port)
+    pages = ["", "gallery", "summary", "heatmaps", "compare"]
+
+    async def session(browser: object, index: int) -> tuple[float, str]:
+        context = await browser.new_context(viewport={"width": 1300, "height": 900})  # type: ignore[attr-defined]
+        page = await context.new_page()
+        try:
+            start = time.perf_counter()
+            await page.goto(f"{url}/{pages[index % len(pages)]}", timeout=240_000)
+            await page.get_by_role("heading").first.wait_for(timeout=240_000)
+            await page.wait_for_load_state("networkidle", timeout=240_000)
+            first = time.perf_counter() - start
+            start = time.perf_counter()
+            await page.goto(f"{url}/review", timeout=240_000)
+            button = page.get_by_role("button", name="Ambiguous", exact=True)
+            await button.wait_for(timeout=240_000)
+            review = time.perf_counter() - start
+            name = page.get_by_role("textbox", name="Your name")  # a new page, a new session
+            await name.fill(f"analyst{index}", timeout=240_000)
+            await name.press("Enter")
+            await _settled(page)
+            await button.click(timeout=240_000)
+            # Saved: the page moves on to the next image of the queue.
+            moved = page.get_by_text("Image 2 of", exact=False).first
+            try:
+                await moved.wait_for(timeout=240_000)
+            except Exception:  # noqa: BLE001
+                return max(first, review), f"analyst{index}: the page did not move on"
+            content = await page.content()
+            trouble = "Traceback" in content or "was not saved" in content
+            return max(first, review), f"analyst{index}: error on the page" if trouble else ""
+        finally:
+            await context.close()
+
+    async def _settled(page: object) -> None:
+        """Wait until the session's script has finished its run (no "Running…" widget)."""
+        await page.wait_for_timeout(500)  # type: ignore[attr-defined]
+        running = page.get_by_test_id("stStatusWidget")  # type: ignore[attr-defined]
+        await running.wait_for(state="hidden", timeout=240_000)
+
+    async def everyone() -> list[tuple[float, str]]:
+        async with async_playwright() as driver:
+            executable = str(DEBIAN_CHROMIUM) if DEBIAN_CHROMIUM.exists() else None
+            browser = await driver.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+            try:
+                return list(await asyncio.gather(*(session(browser, i) for i in range(20))))
+            finally:
+                await browser.close()
+
+    try:
+        _healthy(process, url)
+        results = asyncio.run(everyone())
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert [problem for _, problem in results if problem] == []
+    store = ReviewStore.beside(folder, read_manifest(folder).model_sha256)
+    saved = store.all()
+    assert len(saved) == 1  # every session judged the Review page's first image
+    (review,) = saved.values()
+    history = store.history(review.path)
+    assert len(history) == 20 and {h["reviewer"] for h in history} == {
+        f"analyst{i}" for i in range(20)
+    }
+    print(f"slowest page of 20 concurrent browser sessions: {max(s for s, _ in results):.1f} s")
