@@ -774,7 +774,8 @@ def test_the_summary_fits_a_meeting_and_links_to_the_pages_behind_it(
     assert [t.value for t in at.title] == ["Summary"] and not at.error
     metrics = {m.label: m.value for m in at.metric}
     accuracy = float(table["correct"].mean())
-    assert metrics["Accuracy"].startswith(f"{accuracy:.1%} [")  # with its interval
+    assert metrics["Accuracy"] == f"{accuracy:.1%}"
+    assert any(c.value.startswith("95% interval ") for c in at.caption)  # with its interval
     assert "Model error" in metrics and "Unreviewed errors" in metrics
     links = [p.proto.page for p in at.get("page_link")]
     # Each headline number (overview is the bare address), then the evidence and the review.

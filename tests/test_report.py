@@ -38,6 +38,7 @@ def test_cli_report_is_one_self_contained_file(quick_run: Path, tmp_path: Path) 
     summary = html[html.index('<h2 id="summary">') : html.index('<h2 id="model">')]
     assert "Which explanation to believe" in summary and 'href="#quality"' in summary
     assert 'href="#metrics"><b>' in summary and "What the analysts decided" in summary
+    assert "Accuracy (95% interval " in summary
     assert not re.search(r'(src|href)="(http|/|\.\./)', html)
     assert "<script" not in html
 

@@ -238,8 +238,9 @@ def _summary_html(
     content = stakeholder_summary(art, card, verdicts)
     numbers = "".join(
         f'<div class="card"><a href="#{_SECTION_OF_PAGE.get(n.page, "metrics")}">'
-        f"<b>{html.escape(n.value)}</b></a><br>{html.escape(n.label)}"
-        f'<br><span class="muted">{html.escape(n.help)}</span></div>'
+        f"<b>{html.escape(n.value)}</b></a>{html.escape(n.label)}"
+        + (f" (95% interval {html.escape(n.interval)})" if n.interval else "")
+        + f'<br><span class="muted">{html.escape(n.help)}</span></div>'
         for n in content.numbers
     )
     classes = list(art.manifest.classes)

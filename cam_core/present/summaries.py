@@ -17,7 +17,7 @@ from cam_core.evaluation.shortcuts import wilson_interval
 from cam_core.evaluation.suite import verdicts
 from cam_core.methods import primary_method
 from cam_core.modelling.model_files import ModelCard
-from cam_core.present.display import display_value, percent_interval
+from cam_core.present.display import display_value
 
 __all__ = [
     "Confusion",
@@ -207,15 +207,17 @@ class SummaryNumber:
 
     Attributes:
         label: what it is.
-        value: the number as shown, with its 95% interval where it has one.
+        value: the number as shown.
         help: one line on how it was measured.
         page: the slug of the dashboard page behind it (:mod:`dashboard.pages`).
+        interval: its 95% interval as shown (``"5.7–45.1%"``), empty where it has none.
     """
 
     label: str
     value: str
     help: str
     page: str
+    interval: str = ""
 
 
 @dataclass(frozen=True)
@@ -337,6 +339,14 @@ def largest_confusions(
     return found
 
 
+def _share(successes: int, n: int) -> tuple[str, str]:
+    """A share and its 95% Wilson interval, as shown: ``("20.0%", "5.7–51.0%")``."""
+    if n <= 0:
+        return display_value("percent", math.nan), ""
+    low, high = wilson_interval(successes, n)
+    return f"{successes / n:.1%}", f"{low * 100:.1f}–{high * 100:.1f}%"
+
+
 def stakeholder_summary(
     art: Artifacts, card: ModelCard | None, verdicts_counted: dict[str, int] | None
 ) -> StakeholderSummary:
@@ -356,9 +366,10 @@ def stakeholder_summary(
     numbers = [
         SummaryNumber(
             "Accuracy",
-            percent_interval(stats["accuracy"], wilson_interval(right, n)),
+            *_share(right, n)[:1],
             f"{right:,} of {n:,} validation images predicted right (95% Wilson interval).",
             "overview",
+            _share(right, n)[1],
         ),
         SummaryNumber(
             "Errors",
@@ -370,26 +381,28 @@ def stakeholder_summary(
     if "pointing_game" in stats:
         column = table.get(f"pointing_hit.{method}")
         scored = column.dropna() if column is not None else pd.Series(dtype=float)
+        value, interval = _share(int(scored.sum()), len(scored))
         numbers.append(
             SummaryNumber(
                 "Maps point at the object",
-                percent_interval(
-                    stats["pointing_game"], wilson_interval(int(scored.sum()), len(scored))
-                ),
+                value,
                 f"Share of the {len(scored):,} images with a mask whose true-class map "
                 f"({manifest.methods[method].title}) peaks on the object (95% interval).",
                 "quality",
+                interval,
             )
         )
     if "unfamiliar" in table.columns:
         unfamiliar = int(table["unfamiliar"].fillna(False).astype(bool).sum())
+        value, interval = _share(unfamiliar, n)
         numbers.append(
             SummaryNumber(
                 "Unfamiliar images",
-                percent_interval(unfamiliar / n if n else math.nan, wilson_interval(unfamiliar, n)),
+                value,
                 "Validation images less familiar to the model than its threshold (about 5% by "
                 "construction on familiar data).",
                 "embedding",
+                interval,
             )
         )
     believe, why = method_to_believe(manifest)

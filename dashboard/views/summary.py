@@ -33,6 +33,8 @@ columns = st.columns(len(content.numbers))
 for column, number in zip(columns, content.numbers, strict=True):
     with column:
         st.metric(number.label, number.value, help=number.help)
+        if number.interval:
+            st.caption(f"95% interval {number.interval}")
         st.page_link(
             pages.page(number.page).script, label="Details", icon=":material/arrow_forward:"
         )
