@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -53,11 +54,21 @@ LOCAL = Access(signed_in=False, identity="", name="", role=REVIEWER)
 
 
 def _secrets() -> Mapping[str, Any]:
+    """The secrets, or none when there is no secrets file.
+
+    Raises:
+        AccessError: a secrets file exists but cannot be read (the dashboard then closes
+            rather than run without the sign-in it was probably meant to have).
+    """
     try:
         return dict(st.secrets)
-    except (FileNotFoundError, KeyError, AttributeError):
-        return {}
-    except Exception:  # noqa: BLE001  # Streamlit raises its own error for a missing file
+    except (FileNotFoundError, KeyError, AttributeError) as exc:
+        from streamlit import config
+
+        files = config.get_option("secrets.files") or []
+        if any(Path(str(f)).expanduser().is_file() for f in files):
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise AccessError(f"the secrets file cannot be read ({first})") from None
         return {}
 
 
@@ -96,8 +107,14 @@ def current() -> Access:
 
 def gate() -> Access:
     """Stop the page with a sign-in screen when sign-in is configured and this session has
-    not signed in; this session's access otherwise."""
-    access = current()
+    not signed in, or with one error line when the configuration cannot be read; this
+    session's access otherwise."""
+    try:
+        access = current()
+    except AccessError as exc:
+        log.error("sign-in configuration: %s", exc)
+        st.error(f"The dashboard is closed: {exc}. The operator needs to fix it.")
+        st.stop()
     if not configured() or access.signed_in:
         return access
     st.title("CAM Lens")

@@ -61,11 +61,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(quick_run: Path) -> Iterator[str]:
-    port = _free_port()
-    env = {**os.environ, "CAM_LENS_HOME": str(quick_run.parents[1])}
-    process = subprocess.Popen(
+def _start(env: dict[str, str], port: int, *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -78,26 +75,37 @@ def server(quick_run: Path) -> Iterator[str]:
             "true",
             "--server.address",
             "127.0.0.1",
+            *extra,
         ],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
+
+
+def _healthy(process: subprocess.Popen[bytes], url: str) -> None:
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                if reply.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            output = process.stdout.read().decode() if process.stdout else ""
+            raise AssertionError(f"streamlit did not become healthy:\n{output[-3000:]}")
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def server(quick_run: Path) -> Iterator[str]:
+    port = _free_port()
+    process = _start({**os.environ, "CAM_LENS_HOME": str(quick_run.parents[1])}, port)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                    if reply.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read().decode() if process.stdout else ""
-                raise AssertionError(f"streamlit did not become healthy:\n{output[-3000:]}")
-            time.sleep(0.5)
+        _healthy(process, url)
         yield url
     finally:
         process.terminate()
@@ -233,42 +241,18 @@ def test_a_verdict_survives_a_new_browser_and_deep_links_open_the_image(
     assert name in exported and "label error" in exported
 
 
-def _start(env: dict[str, str], port: int, *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            "dashboard/app.py",
-            "--server.port",
-            str(port),
-            "--server.headless",
-            "true",
-            "--server.address",
-            "127.0.0.1",
-            *extra,
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+def test_a_link_to_a_folder_outside_the_shared_ones_is_refused_in_a_real_browser(
+    server: str, page: object, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from playwright.sync_api import Page, expect
 
-
-def _healthy(process: subprocess.Popen[bytes], url: str) -> None:
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                if reply.read().strip() == b"ok":
-                    return
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            output = process.stdout.read().decode() if process.stdout else ""
-            raise AssertionError(f"streamlit did not become healthy:\n{output[-3000:]}")
-        time.sleep(0.5)
+    assert isinstance(page, Page)
+    outside = tmp_path_factory.getbasetemp().parent  # above CAM_LENS_ROOTS (the tests' root)
+    page.goto(f"{server}/?page=gallery&analysis={outside}")
+    expect(
+        page.get_by_text("this folder is outside the folders this server shares").first
+    ).to_be_visible(timeout=60_000)
+    assert "Traceback" not in page.content()
 
 
 def test_sign_in_against_a_local_openid_provider_as_reviewer_and_viewer(

@@ -198,3 +198,31 @@ def test_present_mode_hides_the_controls_and_the_editing_widgets(root: Path) -> 
     normal.query_params["page"] = "heatmaps"
     normal.run()
     assert normal.sidebar.selectbox and normal.get("form")
+
+
+def test_an_unreadable_secrets_file_closes_the_dashboard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A secrets file that exists but cannot be parsed must not fall back to the open local
+    mode: the dashboard closes with one line (no secrets file at all is the local mode)."""
+    from streamlit import config
+
+    from cam_core.errors import AccessError
+    from dashboard import access
+
+    class Unparsable:
+        def keys(self) -> None:
+            raise FileNotFoundError("Error parsing secrets file at secrets.toml")
+
+    broken = tmp_path / "secrets.toml"
+    broken.write_text("[auth\nredirect_uri = ")
+    real = config.get_option
+    files: list[str] = [str(broken)]
+    monkeypatch.setattr(
+        config, "get_option", lambda key: files if key == "secrets.files" else real(key)
+    )
+    monkeypatch.setattr(access.st, "secrets", Unparsable())
+    with pytest.raises(AccessError, match="^the secrets file cannot be read \\(Error parsing"):
+        access.configured()
+    files[:] = [str(tmp_path / "absent.toml")]
+    assert access.configured() is False and access.current() == access.LOCAL
