@@ -162,6 +162,12 @@ def test_filters_counts_and_export(tiny_artifacts_dir: Path, tmp_path: Path) -> 
     assert export_reviews(folder, tmp_path / "all.json", "json") == 2
     records = json.loads((tmp_path / "all.json").read_text())
     assert {r["verdict"] for r in records} == {"label error", "fine"}
+    assert {r["updated_at"] for r in records} == {
+        reviews[first].updated_at,
+        reviews[second].updated_at,
+    }
+    assert export_reviews(folder, tmp_path / "default") == 2  # CSV unless asked otherwise
+    assert (tmp_path / "default").read_text().splitlines()[0].startswith("row,path,label,")
     # No review file: nothing is created by reading.
     assert load_reviews(tiny_artifacts_dir, art.manifest.model_sha256) == {}
     assert not (tiny_artifacts_dir / REVIEWS_FILE).exists()
@@ -277,3 +283,26 @@ def test_database_errors_are_explained(tmp_path: Path, error: str, message: str)
     text = store._explain(sqlite3.DatabaseError(error))
     assert message in text and str(tmp_path / REVIEWS_FILE) in text
     assert store.timeout == 10.0
+
+
+def test_counts_add_up_and_times_are_utc(tmp_path: Path) -> None:
+    store = ReviewStore(tmp_path / REVIEWS_FILE, "sha")
+    saved = store.save("a.png", "model error", "ana")
+    store.save("d.png", "model error", "ana")
+    assert store.get("a.png").updated_at == saved.updated_at  # type: ignore[union-attr]
+    assert saved.updated_at.endswith("+00:00")
+    counts = verdict_counts(_reviewed_table(), store.all())
+    assert counts["model error"] == 2 and counts["unreviewed errors"] == 1
+    assert store.history("a.png")[0]["note"] == ""  # no note given: none recorded
+    store.clear("a.png", "ana")
+    removal = store.history("a.png")[-1]
+    assert removal["note"] == "" and removal["verdict"] is None
+    assert str(removal["at"]).endswith("+00:00") and set(removal) == {
+        "path",
+        "verdict",
+        "corrected_label",
+        "tags",
+        "note",
+        "reviewer",
+        "at",
+    }
