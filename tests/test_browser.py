@@ -7,10 +7,12 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from PIL import Image
@@ -53,6 +55,27 @@ PAGES = [
 ]
 
 pytestmark = pytest.mark.browser
+T = TypeVar("T")
+
+
+def _in_own_thread(work: Callable[[], T]) -> T:
+    """Run ``work`` in a thread of its own: the module's Playwright (the ``page`` fixture) keeps
+    an event loop in the main thread, where another Playwright cannot start."""
+    result: list[T] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(work())
+        except BaseException as exc:  # noqa: BLE001  # re-raised in the test's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return result[0]
 
 
 def _free_port() -> int:
@@ -255,6 +278,37 @@ def test_a_link_to_a_folder_outside_the_shared_ones_is_refused_in_a_real_browser
     assert "Traceback" not in page.content()
 
 
+def _sign_in_as_each(app: str) -> None:
+    """Sign in as a reviewer, then as a viewer, each in a fresh browser context."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as driver:
+        executable = str(DEBIAN_CHROMIUM) if DEBIAN_CHROMIUM.exists() else None
+        browser = driver.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        for email, reviewer in (("alice@lab.org", True), ("bob@lab.org", False)):
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = context.new_page()
+            page.goto(app)
+            page.get_by_role("button", name="Sign in").click(timeout=60_000)
+            page.locator("input[name=sub]").fill(email, timeout=30_000)
+            page.locator("form button[type=submit], form input[type=submit]").first.click()
+            expect(page.get_by_text(f"({email})").first).to_be_visible(timeout=60_000)
+            page.goto(f"{app}/review")
+            expect(page.get_by_role("heading", name="Review errors").first).to_be_visible(
+                timeout=60_000
+            )
+            verdict = page.get_by_role("button", name="Fine", exact=True)
+            if reviewer:
+                verdict.click()
+                page.wait_for_timeout(3000)
+            else:
+                expect(page.get_by_text("You are a viewer").first).to_be_visible()
+                assert verdict.count() == 0
+            assert "Traceback" not in page.content()
+            context.close()
+        browser.close()
+
+
 def test_sign_in_against_a_local_openid_provider_as_reviewer_and_viewer(
     tiny_artifacts_dir: Path, tmp_path: Path
 ) -> None:
@@ -263,7 +317,6 @@ def test_sign_in_against_a_local_openid_provider_as_reviewer_and_viewer(
     import shutil
 
     from oidc_provider_mock import run_server_in_thread
-    from playwright.sync_api import expect, sync_playwright
 
     from cam_core.analysis.artifacts import read_manifest
     from cam_core.review.reviews import ReviewStore
@@ -290,31 +343,7 @@ def test_sign_in_against_a_local_openid_provider_as_reviewer_and_viewer(
         process = _start(env, port, "--secrets.files", str(secrets))
         try:
             _healthy(process, f"http://127.0.0.1:{port}")
-            with sync_playwright() as driver:
-                executable = str(DEBIAN_CHROMIUM) if DEBIAN_CHROMIUM.exists() else None
-                browser = driver.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-                for email, reviewer in (("alice@lab.org", True), ("bob@lab.org", False)):
-                    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-                    page = context.new_page()
-                    page.goto(app)
-                    page.get_by_role("button", name="Sign in").click(timeout=60_000)
-                    page.locator("input[name=sub]").fill(email, timeout=30_000)
-                    page.locator("form button[type=submit], form input[type=submit]").first.click()
-                    expect(page.get_by_text(f"({email})").first).to_be_visible(timeout=60_000)
-                    page.goto(f"{app}/review")
-                    expect(page.get_by_role("heading", name="Review errors").first).to_be_visible(
-                        timeout=60_000
-                    )
-                    verdict = page.get_by_role("button", name="Fine", exact=True)
-                    if reviewer:
-                        verdict.click()
-                        page.wait_for_timeout(3000)
-                    else:
-                        expect(page.get_by_text("You are a viewer").first).to_be_visible()
-                        assert verdict.count() == 0
-                    assert "Traceback" not in page.content()
-                    context.close()
-                browser.close()
+            _in_own_thread(lambda: _sign_in_as_each(app))
         finally:
             process.terminate()
             process.wait(timeout=20)
@@ -394,7 +423,7 @@ def test_twenty_browser_sessions_at_once_lose_no_verdict(
 
     try:
         _healthy(process, url)
-        results = asyncio.run(everyone())
+        results = _in_own_thread(lambda: asyncio.run(everyone()))
     finally:
         process.terminate()
         process.wait(timeout=30)
