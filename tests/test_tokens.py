@@ -206,3 +206,34 @@ def test_candidate_layers_of_cnns_go_from_coarse_to_fine() -> None:
     ]
     two, _ = to_classifier(small_vit(layers=1), check_size=64)
     assert candidate_layers(two, 64) == ["body.model.encoder.layers.encoder_layer_0.ln_1"]
+
+
+def test_a_timm_swin_is_read_from_the_model() -> None:
+    timm = pytest.importorskip("timm")
+    model = timm.create_model(
+        "swin_tiny_patch4_window7_224", pretrained=False, num_classes=2, img_size=64, window_size=2
+    ).eval()
+    net, reason = to_classifier(model, check_size=64)
+    layout = token_layout(net)
+    assert layout is not None and layout.family == "swin" and reason is not None
+    assert (layout.patch, layout.prefix) == (4, 0)
+    assert layout.blocks == ("body.model.layers.3.blocks.0", "body.model.layers.3.blocks.1")
+    assert layout.default_layer == "body" and placement_of(net) == PATCHES
+    with torch.no_grad():
+        features = net.body(torch.zeros(1, 3, 64, 64))
+    assert features.shape == (1, 2, 2, 768)  # timm's Swin ends channels last
+    torch.testing.assert_close(as_feature_maps(features, layout), features.permute(0, 3, 1, 2))
+    torch.testing.assert_close(feature_vector(features, layout), features.mean(dim=(1, 2)))
+    assert candidate_layers(net, 64) == ["body", "body.model.layers.3.blocks.0"]
+    x = torch.randn(2, 3, 64, 64)
+    maps = get_method("gradcam").explain(net, x, "body.model.layers.3.blocks.1")
+    assert maps.shape == (2, 2, 2, 2)
+
+
+def test_candidates_of_a_model_without_a_body_or_stages() -> None:
+    assert candidate_layers(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten()), 32) == ["body"]
+    flat = CamNet(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1)), 2).eval()  # one unit only
+    assert candidate_layers(flat, 32) == ["body"]
+    # Two units at one resolution: the body and the block before it, nothing finer.
+    two = CamNet(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)), 2)
+    assert candidate_layers(two.eval(), 32) == ["body", "body.0"]
