@@ -67,3 +67,29 @@ def test_make_run_builds_only_missing_or_outdated_demo_tasks(tmp_path: Path) -> 
     recipe = _make(tmp_path, "-n", "-s", "run", "PY=echo")
     assert "CAM_LENS_BUILD_DEMO=" in recipe and "streamlit run dashboard/app.py" in recipe
     assert "cam_core demo" not in recipe  # the dashboard no longer waits for the demo
+
+
+def test_the_dashboard_listens_on_this_machine_only_unless_asked() -> None:
+    """Streamlit, reading the repository's config, binds 127.0.0.1; ``HOST`` or
+    ``STREAMLIT_SERVER_ADDRESS`` open it up."""
+    import sys
+
+    def address(env: dict[str, str]) -> str:
+        shown = subprocess.run(
+            [sys.executable, "-m", "streamlit", "config", "show"],
+            cwd=REPO,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        return next(
+            line.split("=", 1)[1].strip().strip('"')
+            for line in shown.splitlines()
+            if line.startswith("address =")
+        )
+
+    assert address({}) == "127.0.0.1"
+    assert address({"STREAMLIT_SERVER_ADDRESS": "0.0.0.0"}) == "0.0.0.0"
+    rule = (REPO / "Makefile").read_text()
+    assert "$(if $(HOST),--server.address $(HOST))" in rule  # only when HOST is given
