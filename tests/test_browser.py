@@ -264,17 +264,40 @@ def test_a_verdict_survives_a_new_browser_and_deep_links_open_the_image(
     assert name in exported and "label error" in exported
 
 
-def test_a_link_to_a_folder_outside_the_shared_ones_is_refused_in_a_real_browser(
-    server: str, page: object, tmp_path_factory: pytest.TempPathFactory
+def test_only_shared_folders_open_in_a_real_browser(
+    server: str, page: object, quick_run: Path, tmp_path: Path
 ) -> None:
+    """Typed paths (outside, a `..` escape, a symlink escape, a symlink inside the root that
+    leads to an analysis) and a link with an outside ``analysis=``, as a visitor would."""
     from playwright.sync_api import Page, expect
 
     assert isinstance(page, Page)
-    outside = tmp_path_factory.getbasetemp().parent  # above CAM_LENS_ROOTS (the tests' root)
+    root = Path(os.environ["CAM_LENS_ROOTS"])  # what the server shares (the tests' root)
+    outside = root.parent
+    (tmp_path / "escape").symlink_to(outside)
+    (tmp_path / "inside").symlink_to(quick_run / "artifacts")
+    refused = "this folder is outside the folders this server shares"
+    typed = [
+        (outside, False),
+        (tmp_path / ".." / ".." / ".." / outside.name, False),
+        (tmp_path / "escape", False),
+        (tmp_path / "inside", True),
+    ]
+    for path, opens in typed:
+        page.goto(f"{server}/")
+        expect(page.get_by_role("heading", name="Overview").first).to_be_visible(timeout=60_000)
+        page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").first.click()
+        page.get_by_role("option", name="Another folder…").click()
+        box = page.get_by_role("textbox", name="Folder path")
+        box.fill(str(path))
+        box.press("Enter")
+        if opens:
+            expect(page.get_by_text("Validation images").first).to_be_visible(timeout=60_000)
+            assert refused not in page.content()
+        else:
+            expect(page.get_by_text(refused).first).to_be_visible(timeout=60_000)
     page.goto(f"{server}/?page=gallery&analysis={outside}")
-    expect(
-        page.get_by_text("this folder is outside the folders this server shares").first
-    ).to_be_visible(timeout=60_000)
+    expect(page.get_by_text(refused).first).to_be_visible(timeout=60_000)
     assert "Traceback" not in page.content()
 
 
