@@ -248,10 +248,12 @@ def test_verdicts_on_their_edges_and_in_any_order() -> None:
 def test_means_skip_what_was_not_measured() -> None:
     import math
 
-    from cam_core.evaluation.suite import _mean
+    from cam_core.evaluation.suite import finite_mean
 
-    assert _mean(np.array([1.0, np.nan, 3.0, np.inf])) == 2.0
-    assert math.isnan(_mean(np.array([np.nan, np.nan]))) and math.isnan(_mean(np.zeros(0)))
+    assert finite_mean(np.array([1.0, np.nan, 3.0, np.inf])) == 2.0
+    assert math.isnan(finite_mean(np.array([np.nan, np.nan]))) and math.isnan(
+        finite_mean(np.zeros(0))
+    )
 
 
 def test_the_sample_price_follows_the_steps() -> None:

@@ -13,7 +13,6 @@ block). The record says which rule decided.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -27,6 +26,7 @@ from cam_core.errors import MethodError
 from cam_core.evaluation.baselines import BASELINES, baseline_maps
 from cam_core.evaluation.faithfulness import DEFAULT_STEPS, shared_perturbation_curves
 from cam_core.evaluation.sanity import SANITY_THRESHOLD, randomization_spearman
+from cam_core.evaluation.suite import finite_mean
 from cam_core.methods import get_method, layer_readers
 from cam_core.methods.tokens import candidate_layers, placement_of
 from cam_core.progress import ConsoleProgress
@@ -250,8 +250,8 @@ def choose_layer(
             )
             figures = {
                 name: {
-                    "deletion_auc": _mean(c.deletion_auc),
-                    "insertion_auc": _mean(c.insertion_auc),
+                    "deletion_auc": finite_mean(c.deletion_auc),
+                    "insertion_auc": finite_mean(c.insertion_auc),
                 }
                 for name, c in curves.items()
             }
@@ -288,8 +288,3 @@ def choose_layer(
         seed=seed,
         seconds=round(time.perf_counter() - start, 2),
     )
-
-
-def _mean(values: np.ndarray) -> float:
-    finite = values[np.isfinite(values)]
-    return float(finite.mean()) if len(finite) else math.nan

@@ -34,6 +34,7 @@ __all__ = [
     "Assessment",
     "QualityConfig",
     "assess",
+    "finite_mean",
     "quality_by_class",
     "quality_table",
     "scores_of",
@@ -113,7 +114,8 @@ class Assessment:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _mean(values: np.ndarray) -> float:
+def finite_mean(values: np.ndarray) -> float:
+    """The mean of the finite values (NaN marks images outside a sample); NaN when none."""
     finite = values[np.isfinite(values)]
     return float(finite.mean()) if len(finite) else float("nan")
 
@@ -215,7 +217,7 @@ def assess(
         for metric in METRICS:
             key = f"{_COLUMN[metric]}.{name}"
             if key in columns:
-                quality[name][metric] = _mean(columns[key])
+                quality[name][metric] = finite_mean(columns[key])
     evaluation = {
         **asdict(cfg),
         "sample_size": len(sample),
