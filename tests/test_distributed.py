@@ -244,3 +244,181 @@ def test_a_failing_rank_in_process_raises_with_its_reason(
     with pytest.raises(DistributedError, match=r"rank 0: .*nothing was written"):
         sharded_analyze(tmp_path / "no-model", tmp_path / "out", None, cfg)
     assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+class _FakeGroup:
+    """``torch.distributed`` for one rank of two, in this process: it records every call, and
+    what the other rank would send is given by the test."""
+
+    def __init__(self, rank: int, other_status: object = "ok", other_shard: object = None) -> None:
+        self.rank, self.other_status, self.other_shard = rank, other_status, other_shard
+        self.calls: list[tuple[str, object]] = []
+        self.side_group = object()
+        self.sent: object = None
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import torch.distributed as dist
+
+        def init(backend: str | None = None, **kwargs: object) -> None:
+            self.calls.append(("init", (backend, kwargs.get("timeout"))))
+
+        def new_group(**kwargs: object) -> object:
+            self.calls.append(("new_group", kwargs.get("backend")))
+            return self.side_group
+
+        def all_gather(out: list[object], obj: object, group: object = None) -> None:
+            self.calls.append(("all_gather", group))
+            out[self.rank], out[1 - self.rank] = obj, self.other_status
+
+        def gather(obj: object, out: list[object] | None, dst: int = 0, group: object = None):
+            self.calls.append(("gather", (dst, group, out is not None)))
+            self.sent = obj
+            if out is not None:
+                out[self.rank], out[1 - self.rank] = obj, self.other_shard
+
+        monkeypatch.setattr(dist, "init_process_group", init)
+        monkeypatch.setattr(dist, "new_group", new_group)
+        monkeypatch.setattr(dist, "all_gather_object", all_gather)
+        monkeypatch.setattr(dist, "gather_object", gather)
+        monkeypatch.setattr(dist, "barrier", lambda *a, **k: self.calls.append(("barrier", None)))
+        monkeypatch.setattr(
+            dist, "destroy_process_group", lambda *a, **k: self.calls.append(("destroy", None))
+        )
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+
+def _as_rank(monkeypatch: pytest.MonkeyPatch, rank: int, local_rank: int | None = None) -> None:
+    monkeypatch.setenv("RANK", str(rank))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    if local_rank is None:
+        monkeypatch.delenv("LOCAL_RANK", raising=False)
+    else:
+        monkeypatch.setenv("LOCAL_RANK", str(local_rank))
+
+
+def _recording_prepare(monkeypatch: pytest.MonkeyPatch, group: _FakeGroup) -> None:
+    import cam_core.analysis.distributed as distributed
+
+    real = distributed.prepare
+
+    def prepare(*args: object, **kwargs: object) -> object:
+        group.calls.append(("prepare", None))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(distributed, "prepare", prepare)
+
+
+def test_two_ranks_in_process_take_turns_and_rank_0_writes_what_one_process_does(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rank 1 waits for rank 0 to prepare, computes its rows and writes nothing; rank 0
+    prepares first, merges rank 1's shard with its own and writes the single-process result."""
+    from cam_core.analysis.distributed import sharded_analyze
+
+    cfg = AnalyzeConfig(
+        methods=("cam", "gradcam"), quality=None, num_workers=0, batch_size=4, precision="fp32"
+    )
+    analyze(tiny_model_dir, tmp_path / "single", cfg=cfg)
+    one = read_artifacts(tmp_path / "single")
+    n = len(one.table)
+    assert n % 2 == 1  # so the sampler pads rank 1's shard with a repeat of row 0
+
+    second = _FakeGroup(rank=1)
+    second.install(monkeypatch)
+    _recording_prepare(monkeypatch, second)
+    _as_rank(monkeypatch, 1)
+    assert sharded_analyze(tiny_model_dir, tmp_path / "sharded", None, cfg) is None
+    assert second.names() == ["init", "barrier", "prepare", "all_gather", "gather", "destroy"]
+    assert second.calls[0][1] == ("gloo", second.calls[0][1][1])  # type: ignore[index]
+    assert second.calls[4][1] == (0, None, False)  # sent to rank 0, over the default group
+    assert not (tmp_path / "sharded").exists()  # only rank 0 writes
+    rows, part = second.sent  # type: ignore[misc]
+    assert rows == shard_rows(n, 2, 1) and rows[-1] == 0
+
+    first = _FakeGroup(rank=0, other_shard=second.sent)
+    first.install(monkeypatch)
+    _recording_prepare(monkeypatch, first)
+    _as_rank(monkeypatch, 0)
+    manifest = sharded_analyze(tiny_model_dir, tmp_path / "sharded", None, cfg)
+    assert manifest is not None
+    assert first.names() == ["init", "prepare", "barrier", "all_gather", "gather", "destroy"]
+    assert first.calls[4][1] == (0, None, True)
+    sharded = read_artifacts(tmp_path / "sharded")
+    pd.testing.assert_frame_equal(
+        sharded.table[["path", "label", "pred"]], one.table[["path", "label", "pred"]]
+    )
+    for method in ("cam", "gradcam"):
+        np.testing.assert_allclose(
+            np.asarray(sharded.maps[method], np.float32),
+            np.asarray(one.maps[method], np.float32),
+            atol=2e-3,
+        )
+
+
+def test_the_other_rank_s_failure_fails_rank_0_and_keeps_the_old_artifacts(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cam_core.analysis.distributed import sharded_analyze
+
+    out = tmp_path / "art"
+    cfg = AnalyzeConfig(methods=("cam",), quality=None, num_workers=0)
+    analyze(tiny_model_dir, out, cfg=cfg)
+    before = (out / "manifest.json").read_bytes()
+    group = _FakeGroup(rank=0, other_status="rank 1: disk full on rank 1")
+    group.install(monkeypatch)
+    _as_rank(monkeypatch, 0)
+    with pytest.raises(DistributedError, match=r"rank 1: disk full on rank 1.*intact"):
+        sharded_analyze(tiny_model_dir, out, None, cfg)
+    assert group.names()[-1] == "destroy" and "gather" not in group.names()
+    assert (out / "manifest.json").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("asked", "local_rank", "device", "backend"),
+    [
+        (None, 1, "cuda:1", "nccl"),
+        ("cuda", None, "cuda:0", "nccl"),  # torchrun always sets LOCAL_RANK; 0 when it does not
+        ("cpu", 1, "cpu", "gloo"),
+    ],
+)
+def test_a_rank_on_a_gpu_machine_takes_its_local_gpu_and_sends_objects_over_gloo(
+    asked: str | None,
+    local_rank: int | None,
+    device: str,
+    backend: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With CUDA present, each rank computes on ``cuda:<LOCAL_RANK>`` (set as its current
+    device), the process group is NCCL and Python objects travel over a gloo side group (NCCL
+    cannot carry them); ``--device cpu`` keeps everything on the CPU and gloo."""
+    import torch
+
+    import cam_core.analysis.distributed as distributed
+
+    chosen: list[int] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    computed: list[tuple[int, int, str | None]] = []
+
+    def compute(rank, world, model_dir, data_cfg, cfg):  # type: ignore[no-untyped-def]
+        computed.append((rank, world, cfg.device))
+        return None, f"rank {rank}: stopped by the test"
+
+    monkeypatch.setattr(distributed, "_compute", compute)
+    group = _FakeGroup(rank=1)
+    group.install(monkeypatch)
+    _as_rank(monkeypatch, 1, local_rank)
+    with pytest.raises(DistributedError, match="rank 1: stopped by the test"):
+        distributed.sharded_analyze(
+            tmp_path / "model", tmp_path / "out", None, AnalyzeConfig(device=asked)
+        )
+    assert computed == [(1, 2, device)]
+    assert chosen == ([] if device == "cpu" else [int(device[-1])])
+    init = dict(group.calls)["init"]
+    assert init[0] == backend  # type: ignore[index]
+    side = group.side_group if backend == "nccl" else None
+    assert ("new_group", "gloo") in group.calls if side else "new_group" not in group.names()
+    assert ("all_gather", side) in group.calls

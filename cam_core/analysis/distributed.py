@@ -19,6 +19,7 @@ import os
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -113,8 +114,10 @@ def sharded_analyze(
     device = f"cuda:{local_rank}" if on_gpu else "cpu"
     dist.init_process_group("nccl" if on_gpu else "gloo", timeout=timedelta(hours=2))
     try:
-        objects = dist.new_group(backend="gloo") if on_gpu else None
-        assert objects is None or isinstance(objects, dist.ProcessGroup)
+        # NCCL cannot carry Python objects: they travel over a gloo side group on a GPU.
+        objects = cast(
+            "dist.ProcessGroup | None", dist.new_group(backend="gloo") if on_gpu else None
+        )
         job, shard = _compute(rank, world, model_dir, data_cfg, replace(cfg, device=device))
         statuses: list[object] = [None] * world
         dist.all_gather_object(statuses, "ok" if job is not None else shard, group=objects)
