@@ -336,6 +336,7 @@ def test_two_ranks_in_process_take_turns_and_rank_0_writes_what_one_process_does
     assert not (tmp_path / "sharded").exists()  # only rank 0 writes
     rows, part = second.sent  # type: ignore[misc]
     assert rows == shard_rows(n, 2, 1) and rows[-1] == 0
+    assert len(part.logits) == len(rows) and len(part.maps["gradcam"]) == len(rows)
 
     first = _FakeGroup(rank=0, other_shard=second.sent)
     first.install(monkeypatch)

@@ -373,3 +373,41 @@ def test_https_names_and_user_only_credentials_and_zone_ids(
 def test_a_redirect_without_a_location_is_an_http_error(base_url: str) -> None:
     with pytest.raises(UrlRejectedError, match="HTTP 302 Found"):
         fetch_bytes(f"{base_url}/no-location", LOCAL)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_the_connection_to_the_pinned_address_checks_tls_for_the_host_name(
+    scheme: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request goes to the checked IP, but certificate and SNI still name the host: each
+    scheme's adapter gives the pool the host name as ``server_hostname`` and
+    ``assert_hostname`` (no HTTPS server is reachable offline, so the adapter's answer is
+    faked after the pool is configured)."""
+    import requests
+
+    from cam_core.intake import fetch
+
+    def resolve(host: str, port: int, *args: object, **kwargs: object) -> list[tuple]:
+        assert host == "pets.example"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]
+
+    seen: list[tuple[str, dict[str, object]]] = []
+
+    def send(self, request, **kwargs):  # type: ignore[no-untyped-def]
+        pool = self.poolmanager.connection_pool_kw
+        seen.append((str(request.url), dict(pool)))
+        response = requests.Response()
+        response.status_code = 200
+        response.headers["Content-Type"] = "image/png"
+        response.raw = io.BytesIO(PNG_BYTES)
+        response.url = request.url
+        return response
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    monkeypatch.setattr(fetch._PinnedAdapter, "send", send)
+    assert fetch_bytes(f"{scheme}://pets.example/cat.png") == PNG_BYTES
+    ((url, pool),) = seen
+    assert url == f"{scheme}://93.184.216.34/cat.png"
+    assert pool["server_hostname"] == "pets.example"
+    assert pool["assert_hostname"] == "pets.example"
+    assert pool["block"] is False  # requests' own pool settings are kept

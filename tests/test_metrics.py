@@ -94,3 +94,14 @@ def test_confusion_shares_by_hand() -> None:
     matrix = pd.DataFrame([[3, 1, 0], [0, 0, 0], [2, 2, 4]])
     shares = confusion_shares(matrix)
     np.testing.assert_array_equal(shares, [[0.75, 0.25, 0.0], [0.0, 0.0, 0.0], [0.25, 0.25, 0.5]])
+
+
+def test_a_ratio_is_zero_where_its_denominator_is_not_positive() -> None:
+    from cam_core.evaluation.metrics import ratio_or_zero
+
+    got = ratio_or_zero(np.array([1.0, 2.0, 3.0, 4.0]), np.array([2.0, 0.0, -1.0, 8.0]))
+    np.testing.assert_array_equal(got, [0.5, 0.0, 0.0, 0.5])
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(
+        ratio_or_zero(np.ones((2, 2)), np.array([[2.0], [0.0]])), [[0.5, 0.5], [0, 0]]
+    )

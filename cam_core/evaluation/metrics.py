@@ -8,7 +8,29 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["confusion_matrix", "confusion_shares", "per_class_scores", "summary"]
+__all__ = [
+    "confusion_matrix",
+    "confusion_shares",
+    "per_class_scores",
+    "ratio_or_zero",
+    "summary",
+]
+
+
+def ratio_or_zero(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """``numerator / denominator`` where the denominator is positive, else 0 (the one home of
+    this rule: an empty class, a constant map).
+
+    Args:
+        numerator, denominator: float arrays of broadcastable shapes.
+
+    Returns:
+        float64 array of the broadcast shape.
+    """
+    numerator, denominator = np.asarray(numerator, float), np.asarray(denominator, float)
+    result = np.zeros(np.broadcast_shapes(numerator.shape, denominator.shape))
+    np.divide(numerator, denominator, out=result, where=denominator > 0)
+    return result
 
 
 def confusion_matrix(table: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
@@ -38,7 +60,7 @@ def confusion_shares(matrix: pd.DataFrame) -> np.ndarray:
     """
     counts = matrix.to_numpy().astype(float)
     totals = counts.sum(axis=1, keepdims=True)
-    return np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+    return ratio_or_zero(counts, totals)
 
 
 def per_class_scores(table: pd.DataFrame, classes: Sequence[str]) -> pd.DataFrame:
@@ -47,10 +69,10 @@ def per_class_scores(table: pd.DataFrame, classes: Sequence[str]) -> pd.DataFram
     tp = np.diag(matrix).astype(float)
     predicted = matrix.sum(axis=0).astype(float)
     actual = matrix.sum(axis=1).astype(float)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+    precision = ratio_or_zero(tp, predicted)
+    recall = ratio_or_zero(tp, actual)
     total = precision + recall
-    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(tp), where=total > 0)
+    f1 = ratio_or_zero(2 * precision * recall, total)
     return pd.DataFrame(
         {"precision": precision, "recall": recall, "f1": f1, "support": actual.astype(int)},
         index=pd.Index(list(classes), name="class"),

@@ -16,6 +16,7 @@ import torch
 from scipy.stats import rankdata
 from torch import nn
 
+from cam_core.evaluation.metrics import ratio_or_zero
 from cam_core.methods.base import ExplanationMethod
 from cam_core.methods.tokens import token_layout
 
@@ -87,7 +88,7 @@ def rank_correlation(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     a -= a.mean(axis=1, keepdims=True)
     b -= b.mean(axis=1, keepdims=True)
     denominator = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
-    return np.divide((a * b).sum(axis=1), denominator, out=np.zeros(len(a)), where=denominator > 0)
+    return ratio_or_zero((a * b).sum(axis=1), denominator)
 
 
 def randomization_spearman(
