@@ -119,14 +119,19 @@ def rollout_maps(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
     Raises:
         MethodError: the model is not a transformer with readable global attention.
     """
+    return _rollout(net, images)[0]
+
+
+def _rollout(net: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """:func:`rollout_maps`, and the number of classes of the pass it read."""
     layout = token_layout(net)
     reason = _reason(layout)
     if reason is not None:
         raise MethodError(f"attention rollout does not apply: {reason}")
     assert layout is not None
     device = next(net.parameters()).device
-    with training_mode_kept(net), _recorded_attention(net, layout) as weights:
-        net(fast_layout(images.detach().to(device, torch.float32)))
+    with torch.no_grad(), training_mode_kept(net), _recorded_attention(net, layout) as weights:
+        logits = net(fast_layout(images.detach().to(device, torch.float32)))
     if len(weights) != len(layout.blocks):
         raise MethodError(
             f"read the attention of {len(weights)} of {len(layout.blocks)} blocks; "
@@ -139,7 +144,7 @@ def rollout_maps(net: nn.Module, images: torch.Tensor) -> torch.Tensor:
     maps = flow.reshape(len(flow), side, side).cpu()
     low = maps.flatten(1).min(dim=1).values[:, None, None]
     high = maps.flatten(1).max(dim=1).values[:, None, None]
-    return ((maps - low) / (high - low).clamp_min(1e-12)).float()
+    return ((maps - low) / (high - low).clamp_min(1e-12)).float(), int(logits.shape[1])
 
 
 def _reason(layout: TokenLayout | None) -> str | None:
@@ -179,12 +184,6 @@ class AttentionRollout(ExplanationMethod):
         layer: str,
         classes: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        with torch.inference_mode(False):
-            single = rollout_maps(net, images)
-        if classes is not None:
-            slots = int(classes.shape[1])
-        else:
-            with torch.no_grad(), training_mode_kept(net):
-                device = next(net.parameters()).device
-                slots = int(net(fast_layout(images[:1].to(device, torch.float32))).shape[1])
+        single, n_classes = _rollout(net, images)
+        slots = n_classes if classes is None else int(classes.shape[1])
         return single[:, None].expand(-1, slots, -1, -1).contiguous()
