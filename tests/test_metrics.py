@@ -102,6 +102,11 @@ def test_a_ratio_is_zero_where_its_denominator_is_not_positive() -> None:
     got = ratio_or_zero(np.array([1.0, 2.0, 3.0, 4.0]), np.array([2.0, 0.0, -1.0, 8.0]))
     np.testing.assert_array_equal(got, [0.5, 0.0, 0.0, 0.5])
     assert got.dtype == np.float64
+    # integer counts divide truly; the result takes the shape both broadcast to
+    np.testing.assert_array_equal(
+        ratio_or_zero(np.array([1, 3]), np.array([[2], [0], [4]])),
+        [[0.5, 1.5], [0.0, 0.0], [0.25, 0.75]],
+    )
     np.testing.assert_array_equal(
         ratio_or_zero(np.ones((2, 2)), np.array([[2.0], [0.0]])), [[0.5, 0.5], [0, 0]]
     )

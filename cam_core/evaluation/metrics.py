@@ -27,7 +27,7 @@ def ratio_or_zero(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     Returns:
         float64 array of the broadcast shape.
     """
-    numerator, denominator = np.asarray(numerator, float), np.asarray(denominator, float)
+    numerator, denominator = np.asarray(numerator), np.asarray(denominator)
     result = np.zeros(np.broadcast_shapes(numerator.shape, denominator.shape))
     np.divide(numerator, denominator, out=result, where=denominator > 0)
     return result
