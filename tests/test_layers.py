@@ -134,3 +134,26 @@ def test_methods_that_read_no_chosen_layer_are_refused(cnn: CamNet) -> None:
 def test_the_margin_is_insertion_minus_deletion() -> None:
     assert math.isclose(_score("body", 0.2, 0.7, True, True).margin, 0.5)
     assert math.isclose(_score("body", 0.6, 0.4, True, True).margin, -0.2)
+
+
+def test_a_choice_is_plain_json_and_reads_back_from_older_manifests() -> None:
+    import json
+
+    wide = LayerScore(
+        layer="body.6",
+        grid=(3, 5),
+        deletion_auc=0.2,
+        insertion_auc=0.7,
+        baselines={"centre": {"deletion_auc": 0.4, "insertion_auc": 0.6}},
+        randomization_spearman=0.1,
+        faithful=True,
+        sanity_passed=True,
+    )
+    choice = LayerChoice("gradcam", "body.6", "the only candidate", candidates=(wide,))
+    raw = choice.to_json()
+    assert json.loads(json.dumps(raw)) == raw  # lists, not tuples: a re-read manifest is equal
+    again = LayerChoice.from_json(raw)
+    assert again == choice and again.candidates[0].grid == (3, 5)
+    assert again.score_of("body.6") == wide and again.score_of("body.7") is None
+    older = {key: value for key, value in wide.to_json().items() if key != "baselines"}
+    assert LayerScore.from_json(older).baselines == {}
