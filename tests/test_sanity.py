@@ -130,3 +130,19 @@ def test_spearman_compares_the_maps_of_each_image_s_own_class() -> None:
         after = cam.explain(randomised, images, "body").numpy()[np.arange(5), targets]
         assert stages[stage] == float(np.median(rank_correlation(maps, after)))
         assert stages[stage] != 0.0  # maps that vary: another class's would not agree
+
+
+def test_a_transformer_randomises_its_head_and_its_last_block() -> None:
+    from cam_core.evaluation.sanity import _head_and_last_block
+    from cam_core.methods.tokens import token_layout
+    from cam_core.modelling.architectures import to_classifier
+    from tests.test_tokens import small_vit
+
+    net, _ = to_classifier(small_vit(layers=3), check_size=64)
+    head, block = _head_and_last_block(net)
+    linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
+    assert head is linears[-1] and head.out_features == 3  # the classifier, not an MLP layer
+    layout = token_layout(net)
+    assert layout is not None and len(layout.blocks) == 3
+    assert block is net.get_submodule(layout.blocks[2])  # the last of three blocks
+    assert block is not net.get_submodule(layout.blocks[1])
