@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -77,7 +78,7 @@ def test_each_candidate_is_scored_as_the_suite_would_score_it(cnn: CamNet) -> No
         cnn, images_for, targets, 48, "gradcam", sample_n=6, sanity_n=3, steps=4, seed=7
     )
     sample = asked[0]
-    assert len(sample) == 6 and list(sample) == sorted(sample)
+    assert len(set(sample.tolist())) == 6 and list(sample) == sorted(sample)  # no repeats
     assert [c.layer for c in choice.candidates] == ["body", "body.5", "body.3"]
     assert choice.chosen in {"body", "body.5", "body.3"} and choice.reason
     assert (choice.sample_size, choice.sanity_size, choice.steps, choice.seed) == (6, 3, 4, 7)
@@ -115,7 +116,52 @@ def test_each_candidate_is_scored_as_the_suite_would_score_it(cnn: CamNet) -> No
 def test_one_candidate_is_used_and_said(cnn: CamNet) -> None:
     choice = choose_layer(cnn, lambda rows: torch.zeros(0), np.array([0]), 48, candidates=["body"])
     assert choice.chosen == "body" and choice.reason == "the model has one candidate layer"
-    assert choice.candidates == () and choice.method == "gradcam"
+    assert choice.candidates == () and choice.method == "gradcam" and choice.seed == 0
+    seeded = choose_layer(
+        cnn, lambda rows: torch.zeros(0), np.array([0]), 48, candidates=["body"], seed=5
+    )
+    assert seeded.seed == 5
+
+
+def test_the_sample_is_seeded_without_repeats_and_the_sanity_check_takes_16_by_default(
+    cnn: CamNet,
+) -> None:
+    images = torch.randn(10, 3, 48, 48, generator=torch.Generator().manual_seed(2))
+    targets = np.arange(18) % 3
+    asked: list[np.ndarray] = []
+
+    def images_for(rows: np.ndarray) -> torch.Tensor:
+        asked.append(rows)
+        return images[rows % 10]
+
+    runs = [
+        choose_layer(
+            cnn, images_for, targets, 48, candidates=["body", "body.5"], sample_n=17, steps=2
+        )
+        for _ in range(2)
+    ]
+    assert len(set(asked[0].tolist())) == 17
+    np.testing.assert_array_equal(asked[0], asked[1])  # the same seed, the same sample
+    assert runs[0] == replace(runs[1], seconds=runs[0].seconds)
+    assert (runs[0].seed, runs[0].sample_size, runs[0].sanity_size) == (0, 17, 16)
+
+
+def test_a_transformer_s_candidates_are_scored_with_patch_placement() -> None:
+    from cam_core.modelling.architectures import to_classifier
+    from tests.test_tokens import small_vit
+
+    net, _ = to_classifier(small_vit(layers=3, seed=4), check_size=64)
+    net.eval()
+    images = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    targets = np.array([0, 1, 2, 0])
+    choice = choose_layer(net, lambda rows: images[rows], targets, 64, "gradcam", steps=3)
+    assert len(choice.candidates) >= 2
+    last = choice.candidates[0]
+    own = torch.as_tensor(targets)[:, None]
+    maps = get_method("gradcam").explain(net, images, last.layer, own).numpy()[:, 0]
+    curves = shared_perturbation_curves(net, images, {"m": maps}, targets, 3, placement="patches")
+    assert last.deletion_auc == pytest.approx(float(curves["m"].deletion_auc.mean()))
+    assert last.insertion_auc == pytest.approx(float(curves["m"].insertion_auc.mean()))
 
 
 def test_methods_that_read_no_chosen_layer_are_refused(cnn: CamNet) -> None:
@@ -157,3 +203,5 @@ def test_a_choice_is_plain_json_and_reads_back_from_older_manifests() -> None:
     assert again.score_of("body.6") == wide and again.score_of("body.7") is None
     older = {key: value for key, value in wide.to_json().items() if key != "baselines"}
     assert LayerScore.from_json(older).baselines == {}
+    minimal = {"method": "gradcam", "chosen": "body", "reason": "r"}
+    assert LayerChoice.from_json(minimal) == LayerChoice("gradcam", "body", "r")
