@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -134,12 +135,17 @@ def test_the_sample_is_seeded_without_repeats_and_the_sanity_check_takes_16_by_d
         asked.append(rows)
         return images[rows % 10]
 
-    runs = [
-        choose_layer(
-            cnn, images_for, targets, 48, candidates=["body", "body.5"], sample_n=17, steps=2
+    runs, walls = [], []
+    for _ in range(2):
+        started = time.perf_counter()
+        runs.append(
+            choose_layer(
+                cnn, images_for, targets, 48, candidates=["body", "body.5"], sample_n=17, steps=2
+            )
         )
-        for _ in range(2)
-    ]
+        walls.append(time.perf_counter() - started)
+    # the recorded seconds are this comparison's duration, not a clock reading
+    assert all(0 < run.seconds <= wall + 0.01 for run, wall in zip(runs, walls, strict=True))
     assert len(set(asked[0].tolist())) == 17
     np.testing.assert_array_equal(asked[0], asked[1])  # the same seed, the same sample
     assert runs[0] == replace(runs[1], seconds=runs[0].seconds)
