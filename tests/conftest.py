@@ -35,6 +35,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             "browser"
         ):
             item.add_marker(pytest.mark.slow)
+    _fastest_first_under_mutation(items)
+
+
+def _fastest_first_under_mutation(items: list[pytest.Item]) -> None:
+    """In a mutation run (``tests/mutate.py``), run each file's tests fastest first, by the
+    durations mutmut recorded: a mutant is killed by the first test that fails (``-x``), so a
+    quick test that catches it saves running the slow ones. Files keep their order (their
+    module fixtures are built once)."""
+    stats = Path("mutmut-stats.json")
+    if not os.environ.get("MUTANT_UNDER_TEST") or not stats.exists():
+        return
+    durations: dict[str, float] = json.loads(stats.read_text()).get("duration_by_test", {})
+    files = list(dict.fromkeys(item.nodeid.split("::")[0] for item in items))
+    items.sort(
+        key=lambda item: (
+            files.index(item.nodeid.split("::")[0]),
+            durations.get(item.nodeid, float("inf")),
+        )
+    )
 
 
 def _fixture_folder(
