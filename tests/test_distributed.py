@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -390,6 +391,25 @@ def test_a_rank_on_a_gpu_machine_takes_its_local_gpu_and_sends_objects_over_gloo
     assert chosen == ([] if device == "cpu" else [int(device[-1])])
     init = dict(group.calls)["init"]
     assert init[0] == backend  # type: ignore[index]
+    # hours, not torch's 30-minute default: the other ranks wait while rank 0 fetches the data
+    assert init[1] >= timedelta(hours=1)  # type: ignore[index]
     side = group.side_group if backend == "nccl" else None
     assert ("new_group", "gloo") in group.calls if side else "new_group" not in group.names()
     assert ("all_gather", side) in group.calls
+
+
+def test_a_rank_analyses_the_data_it_is_given(
+    tiny_model_dir: Path, tiny_dataset: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--data FOLDER --valid-pct 0.5``: each rank prepares the data it is given (half of the
+    24 images), not the model's own 20% validation split."""
+    from cam_core.analysis.distributed import _compute
+    from cam_core.analysis.pipeline import folder_data_config
+
+    _FakeGroup(rank=1).install(monkeypatch)
+    data = folder_data_config(tiny_model_dir, str(tiny_dataset.root), valid_pct=0.5)  # type: ignore[attr-defined]
+    cfg = AnalyzeConfig(methods=("cam",), quality=None, num_workers=0, precision="fp32")
+    job, shard = _compute(1, 2, tiny_model_dir, data, cfg)
+    assert job is not None and len(job.paths) == len(tiny_dataset.samples) // 2  # type: ignore[attr-defined]
+    rows, _ = shard  # type: ignore[misc]
+    assert rows == shard_rows(len(job.paths), 2, 1)
