@@ -154,3 +154,28 @@ def test_distances_of_stored_float16_signatures_are_computed_in_float32() -> Non
     (r, o, _, d) = next(pairs.itertuples(index=False))
     assert (r, o) == (1, 2)
     assert d == pytest.approx(_distance_by_hand(wide[1], wide[2]), abs=2e-6)
+
+
+def test_distances_of_float16_signatures_are_computed_in_float32_and_never_negative() -> None:
+    """Signatures are stored as float16; the distances are float32 arithmetic on them (float16
+    arithmetic would be off by ~1e-4), and rounding never makes a distance negative."""
+    from cam_core.evaluation.duplicates import near_duplicates
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(4, 5, 192)).astype(np.float32)
+    base /= np.linalg.norm(base, axis=2, keepdims=True)
+    near = base.copy()
+    near[1] = base[0] + 0.01 * rng.normal(size=(5, 192)).astype(np.float32)
+    near[1] /= np.linalg.norm(near[1], axis=1, keepdims=True)
+    stored = near.astype(np.float16)
+    pairs = near_duplicates(stored, max_distance=0.5)
+    ((row, other, distance),) = pairs[["row", "other", "distance"]].itertuples(index=False)
+    wide = stored.astype(np.float64)
+    similarity = max(float((wide[0, 0] @ wide[1].T).max()), float((wide[1, 0] @ wide[0].T).max()))
+    assert (row, other) == (0, 1)
+    assert distance == pytest.approx(1.0 - similarity, abs=1e-6)
+    # a stored signature whose norm rounds above 1: its copy is at distance 0, not below
+    long = np.zeros((2, 1, 2), np.float16)
+    long[:, 0] = [1.0, 0.0312]  # norm 1.0005 after rounding
+    copies = near_duplicates(long, max_distance=0.1)
+    assert copies["distance"].tolist() == [0.0]
