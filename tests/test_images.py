@@ -375,3 +375,16 @@ def test_square_crops_start_on_whole_pixels_and_resize_bilinearly() -> None:
     big = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8))
     expected = big.resize((10, 10), Image.Resampling.BILINEAR)
     assert np.array_equal(np.asarray(square_resize(big, 10)), np.asarray(expected))
+
+
+def test_unknown_bytes_are_judged_as_text_by_their_first_256_bytes() -> None:
+    with pytest.raises(ImageRejectedError, match=r"a text file; use JPEG"):
+        decode_image(b"a" * 256 + b"\x00 binary beyond the sample")
+    with pytest.raises(ImageRejectedError, match=r"not a recognised image format; use JPEG"):
+        decode_image(b"a" * 255 + b"\x00")
+
+
+def test_a_tall_image_is_cropped_around_its_middle_row() -> None:
+    rows = np.repeat(np.arange(9, dtype=np.uint8)[:, None] * 20, 3, axis=1)
+    tall = Image.fromarray(np.stack([rows] * 3, axis=-1))  # 3 wide, 9 tall: 6 spare rows
+    np.testing.assert_array_equal(np.asarray(square_resize(tall, 3)), np.asarray(tall)[3:6])
