@@ -389,6 +389,13 @@ def test_state_dicts_are_unwrapped_and_anything_else_refused(tmp_path: Path) -> 
     assert set(read_weights(tmp_path / "learner.pth", fastai=True)) == set(tensors)
     torch.save(tensors, tmp_path / "plain.pth")
     assert set(read_weights(tmp_path / "plain.pth", fastai=True)) == set(tensors)
+    torch.save({"model": tensors, "epoch": 3}, tmp_path / "checkpoint.pth")  # torchvision's
+    assert set(read_weights(tmp_path / "checkpoint.pth")) == set(tensors)
+    torch.save({"state_dict": tensors}, tmp_path / "lightning.pth")
+    assert set(read_weights(tmp_path / "lightning.pth", fastai=True)) == set(tensors)
+    torch.save({"model": [1, 2], "opt": {}}, tmp_path / "odd.pth")
+    with pytest.raises(ImportModelError, match="holds no state dict"):  # it has a 'model' entry
+        read_weights(tmp_path / "odd.pth", fastai=True)
     torch.save({"weights": [1, 2]}, tmp_path / "other.pth")
     with pytest.raises(ImportModelError, match="no 'model' entry"):
         read_weights(tmp_path / "other.pth", fastai=True)
@@ -429,6 +436,9 @@ def test_fit_checks_run_in_order_and_name_the_first_problem() -> None:
     missing = {k: v for k, v in good.items() if k != "0.bias"}
     with pytest.raises(ImportModelError, match=r"'0.bias' is missing from the file \(first of 1"):
         check_fit(model, missing, "tiny", 2)
+    headless = {k: v for k, v in good.items() if k != "2.weight"}  # the classifier's own weight
+    with pytest.raises(ImportModelError, match=r"'2.weight' is missing from the file"):
+        check_fit(model, headless, "tiny", 2)
     extra = {**good, "3.weight": torch.zeros(1), "4.weight": torch.zeros(1)}
     with pytest.raises(ImportModelError, match=r"the file has '3.weight'.*\(first of 2 unexp"):
         check_fit(model, extra, "tiny", 2)

@@ -139,7 +139,9 @@ def _state_dict(path: Path, payload: Any, fastai: bool) -> dict[str, torch.Tenso
     if isinstance(payload, dict) and not fastai and "model" in payload and "opt" in payload:
         raise ImportModelError(f"{path.name} looks like a fastai learn.save file; add --fastai")
     if isinstance(payload, dict):
-        for key in ("model", "state_dict") if fastai else ("state_dict",):
+        # fastai's learn.save and many training scripts keep the weights under "model";
+        # Lightning and others under "state_dict".
+        for key in ("model", "state_dict"):
             if isinstance(payload.get(key), dict):
                 payload = payload[key]
                 break
