@@ -17,6 +17,7 @@ from cam_core.analysis.artifacts import read_artifacts
 from cam_core.analysis.cams import ExplainedFiles
 from cam_core.analysis.distributed import merge_shards, shard_rows
 from cam_core.analysis.pipeline import AnalyzeConfig, analyze
+from cam_core.data.sources import DataConfig
 from cam_core.errors import DistributedError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -373,21 +374,22 @@ def test_a_rank_on_a_gpu_machine_takes_its_local_gpu_and_sends_objects_over_gloo
     chosen: list[int] = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
-    computed: list[tuple[int, int, str | None]] = []
+    computed: list[tuple[int, int, object, str | None]] = []
+    data = DataConfig(source=str(tmp_path / "photos"))
 
     def compute(rank, world, model_dir, data_cfg, cfg):  # type: ignore[no-untyped-def]
-        computed.append((rank, world, cfg.device))
-        return None, f"rank {rank}: stopped by the test"
+        computed.append((rank, world, data_cfg, cfg.device))
+        return object(), ([1], "rank 1's shard")
 
     monkeypatch.setattr(distributed, "_compute", compute)
     group = _FakeGroup(rank=1)
     group.install(monkeypatch)
     _as_rank(monkeypatch, 1, local_rank)
-    with pytest.raises(DistributedError, match="rank 1: stopped by the test"):
-        distributed.sharded_analyze(
-            tmp_path / "model", tmp_path / "out", None, AnalyzeConfig(device=asked)
-        )
-    assert computed == [(1, 2, device)]
+    outcome = distributed.sharded_analyze(
+        tmp_path / "model", tmp_path / "out", data, AnalyzeConfig(device=asked)
+    )
+    assert outcome is None  # not rank 0
+    assert computed == [(1, 2, data, device)]
     assert chosen == ([] if device == "cpu" else [int(device[-1])])
     init = dict(group.calls)["init"]
     assert init[0] == backend  # type: ignore[index]
@@ -396,6 +398,8 @@ def test_a_rank_on_a_gpu_machine_takes_its_local_gpu_and_sends_objects_over_gloo
     side = group.side_group if backend == "nccl" else None
     assert ("new_group", "gloo") in group.calls if side else "new_group" not in group.names()
     assert ("all_gather", side) in group.calls
+    assert ("gather", (0, side, False)) in group.calls  # the shard goes to rank 0 the same way
+    assert group.sent == ([1], "rank 1's shard")
 
 
 def test_a_rank_analyses_the_data_it_is_given(
