@@ -3,6 +3,8 @@ the object; real demo runs are checked in test_reliance.py."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ from torch import nn
 
 from cam_core.errors import PreprocessingError
 from cam_core.evaluation.shortcuts import (
+    CausalResult,
     ShortcutConfig,
     ShortcutSearch,
     Verdict,
@@ -352,6 +355,15 @@ def test_a_finding_reads_back_from_json_with_its_tests() -> None:
     assert ShortcutSearch.from_json(search.to_json()) == search
     assert search.shortcuts == (finding,)
     assert ShortcutSearch.from_json({}) == ShortcutSearch()
+    import json
+
+    # through a JSON file, as the manifest stores them
+    stored = json.loads(json.dumps(finding.to_json()))
+    assert ShortcutFinding.from_json(stored) == finding
+    skipped = ShortcutSearch("gradcam", (finding,), {}, True, 1.0, "no masks and no map")
+    assert ShortcutSearch.from_json(json.loads(json.dumps(skipped.to_json()))) == skipped
+    older = {k: v for k, v in stored.items() if k not in ("rows", "mean_map")}
+    assert ShortcutFinding.from_json(older) == replace(finding, rows=(), mean_map=())
 
 
 @pytest.mark.parametrize(
@@ -369,3 +381,158 @@ def test_search_settings_are_checked(settings: dict) -> None:
     with pytest.raises(ValueError):
         ShortcutConfig(**settings)
     ShortcutConfig(region=0.5, sample_n=2, min_images=2, per_class=1, max_candidates=1)
+
+
+class _CornerReader(nn.Module):
+    """Class 1's logit: the mean of channel 0 over the top-left quarter-side corner, plus 240 ×
+    the mean of channel 0 elsewhere (so a control place filled with the image's mean raises
+    it by a known amount), plus 10 × channel 1's bottom-right pixel; class 0's is 0.5."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gain = nn.Parameter(torch.ones((), dtype=torch.float64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        side = x.shape[-1] // 4
+        corner = x[:, 0, :side, :side].sum(dim=(1, 2))
+        elsewhere = (x[:, 0].sum(dim=(1, 2)) - corner) / (x.shape[-1] ** 2 - side**2)
+        one = corner / side**2 + 240 * elsewhere + 10 * x[:, 1, -1, -1]
+        return torch.stack([torch.full_like(one, 0.5), self.gain * one], dim=1)
+
+
+TOP_LEFT = (0.0, 0.0, 0.25, 0.25)
+
+
+def _cornered(values: list[float], side: int = 16) -> torch.Tensor:
+    """Images whose channel 0 is ``value`` on the corner and 0 elsewhere."""
+    x = torch.zeros(len(values), 3, side, side, dtype=torch.float64)
+    for i, value in enumerate(values):
+        x[i, 0, : side // 4, : side // 4] = value
+    return x
+
+
+def _tester(images: torch.Tensor, true_idx: np.ndarray, cfg: ShortcutConfig) -> object:
+    from cam_core.evaluation.shortcuts import _Tester
+
+    net = _CornerReader()
+    with torch.no_grad():
+        probs = torch.softmax(net(images), dim=1).numpy()
+    return _Tester(net, lambda rows: images[rows], None, probs, true_idx, cfg)
+
+
+def test_removal_figures_are_the_drops_of_the_class_s_probability_and_log_odds() -> None:
+    # 16×16 images, channel 0 = c on the 4×4 corner and 0 elsewhere (image mean c / 16).
+    # Filling the corner with the mean: class 1's logit goes from c to c / 16. Filling a
+    # control place (16 pixels off the corner) with it: the rest's mean rises by c / 240, the
+    # logit by c (to 2c). The verdict reads the drop beyond the control: 15c/16 + c = 31c/16.
+    beyond = np.array([1.5, 0.8, 1.2, 0.9, 1.1])
+    c = beyond * 16 / 31
+    tester = _tester(_cornered(list(c)), np.ones(5, int), ShortcutConfig(bootstrap=400, seed=3))
+    result = tester.removal(1, TOP_LEFT, np.arange(5))  # type: ignore[attr-defined]
+
+    def p(logit: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(0.5 - logit))
+
+    assert result.n == 5
+    assert result.effect == pytest.approx(float((p(c) - p(c / 16)).mean()))
+    assert result.interval[0] <= result.effect <= result.interval[1]
+    assert result.control == pytest.approx(float((p(c) - p(2 * c)).mean()))
+    assert result.control_interval[0] <= result.control <= result.control_interval[1]
+    assert result.log_odds_drop == pytest.approx(float((15 * c / 16).mean()))
+    assert result.log_odds_control == pytest.approx(float(-c.mean()))
+    assert result.accuracy_drop == pytest.approx(0.6)  # 3 of 5 have c > 0.5; none after
+    # every image drops beyond its control (the bootstrap's low end is above 0, though below
+    # 1) and the mean reaches the 1-nat minimum
+    assert result.significant
+    # the accuracy drop: right before (c > 0.5) and still right after (c / 16 > 0.5)
+    tester = _tester(_cornered([9.6, 0.8, 0.2]), np.ones(3, int), ShortcutConfig(bootstrap=50))
+    accuracy = tester.removal(1, TOP_LEFT, np.arange(3)).accuracy_drop  # type: ignore[attr-defined]
+    assert accuracy == pytest.approx(2 / 3 - 1 / 3)
+    # a mean drop that rests on a few images while the others rise is not an effect
+    mixed = np.array([7.0, 7.0, 7.0, -2.0, -2.0, -2.0, -2.0, -2.0])
+    images = _cornered(list(mixed * 16 / 31))
+    tester = _tester(images, np.ones(8, int), ShortcutConfig(bootstrap=400, seed=3))
+    result = tester.removal(1, TOP_LEFT, np.arange(8))  # type: ignore[attr-defined]
+    assert result.log_odds_drop - result.log_odds_control == pytest.approx(1.375)
+    assert result.interval[0] < 0 < result.interval[1] and not result.significant
+
+
+def test_a_transplant_counts_flips_of_the_images_neither_of_the_class_nor_taken_for_it() -> None:
+    # rows 0-3: class 1 with the corner mark; 4-9: class 0 without; 10: class 0 taken for
+    # class 1 (by the other pixel the model reads); 11: class 1 without its mark
+    images = _cornered([3.0] * 4 + [0.0] * 8)
+    images[10, 1, -1, -1] = 1.0
+    true_idx = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 1])
+    tester = _tester(images, true_idx, ShortcutConfig(seed=1))
+    result = tester.transplant(1, TOP_LEFT, np.arange(4))  # type: ignore[attr-defined]
+    # pasted onto rows 4-9 only; the control pastes the same place from class-0 images
+    assert (result.n, result.effect, result.control) == (6, 1.0, 0.0)
+    assert result.interval == wilson_interval(6, 6)
+    assert result.control_interval == wilson_interval(0, 6)
+    assert result.significant
+    # nothing to paste onto: every image of another class is taken for the class
+    taken = _tester(images, np.array([1] * 10 + [0, 1]), ShortcutConfig(seed=1))
+    empty = taken.transplant(1, TOP_LEFT, np.arange(4))  # type: ignore[attr-defined]
+    assert empty == CausalResult(0.0, (0.0, 1.0), 0.0, (0.0, 1.0), 0, False)
+
+
+def test_a_control_place_has_the_region_s_size_inside_the_image_apart_from_it() -> None:
+    box = (0.0, 0.05, 0.3, 0.25)  # wider than high
+    tester = _tester(_cornered([0.0]), np.ones(1, int), ShortcutConfig(seed=5))
+    for _ in range(200):
+        x0, y0, x1, y1 = tester._control_box(box, 0)  # type: ignore[attr-defined]
+        assert (x1 - x0, y1 - y0) == pytest.approx((0.3, 0.2))
+        assert 0 <= x0 and x1 <= 1 and 0 <= y0 and y1 <= 1
+        assert x0 >= 0.3 or y1 <= 0.05 or y0 >= 0.25  # apart from the region
+
+
+def test_samples_and_batches_of_the_causal_tests() -> None:
+    images = _cornered([0.1 * i for i in range(7)])
+    tester = _tester(images, np.ones(7, int), ShortcutConfig(sample_n=4, batch_size=2, seed=2))
+    rows = np.array([6, 2, 5, 0, 3, 1])
+    sample = tester._sample(rows)  # type: ignore[attr-defined]
+    assert len(sample) == 4 and len(set(sample.tolist())) == 4
+    assert set(sample.tolist()) <= set(rows.tolist()) and list(sample) == sorted(sample)
+    few = np.array([3, 1])
+    assert tester._sample(few) is few  # type: ignore[attr-defined]
+    # log-probabilities in batches of 2 equal one pass over all 7; nothing in, nothing out
+    expected = torch.log_softmax(_CornerReader()(images), dim=1).detach().numpy()
+    np.testing.assert_allclose(tester._log_probs(images), expected)  # type: ignore[attr-defined]
+    assert tester._log_probs(images[:0]).shape == (0, 2)  # type: ignore[attr-defined]
+
+
+def test_concentration_is_mass_over_area_and_object_share_is_per_image() -> None:
+    from cam_core.evaluation.shortcuts import _concentration, _on_object
+
+    # cell (i, j) holds the image part nearest its centre: edges 0, .125, .375, .625, 1
+    widths = np.diff([0.0, 0.125, 0.375, 0.625, 1.0])
+    even = np.outer(widths, widths)  # mass in proportion to area: 1 wherever one looks
+    for box in ((0.0, 0.0, 0.5, 0.25), (0.25, 0.5, 1.0, 0.75), (0.5, 0.25, 0.75, 1.0)):
+        assert _concentration(even, box) == pytest.approx(1.0)
+    peak = np.zeros((4, 4))
+    peak[1, 2] = 1.0
+    assert _concentration(peak, (0.375, 0.125, 0.625, 0.375)) == pytest.approx(16.0)
+    cells = np.zeros((2, 4, 4), dtype=bool)
+    cells[1, 1, 2] = True
+    shares = _on_object(cells, (0.375, 0.125, 0.625, 0.375))
+    np.testing.assert_allclose(shares, [0.0, 1.0])
+    # a region smaller than a cell: its share is that of the cell it lies in
+    np.testing.assert_allclose(_on_object(cells, (0.45, 0.2, 0.5, 0.25)), [0.0, 1.0])
+
+
+def test_normalisations_that_are_not_three_channels_are_refused() -> None:
+    with pytest.raises(PreprocessingError):
+        check_preprocessing((0.5, 0.5), (0.2, 0.2, 0.2))
+    with pytest.raises(PreprocessingError):
+        check_preprocessing((0.5, 0.5, 0.5), (0.2, 0.2))
+    check_preprocessing((0.5, 0.5, 0.5), (0.2, 0.2, 0.2))
+
+
+def test_the_bootstrap_draws_every_value_and_one_image_gets_an_interval() -> None:
+    from cam_core.evaluation.shortcuts import _bootstrap_interval
+
+    low, high = _bootstrap_interval(
+        np.array([100.0, 0.0, 0.0, 0.0]), 2000, np.random.default_rng(1)
+    )
+    assert low == 0.0 and high > 0.0  # the first value is drawn too
+    assert wilson_interval(1, 1) == pytest.approx((0.2065, 1.0), abs=1e-4)

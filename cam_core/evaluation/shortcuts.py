@@ -451,6 +451,11 @@ def _cells(box: Box, h: int, w: int) -> np.ndarray:
     return np.outer(down / np.diff(ys), across / np.diff(xs))
 
 
+def _taken_for(scores: np.ndarray, k: int) -> np.ndarray:
+    """Rows of ``scores`` ``(n, K)`` (probabilities or their logarithms) predicted as ``k``."""
+    return np.asarray(scores.argmax(axis=1) == k)
+
+
 def _pixels(box: Box, size: int) -> tuple[int, int, int, int]:
     x0, y0 = round(box[0] * size), round(box[1] * size)
     return (x0, y0, max(x0 + 1, round(box[2] * size)), max(y0 + 1, round(box[3] * size)))
@@ -549,8 +554,7 @@ class _Tester:
         beyond = odds - control_odds
         # Paired per image: the drop beyond the control must stay above 0 across resamples.
         beyond_low = _bootstrap_interval(beyond, self.cfg.bootstrap, self.rng)[0]
-        correct = original.argmax(axis=1) == k
-        still = after.argmax(axis=1) == k
+        correct, still = _taken_for(original, k), _taken_for(after, k)
         return CausalResult(
             effect=float(drop.mean()),
             interval=_bootstrap_interval(drop, self.cfg.bootstrap, self.rng),
@@ -564,7 +568,7 @@ class _Tester:
         )
 
     def transplant(self, k: int, box: Box, sources: np.ndarray) -> CausalResult:
-        others = np.flatnonzero((self.true_idx != k) & (self.probs.argmax(axis=1) != k))
+        others = np.flatnonzero((self.true_idx != k) & ~_taken_for(self.probs, k))
         targets = self._sample(others)
         donors = self.off_object_rows(np.flatnonzero(self.true_idx != k), box)
         if len(targets) == 0 or len(donors) == 0:
@@ -576,8 +580,8 @@ class _Tester:
         pasted, control = x.clone(), x.clone()
         pasted[:, :, y0:y1, x0:x1] = self.images_for(from_class)[:, :, y0:y1, x0:x1]
         control[:, :, y0:y1, x0:x1] = self.images_for(from_others)[:, :, y0:y1, x0:x1]
-        flips = int((self._predict(pasted).argmax(axis=1) == k).sum())
-        control_flips = int((self._predict(control).argmax(axis=1) == k).sum())
+        flips = int(_taken_for(self._predict(pasted), k).sum())
+        control_flips = int(_taken_for(self._predict(control), k).sum())
         n = len(targets)
         return CausalResult(
             effect=flips / n,
