@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from cam_core.analysis.cams import explain_files
+from cam_core.analysis.cams import explain_batch, explain_files
 from cam_core.data.sources import Dataset
 from cam_core.methods.placement import upsample_maps
 from cam_core.modelling.model_files import load_model
@@ -330,3 +330,26 @@ def test_the_slot_classes_of_each_method() -> None:
     )
     assert run.classes_of("cam") is None
     np.testing.assert_array_equal(run.classes_of("gradcam"), slots)
+
+
+def test_a_transformer_s_features_are_its_class_token(tmp_path: Path) -> None:
+    """The pooled features of a ViT analysis are what its head reads: the class token after
+    the encoder, not the mean over tokens."""
+    from cam_core.methods import get_method
+    from cam_core.methods.tokens import feature_vector, token_layout
+    from cam_core.modelling.architectures import to_classifier
+    from cam_core.modelling.model_files import LoadedModel, ModelCard
+    from tests.test_tokens import small_vit
+
+    net, _ = to_classifier(small_vit(seed=6), check_size=64)
+    net.eval()
+    card = ModelCard(arch="vit", n_features=32, classes=("a", "b", "c"), image_size=64)
+    model = LoadedModel(card, net, torch.device("cpu"), tmp_path)
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    batch = explain_batch(model, images, [get_method("gradcam")], "body")
+    with torch.no_grad():
+        tokens = net.body(images)
+    layout = token_layout(net)
+    assert layout is not None and layout.prefix == 1
+    np.testing.assert_allclose(batch.features, tokens[:, 0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(batch.features, feature_vector(tokens, layout).numpy(), atol=1e-5)
