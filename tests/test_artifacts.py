@@ -383,3 +383,39 @@ def test_analyses_are_found_newest_first(tmp_path: Path) -> None:
     (tmp_path / "broken" / "manifest.json").write_text("{")
     assert analyses_of_model("sha-x", [old, other, tmp_path / "broken", new]) == [new, old]
     assert analyses_of_model("sha-y", [old, new]) == []
+
+
+def test_the_background_map_check_finds_a_changed_or_missing_map(tmp_path: Path) -> None:
+    from cam_core.analysis.artifacts import read_manifest, verify_maps
+
+    _write_synthetic(tmp_path)
+    manifest = read_manifest(tmp_path)
+    verify_maps(tmp_path, manifest)  # intact: nothing raised
+    raw = (tmp_path / "maps" / "gradcam.npy").read_bytes()
+    (tmp_path / "maps" / "gradcam.npy").write_bytes(raw[:-1] + bytes([raw[-1] ^ 1]))
+    with pytest.raises(ArtifactError, match="gradcam.npy does not match its manifest hash"):
+        verify_maps(tmp_path, manifest)
+    (tmp_path / "maps" / "gradcam.npy").unlink()
+    with pytest.raises(ArtifactError, match="gradcam.npy is missing"):
+        verify_maps(tmp_path, manifest)
+
+
+def test_a_new_manifest_describes_the_model_and_the_run(tiny_model_dir: Path) -> None:
+    from cam_core.analysis.artifacts import new_manifest
+    from cam_core.modelling.model_files import read_card
+
+    card = read_card(tiny_model_dir)
+    manifest = new_manifest(
+        card,
+        tiny_model_dir,
+        7,
+        {},
+        {"accuracy": 0.9},
+        {"source": "demo"},
+        quality={"cam": {"pointing_game": 0.8}},
+    )
+    assert manifest.classes == tuple(card.classes) and manifest.n_images == 7
+    assert manifest.model_sha256 == card.weights_sha256 and manifest.image_size == card.image_size
+    assert manifest.model_dir == str(tiny_model_dir.resolve())
+    assert manifest.metrics == {"accuracy": 0.9} and manifest.data == {"source": "demo"}
+    assert manifest.methods == {} and manifest.quality == {"cam": {"pointing_game": 0.8}}
