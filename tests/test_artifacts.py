@@ -419,3 +419,32 @@ def test_a_new_manifest_describes_the_model_and_the_run(tiny_model_dir: Path) ->
     assert manifest.model_dir == str(tiny_model_dir.resolve())
     assert manifest.metrics == {"accuracy": 0.9} and manifest.data == {"source": "demo"}
     assert manifest.methods == {} and manifest.quality == {"cam": {"pointing_game": 0.8}}
+
+
+def test_the_manifest_s_whole_dataset_blocks_are_their_own_json(tmp_path: Path) -> None:
+    from cam_core.analysis.artifacts import Manifest
+    from cam_core.evaluation.familiarity import FamiliarityRecord
+    from cam_core.evaluation.layers import LayerChoice
+    from cam_core.evaluation.shortcuts import ShortcutSearch
+
+    familiarity = FamiliarityRecord("training images")
+    search = ShortcutSearch("gradcam", (), {"seed": 1}, True, 2.0, "")
+    choice = LayerChoice("gradcam", "body", "the model has one candidate layer", seed=3)
+    manifest = Manifest(
+        CLASSES,
+        5,
+        "sha-x",
+        str(tmp_path),
+        48,
+        familiarity=familiarity,
+        shortcuts=search,
+        layer_choice=choice,
+    )
+    raw = manifest.to_json()
+    assert raw["familiarity"] == familiarity.to_json()
+    assert raw["shortcuts"] == search.to_json()
+    assert raw["layer_choice"] == choice.to_json()
+    json.dumps(raw)  # plain JSON all through (enums and records as their values)
+    bare = Manifest(CLASSES, 5, "sha-x", str(tmp_path), 48).to_json()
+    assert bare["familiarity"] is None and bare["shortcuts"] is None
+    assert bare["layer_choice"] is None
