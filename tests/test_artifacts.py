@@ -286,6 +286,12 @@ def test_written_artifacts_read_back_exactly(tmp_path: Path) -> None:
     np.testing.assert_array_equal(row[1], made["maps"]["gradcam"][4, 0].astype(np.float16))
     np.testing.assert_array_equal(row[2], made["maps"]["gradcam"][4, 1].astype(np.float16))
     assert not art.has_map("gradcam", 4, 0) and art.has_map("gradcam", 4, 2)
+    # maps held in memory (not a file's memory map) read the same
+    from dataclasses import replace
+
+    held = replace(art, maps={name: np.array(maps) for name, maps in art.maps.items()})
+    np.testing.assert_array_equal(held.image_maps("gradcam", 4), row)
+    np.testing.assert_array_equal(held.image_maps("cam", 2), art.image_maps("cam", 2))
     assert art.has_map("cam", 4, 0)
     with pytest.raises(ArtifactError, match="no maps of 'scorecam' \\(it has cam, gradcam\\)"):
         art.maps_of("scorecam")
