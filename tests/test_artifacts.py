@@ -372,7 +372,8 @@ def test_analyses_are_found_newest_first(tmp_path: Path) -> None:
 
     from cam_core.analysis.artifacts import analyses_of_model, find_artifact_folders
 
-    old, new, other = tmp_path / "a" / "old", tmp_path / "b" / "c" / "new", tmp_path / "other"
+    # names in the opposite order of the creation times: the order is by time, not by name
+    old, new, other = tmp_path / "b" / "old", tmp_path / "a" / "c" / "new", tmp_path / "other"
     _write_synthetic(old, created="2026-01-01T00:00:00")
     _write_synthetic(new, created="2026-02-01T00:00:00")
     _write_synthetic(other, extras=False)
