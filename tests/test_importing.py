@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -461,6 +462,10 @@ def test_the_card_records_where_the_weights_came_from(tmp_path: Path) -> None:
     assert card.n_features == 576 and card.mean == (0.4,) * 3 and card.std == (0.2,) * 3
     assert card.image_size == 64 and card.classes == ("a", "b", "c") and card.layer == "body"
     assert (tmp_path / "m" / "model.json").exists()
+    # when, in UTC to the second
+    imported = datetime.fromisoformat(origin["imported_at"])
+    assert imported.utcoffset() == timedelta(0) and imported.microsecond == 0
+    assert abs(datetime.now(UTC) - imported) < timedelta(minutes=10)
 
 
 def test_a_vit_is_built_for_its_image_size(tmp_path: Path) -> None:
