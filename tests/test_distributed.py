@@ -180,6 +180,20 @@ def _one_rank(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(key, value)
 
 
+def _assert_same_rows_and_maps(sharded: object, one: object) -> None:
+    """A sharded analysis holds the single-process rows, in order, and their maps."""
+    pd.testing.assert_frame_equal(
+        sharded.table[["path", "label", "pred"]],  # type: ignore[attr-defined]
+        one.table[["path", "label", "pred"]],  # type: ignore[attr-defined]
+    )
+    for method in ("cam", "gradcam"):
+        np.testing.assert_allclose(
+            np.asarray(sharded.maps[method], np.float32),  # type: ignore[attr-defined]
+            np.asarray(one.maps[method], np.float32),  # type: ignore[attr-defined]
+            atol=2e-3,
+        )
+
+
 def test_one_rank_in_process_writes_what_a_single_process_does(
     tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -193,15 +207,7 @@ def test_one_rank_in_process_writes_what_a_single_process_does(
     manifest = sharded_analyze(tiny_model_dir, tmp_path / "sharded", None, cfg)
     assert manifest is not None and manifest.method_names == ("cam", "gradcam")
     one, sharded = read_artifacts(tmp_path / "single"), read_artifacts(tmp_path / "sharded")
-    pd.testing.assert_frame_equal(
-        sharded.table[["path", "label", "pred"]], one.table[["path", "label", "pred"]]
-    )
-    for method in ("cam", "gradcam"):
-        np.testing.assert_allclose(
-            np.asarray(sharded.maps[method], np.float32),
-            np.asarray(one.maps[method], np.float32),
-            atol=2e-3,
-        )
+    _assert_same_rows_and_maps(sharded, one)
     assert sharded.map_classes.keys() == one.map_classes.keys()
     assert sharded.manifest.timings.keys() == one.manifest.timings.keys()
 
@@ -319,15 +325,7 @@ def test_two_ranks_in_process_take_turns_and_rank_0_writes_what_one_process_does
     assert first.names() == ["init", "prepare", "barrier", "all_gather", "gather", "destroy"]
     assert first.calls[4][1] == (0, None, True)
     sharded = read_artifacts(tmp_path / "sharded")
-    pd.testing.assert_frame_equal(
-        sharded.table[["path", "label", "pred"]], one.table[["path", "label", "pred"]]
-    )
-    for method in ("cam", "gradcam"):
-        np.testing.assert_allclose(
-            np.asarray(sharded.maps[method], np.float32),
-            np.asarray(one.maps[method], np.float32),
-            atol=2e-3,
-        )
+    _assert_same_rows_and_maps(sharded, one)
 
 
 def test_the_other_rank_s_failure_fails_rank_0_and_keeps_the_old_artifacts(
