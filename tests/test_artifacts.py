@@ -426,6 +426,24 @@ def test_a_new_manifest_describes_the_model_and_the_run(tiny_model_dir: Path) ->
     assert manifest.model_dir == str(tiny_model_dir.resolve())
     assert manifest.metrics == {"accuracy": 0.9} and manifest.data == {"source": "demo"}
     assert manifest.methods == {} and manifest.quality == {"cam": {"pointing_game": 0.8}}
+    assert manifest.evaluation == {} and manifest.unavailable == {}
+    from cam_core.methods.record import MethodRecord
+
+    record = MethodRecord("CAM", "body", True, False, "test", shape=(7, 2, 2, 2))
+    full = new_manifest(
+        card,
+        tiny_model_dir,
+        7,
+        {"cam": record},
+        {},
+        {},
+        evaluation={"seed": 3},
+        unavailable={"scorecam": "too slow"},
+        features={"layer": "body", "dim": 8},
+    )
+    assert full.methods == {"cam": record} and full.evaluation == {"seed": 3}
+    assert full.unavailable == {"scorecam": "too slow"}
+    assert full.features == {"layer": "body", "dim": 8}
 
 
 def test_the_manifest_s_whole_dataset_blocks_are_their_own_json(tmp_path: Path) -> None:
@@ -455,3 +473,175 @@ def test_the_manifest_s_whole_dataset_blocks_are_their_own_json(tmp_path: Path) 
     bare = Manifest(CLASSES, 5, "sha-x", str(tmp_path), 48).to_json()
     assert bare["familiarity"] is None and bare["shortcuts"] is None
     assert bare["layer_choice"] is None
+
+
+def test_the_manifest_file_holds_each_record_s_own_entry_and_the_utc_time(tmp_path: Path) -> None:
+    made = _write_synthetic(tmp_path)
+    raw = json.loads((tmp_path / "manifest.json").read_text())
+    records = made["manifest"].methods
+    assert raw["methods"] == {name: record.to_json() for name, record in records.items()}
+    assert "bias" not in raw["methods"]["cam"]  # only where there is one
+    assert raw["created_at"].endswith("+00:00")
+
+
+def test_rows_of_the_table_and_of_the_maps_must_agree_even_where_maps_fit_their_record(
+    tmp_path: Path,
+) -> None:
+    from dataclasses import replace
+
+    from cam_core.analysis.artifacts import classes_file, write_artifacts
+
+    made = _write_synthetic(tmp_path)
+    table, maps, manifest, slots = made["table"], made["maps"], made["manifest"], made["slots"]
+    with pytest.raises(ArtifactError, match="4 table rows but cam maps of shape"):
+        write_artifacts(tmp_path, table.iloc[:4], maps, replace(manifest, n_images=4), None, slots)
+    # a record naming a slot-class file needs the slot classes, even for maps of every class
+    named = replace(
+        manifest,
+        methods={
+            **manifest.methods,
+            "cam": replace(manifest.methods["cam"], classes_file=classes_file("cam")),
+        },
+    )
+    with pytest.raises(ArtifactError, match="cam maps of shape .* no slot classes were given"):
+        write_artifacts(tmp_path, table, maps, named, None, slots)
+    assert read_artifacts(tmp_path).manifest == manifest
+
+
+def test_a_table_with_a_filtered_index_reads_back_numbered_from_zero(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from cam_core.analysis.artifacts import DUPLICATES_FILE, write_artifacts
+
+    made = _write_synthetic(tmp_path)
+    shifted = made["table"].set_axis(range(10, 15))
+    pairs = pd.DataFrame({"row": [0, 2], "other": [1, 3]}, index=[7, 3])
+    write_artifacts(
+        tmp_path, shifted, made["maps"], made["manifest"], {DUPLICATES_FILE: pairs}, made["slots"]
+    )
+    art = read_artifacts(tmp_path)
+    assert art.table.index.equals(pd.RangeIndex(5)) and list(art.table.columns) == list(shifted)
+    assert art.extra_table(DUPLICATES_FILE).equals(pairs.reset_index(drop=True))
+
+
+def test_a_format_1_record_is_the_forward_method_s_and_needs_its_shape(
+    artifacts_copy: Path,
+) -> None:
+    from cam_core.analysis.artifacts import read_manifest
+    from cam_core.methods import forward_method
+
+    raw = json.loads((artifacts_copy / "manifest.json").read_text())
+    old = {k: v for k, v in raw.items() if k not in ("methods", "quality", "evaluation")}
+    old.update(format_version=1, cams_shape=raw["methods"]["cam"]["shape"])
+    (artifacts_copy / "manifest.json").write_text(json.dumps(old))
+    record = read_manifest(artifacts_copy).methods["cam"]
+    method = forward_method()
+    assert record.title == method.title and record.layer == method.layer_for("body")
+    assert record.normalised == method.normalised and record.library == method.library
+    assert record.file == "cams.npy" and list(record.shape) == raw["methods"]["cam"]["shape"]
+    del old["cams_shape"]
+    (artifacts_copy / "manifest.json").write_text(json.dumps(old))
+    with pytest.raises(ArtifactError):
+        read_artifacts(artifacts_copy, verify=False)
+
+
+def test_a_missing_or_damaged_manifest_says_what_happened_and_what_to_do(tmp_path: Path) -> None:
+    _write_synthetic(tmp_path)
+    (tmp_path / "manifest.json").write_text("{")
+    with pytest.raises(ArtifactError, match="is not valid JSON .*; rerun the analysis$"):
+        read_artifacts(tmp_path)
+    (tmp_path / "manifest.json").unlink()
+    with pytest.raises(ArtifactError, match="is missing; the analysis never finished here$"):
+        read_artifacts(tmp_path)
+
+
+def test_a_method_entry_without_a_title_is_titled_by_its_name(tmp_path: Path) -> None:
+    from cam_core.analysis.artifacts import read_manifest
+
+    _write_synthetic(tmp_path)
+    raw = json.loads((tmp_path / "manifest.json").read_text())
+    del raw["methods"]["gradcam"]["title"]
+    (tmp_path / "manifest.json").write_text(json.dumps(raw))
+    assert read_manifest(tmp_path).methods["gradcam"].title == "gradcam"
+
+
+def test_the_whole_dataset_blocks_read_back_as_records(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from cam_core.analysis.artifacts import read_manifest, write_artifacts
+    from cam_core.evaluation.familiarity import FamiliarityRecord
+    from cam_core.evaluation.layers import LayerChoice
+    from cam_core.evaluation.shortcuts import ShortcutSearch
+
+    made = _write_synthetic(tmp_path)
+    blocks = replace(
+        made["manifest"],
+        familiarity=FamiliarityRecord("training images"),
+        shortcuts=ShortcutSearch("gradcam", (), {"seed": 1}, True, 2.0, ""),
+        layer_choice=LayerChoice("gradcam", "body", "the model has one candidate layer", seed=3),
+    )
+    write_artifacts(tmp_path, made["table"], made["maps"], blocks, made["extras"], made["slots"])
+    manifest = read_manifest(tmp_path)
+    assert manifest.familiarity == blocks.familiarity
+    assert manifest.shortcuts == blocks.shortcuts
+    assert manifest.layer_choice == blocks.layer_choice
+
+
+def test_whole_dataset_arrays_are_memory_mapped_and_checked_in_the_background(
+    tmp_path: Path,
+) -> None:
+    from cam_core.analysis.artifacts import FEATURES_FILE, read_manifest, verify_maps
+
+    _write_synthetic(tmp_path)
+    assert isinstance(read_artifacts(tmp_path).array(FEATURES_FILE), np.memmap)
+    manifest = read_manifest(tmp_path)
+    np.save(tmp_path / FEATURES_FILE, np.zeros((5, 4), np.float16))
+    with pytest.raises(ArtifactError, match="features.npy does not match its manifest hash"):
+        verify_maps(tmp_path, manifest)
+
+
+def test_pickled_slot_classes_are_not_loaded(tmp_path: Path) -> None:
+    _write_synthetic(tmp_path)
+    slots = np.empty((5, 2), dtype=object)
+    slots[:] = 1
+    np.save(tmp_path / "maps" / "gradcam.classes.npy", slots, allow_pickle=True)
+    with pytest.raises(ArtifactError, match="cannot read artifacts"):
+        read_artifacts(tmp_path, verify=False)
+
+
+def test_maps_or_columns_unlike_the_manifest_are_refused(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from cam_core.analysis.artifacts import FEATURES_FILE, write_artifacts
+
+    made = _write_synthetic(tmp_path)
+    path = tmp_path / "manifest.json"
+    raw = json.loads(path.read_text())
+    # the right number of rows, but not the recorded shape
+    path.write_text(
+        json.dumps(
+            {
+                **raw,
+                "methods": {
+                    **raw["methods"],
+                    "cam": {**raw["methods"]["cam"], "shape": [5, 3, 3, 3]},
+                },
+            }
+        )
+    )
+    with pytest.raises(ArtifactError, match="the cam maps have shape"):
+        read_artifacts(tmp_path, verify=False)
+    # the recorded shape, but two of three classes and no slot classes
+    gradcam = {k: v for k, v in raw["methods"]["gradcam"].items() if k != "classes_file"}
+    path.write_text(json.dumps({**raw, "methods": {**raw["methods"], "gradcam": gradcam}}))
+    with pytest.raises(ArtifactError, match=r"gradcam maps' shape .* is not \(N, classes, h, w\)"):
+        read_artifacts(tmp_path, verify=False)
+    path.write_text(json.dumps(raw))
+    table = pd.read_parquet(tmp_path / "predictions.parquet").drop(columns=["loss"])
+    table.to_parquet(tmp_path / "predictions.parquet", index=False)
+    with pytest.raises(ArtifactError, match="lacks columns loss$"):
+        read_artifacts(tmp_path, verify=False)
+    extras = {**made["extras"], FEATURES_FILE: np.zeros((6, 4), np.float16)}
+    write_artifacts(tmp_path, made["table"], made["maps"], made["manifest"], extras, made["slots"])
+    with pytest.raises(ArtifactError, match="6 feature rows for 5 images"):
+        read_artifacts(tmp_path)

@@ -550,7 +550,7 @@ def read_artifacts(folder: Path, verify: bool = True, verify_maps: bool = True) 
         raise ArtifactError(
             f"cannot read artifacts in {folder} ({exc}); rerun the analysis"
         ) from None
-    if manifest.format_version == 1 and "pointing_hit" in table:
+    if manifest.format_version == 1:  # renaming a column that is not there changes nothing
         table = table.rename(columns={"pointing_hit": f"pointing_hit.{forward_method().name}"})
     missing = [c for c in BASE_COLUMNS if c not in table.columns]
     missing += [
