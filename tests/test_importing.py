@@ -585,3 +585,43 @@ def test_a_vit_is_imported_analysed_and_predicted(vit_home: Path, tiny_dataset: 
         )
         assert prediction.maps.shape[-2:] == (4, 4)
         assert json.loads(json.dumps(prediction.to_json()))["pred"] in SPECIES
+
+
+def test_any_bytes_that_are_not_weights_are_refused_in_one_line(tmp_path: Path) -> None:
+    """A text file or a cut-off download saved as .pt: a one-line refusal naming the first
+    line of what went wrong (or the error's kind when it says nothing), never a traceback."""
+    import random
+
+    torch.save({"fc.weight": torch.ones(2, 3)}, tmp_path / "whole.pt")
+    whole = (tmp_path / "whole.pt").read_bytes()
+    cases = {"hello.pt": b"hello world", "cut.pt": whole[: len(whole) // 2], "empty.pt": b""}
+    rng = random.Random(0)
+    cases |= {f"noise{i}.pt": bytes(rng.randrange(256) for _ in range(1 + i)) for i in range(60)}
+    # pickle protocol 2's first bytes, then noise: the decoder's own odd errors
+    cases |= {f"pickle{i}.pt": b"\x80\x02" + rng.randbytes(1 + i) for i in range(60)}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ImportModelError, match="is refused: it ") as caught:
+            read_weights(tmp_path / name)
+        assert "\n" not in str(caught.value)
+    with pytest.raises(ImportModelError, match=r"\(EOFError\)"):
+        read_weights(tmp_path / "empty.pt")
+    with pytest.raises(ImportModelError, match=r"\(PytorchStreamReader failed reading zip"):
+        read_weights(tmp_path / "cut.pt")
+
+
+def test_weights_saved_on_a_gpu_import_on_a_cpu(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A checkpoint whose tensors were saved from CUDA (their storages say "cuda:0") loads on
+    a machine without one: everything is mapped to the CPU."""
+    import torch.serialization as serialization
+
+    tensors = {"fc.weight": torch.ones(2, 3), "fc.bias": torch.zeros(2)}
+    with monkeypatch.context() as patched:
+        patched.setattr(serialization, "location_tag", lambda storage: "cuda:0")
+        torch.save(tensors, tmp_path / "gpu.pth")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):  # as saved, it does not load here
+            torch.load(tmp_path / "gpu.pth", weights_only=True)
+    state = read_weights(tmp_path / "gpu.pth")
+    assert all(t.device.type == "cpu" for t in state.values())
+    assert torch.equal(state["fc.weight"], tensors["fc.weight"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import pickle
+import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,7 +112,20 @@ def read_weights(path: Path, fastai: bool = False) -> dict[str, torch.Tensor]:
                 path, "it holds Python objects that only pickle can load, which could run code"
             ) from None
         raise _refusal(path, "it is not a PyTorch weights file") from None
-    except (RuntimeError, EOFError, ValueError, OSError, AttributeError) as exc:
+    # The decoder meets arbitrary bytes (a text file saved as .pt, a cut-off download) with
+    # all of these (LookupError, AssertionError and struct.error included, found by feeding
+    # it noise): each means "not a weights file", said in one line, never a traceback.
+    except (
+        RuntimeError,
+        EOFError,
+        ValueError,
+        OSError,
+        AttributeError,
+        LookupError,
+        TypeError,
+        AssertionError,
+        struct.error,
+    ) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise _refusal(path, f"it is not a PyTorch weights file ({first[:120]})") from None
     return _state_dict(path, payload, fastai)
