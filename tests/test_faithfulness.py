@@ -15,7 +15,7 @@ from cam_core.evaluation.faithfulness import (
     perturbed_images,
     shared_perturbation_curves,
 )
-from cam_core.methods.placement import RECEPTIVE_FIELD, upsample_maps
+from cam_core.methods.placement import PATCHES, RECEPTIVE_FIELD, upsample_maps
 from cam_core.modelling.models import CamNet, build_body
 
 SIZE = 32
@@ -184,9 +184,18 @@ def test_frames_are_what_the_curves_score() -> None:
     shown = [int((i == image).all(dim=0).sum()) for i in inserted]
     assert changed[2] == 48 * 48 // 2 and shown[1] >= 48 * 48 // 4 - 5
     assert changed == sorted(changed) and shown == sorted(shown)
-    curves = perturbation_curves(net, image[None], single[None], np.array([1]), steps=4)
-    with torch.inference_mode():
-        probs_del = torch.softmax(net(torch.stack(deleted)), 1)[:, 1].numpy()
-        probs_ins = torch.softmax(net(torch.stack(inserted)), 1)[:, 1].numpy()
-    np.testing.assert_allclose(curves.deletion[0], probs_del, atol=1e-5)
-    np.testing.assert_allclose(curves.insertion[0], probs_ins, atol=1e-5)
+    # a transformer's cells lie on patch centres: other pixels go first, in frames and curves
+    patched = perturbation_frames(image, single, steps=4, placement=PATCHES)
+    assert not torch.equal(patched[0][2], deleted[2])
+    for placement, (shown_del, shown_ins) in (
+        (RECEPTIVE_FIELD, (deleted, inserted)),
+        (PATCHES, patched),
+    ):
+        curves = perturbation_curves(
+            net, image[None], single[None], np.array([1]), steps=4, placement=placement
+        )
+        with torch.inference_mode():
+            probs_del = torch.softmax(net(torch.stack(shown_del)), 1)[:, 1].numpy()
+            probs_ins = torch.softmax(net(torch.stack(shown_ins)), 1)[:, 1].numpy()
+        np.testing.assert_allclose(curves.deletion[0], probs_del, atol=1e-5)
+        np.testing.assert_allclose(curves.insertion[0], probs_ins, atol=1e-5)

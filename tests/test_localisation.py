@@ -64,3 +64,22 @@ def test_rows_without_a_mask_are_skipped_not_the_end_and_lengths_must_match() ->
         pointing_hits(peaks, masks[:3], 224)
     with pytest.raises(ValueError):
         energy_in_mask(maps, masks[:3])
+
+
+def test_a_transformer_s_cells_peak_and_weigh_on_their_patch_centres() -> None:
+    from cam_core.methods.placement import PATCHES, upsample_maps
+
+    maps = np.zeros((1, 4, 4), np.float32)
+    maps[0, 1, 2] = 5.0
+    # stride 16: the receptive-field centre of cell (row 1, col 2) is (32, 16); its patch's
+    # centre is 7.5 px further right and down (the first of the two tied pixels wins)
+    assert map_peaks(maps, 64).tolist() == [[32, 16]]
+    assert map_peaks(maps, 64, placement=PATCHES).tolist() == [[39, 23]]
+    hot = np.zeros((1, 2, 2), np.float32)
+    hot[0, 0, 0] = 1.0
+    mask = np.zeros((8, 8), bool)
+    mask[:2, :2] = True
+    up = upsample_maps(hot[0], mask.shape, PATCHES)
+    share = energy_in_mask(hot, [mask], placement=PATCHES)[0]
+    assert share == pytest.approx(up[mask].sum() / up.sum())
+    assert share != pytest.approx(energy_in_mask(hot, [mask])[0])
