@@ -536,3 +536,295 @@ def test_the_bootstrap_draws_every_value_and_one_image_gets_an_interval() -> Non
     )
     assert low == 0.0 and high > 0.0  # the first value is drawn too
     assert wilson_interval(1, 1) == pytest.approx((0.2065, 1.0), abs=1e-4)
+
+
+def test_class_map_means_sum_float16_maps_in_float64_and_keep_small_totals() -> None:
+    from cam_core.evaluation.shortcuts import ClassMapMeans
+
+    # float16 maps, as artifacts store them, whose total is beyond float16 (65504)
+    big = np.full((1, 6, 6), 3000.0, np.float16)
+    big[0, 0, 0] = 6000.0
+    means = ClassMapMeans(2, (6, 6))
+    means.update(big, np.array([0]))
+    assert means.mean_map(0)[0, 0] == pytest.approx(6000 / (35 * 3000 + 6000))
+    # a map whose positive mass is below 1 still counts
+    small = np.zeros((1, 6, 6), np.float32)
+    small[0, 2, 3] = 0.25
+    means.update(small, np.array([1]))
+    assert means.counts.tolist() == [1, 1] and means.mean_map(1)[2, 3] == 1.0
+    assert means.peaks[1] == [2 * 6 + 3]
+
+
+def test_regions_follow_the_mean_map_s_ranking_and_sizes() -> None:
+    from cam_core.evaluation.shortcuts import _regions
+
+    mean_map = np.full((12, 12), 0.001)
+    mean_map[3, 3], mean_map[9, 5], mean_map[6, 9] = 1.0, 0.9, 0.8
+    boxes = _regions(mean_map, 1 / 6, 2)  # the two highest cells, in order
+    np.testing.assert_allclose(boxes, np.array([(2, 2, 4, 4), (4, 8, 6, 10)]) / 12)
+    # a cell two from the right border: its region stops short of the border
+    (box,) = _regions(np.where(np.arange(144).reshape(12, 12) == 9 * 12 + 9, 1.0, 0.0), 1 / 6, 1)
+    assert box == pytest.approx((8 / 12, 8 / 12, 10 / 12, 10 / 12))
+    # only cells with mass give regions
+    lone = np.zeros((12, 12))
+    lone[5, 5] = 1.0
+    assert len(_regions(lone, 1 / 6, 2)) == 1
+    # half the image wide at a corner cell: the region is the corner quarter
+    corner = np.zeros((12, 12))
+    corner[11, 11] = 1.0
+    assert _regions(corner, 0.5, 1) == [(0.5, 0.5, 1.0, 1.0)]
+    corner = np.zeros((12, 12))
+    corner[11, 0] = 1.0
+    assert _regions(corner, 0.5, 1) == [(0.0, 0.5, 0.5, 1.0)]
+
+
+def test_overlap_reads_each_box_s_own_sides() -> None:
+    from cam_core.evaluation.shortcuts import _overlap
+
+    assert _overlap((0.1, 0.6, 0.5, 0.9), (0.2, 0.5, 0.8, 1.0)) == pytest.approx(0.09)
+    assert _overlap((0.2, 0.5, 0.8, 1.0), (0.1, 0.6, 0.5, 0.9)) == pytest.approx(0.09)
+
+
+def test_the_same_seed_gives_the_same_tests() -> None:
+    images = _cornered([0.5 * i for i in range(12)])
+    results = []
+    for _ in range(2):
+        tester = _tester(
+            images, np.ones(12, int), ShortcutConfig(sample_n=6, bootstrap=200, seed=7)
+        )
+        places = [tester._control_box(TOP_LEFT, 0) for _ in range(5)]  # type: ignore[attr-defined]
+        results.append((places, tester.removal(1, TOP_LEFT, np.arange(12))))  # type: ignore[attr-defined]
+    assert results[0] == results[1]
+
+
+def test_a_region_at_most_two_percent_on_the_object_is_off_it() -> None:
+    from cam_core.evaluation.shortcuts import _Tester
+
+    cells = np.zeros((3, 4, 4))
+    cells[0, 0, 0] = 0.02  # exactly the limit
+    cells[1, 0, 0] = 0.021
+    box = (0.0, 0.0, 0.125, 0.125)  # the first cell's part of the image
+    tester = _Tester(
+        _CornerReader(),
+        lambda rows: None,
+        cells,
+        np.zeros((3, 2)),
+        np.ones(3, int),
+        ShortcutConfig(),
+    )  # type: ignore[arg-type,return-value]
+    assert tester.off_object_rows(np.arange(3), box).tolist() == [0, 2]
+
+
+def test_a_removal_whose_interval_touches_zero_is_not_an_effect() -> None:
+    # one image's log-odds drop beyond its control is 0, the other's 10: the mean (5) clears
+    # the minimum, but a quarter of the resamples draw only the first: the low end is 0
+    images = _cornered([0.0, 10 * 16 / 31])
+    tester = _tester(images, np.ones(2, int), ShortcutConfig(bootstrap=400, seed=3))
+    result = tester.removal(1, TOP_LEFT, np.arange(2))  # type: ignore[attr-defined]
+    assert result.log_odds_drop - result.log_odds_control == pytest.approx(5.0)
+    assert not result.significant
+
+
+def test_a_transplant_s_control_counts_its_own_flips() -> None:
+    # class-0 donors with the mark (rows 10-15, taken for class 1, so never targets) flip
+    # the control too
+    images = _cornered([3.0] * 4 + [0.0] * 6 + [3.0] * 6)
+    true_idx = np.array([1] * 4 + [0] * 12)
+    tester = _tester(images, true_idx, ShortcutConfig(seed=1))
+    result = tester.transplant(1, TOP_LEFT, np.arange(4))  # type: ignore[attr-defined]
+    flips = round(result.control * result.n)
+    assert result.n == 6 and 0 < flips < 6 and result.control == pytest.approx(flips / 6)
+    assert result.control_interval == wilson_interval(flips, 6)
+
+
+def test_cell_masks_are_the_share_of_each_cell_s_pixels_on_the_object() -> None:
+    from cam_core.evaluation.shortcuts import _cell_masks
+
+    # 8 px, 8 cells: the parts' pixel edges round to 0, 0, 2, 2, 4, 4, 6, 6, 8; a part of no
+    # pixel takes the one pixel at its start
+    mask = np.ones((1, 8, 8), bool)
+    mask[0, 0, :] = False  # the top row of pixels
+    rows = _cell_masks(mask, 8, 8)[0]
+    np.testing.assert_allclose(rows[:, 3], [0.0, 0.5, 1, 1, 1, 1, 1, 1])
+    cols = _cell_masks(mask.transpose(0, 2, 1), 8, 8)[0]
+    np.testing.assert_allclose(cols[3], [0.0, 0.5, 1, 1, 1, 1, 1, 1])
+    # 48 px, 6 cells (parts at 0, 4, 12, 20, 28, 36, 48): an object on rows/columns 12..19
+    square = np.zeros((1, 48, 48), bool)
+    square[0, 12:20, 12:20] = True
+    expected = np.zeros((6, 6))
+    expected[2, 2] = 1.0
+    np.testing.assert_allclose(_cell_masks(square, 6, 6)[0], expected)
+
+
+def test_the_search_reads_its_maps_in_chunks_as_if_at_once() -> None:
+    """More images than one chunk (1,024): the class-mean maps, the object shares and the
+    affected rows (at most 1,000) are those of all images at once."""
+    from cam_core.evaluation.shortcuts import ClassMapMeans, _cell_masks, _regions
+
+    images, labels, masks = _world(n=1100)
+    corner = slice(*CORNER)
+    maps = _maps(images, labels, corner, corner)
+    cfg = ShortcutConfig(sample_n=40, min_images=10, bootstrap=200)
+    findings = _search(_Reader(corner, corner), images, labels, masks, maps, cfg)
+    means = ClassMapMeans(2, (CELLS, CELLS))
+    means.update(maps[np.arange(1100), labels], labels, _cell_masks(np.stack(masks), CELLS, CELLS))
+    for k, name in enumerate(("plain", "marked")):
+        found = [f for f in findings if f.class_name == name]
+        expected = means.mean_map(k)
+        boxes = _regions(expected, cfg.region, cfg.per_class)
+        assert sorted(f.box for f in found) == sorted(tuple(round(v, 4) for v in b) for b in boxes)
+        for f in found:
+            assert f.mean_map == tuple(tuple(round(float(v), 6) for v in row) for row in expected)
+            assert f.mass_off_object == pytest.approx(float(np.mean(means.off_mass[k])))
+    top = findings[0]
+    assert top.class_name == "marked" and top.verdict is Verdict.SHORTCUT
+    # every map of class 1 peaks on the mark: the first 1,000 rows are the affected ones
+    assert top.rows == tuple(range(1000))
+
+
+def test_a_class_budget_gives_the_candidates_of_maps_of_every_class() -> None:
+    images, labels, _ = _world()
+    corner = slice(*CORNER)
+    full = _maps(images, labels, corner, corner)
+    rows = np.arange(len(labels))
+    budget = full[rows, labels][:, None]  # each image keeps its true class's map only
+    slots = labels[:, None]
+    reader = _Reader(corner, corner).eval()
+    with torch.no_grad():
+        probs = torch.softmax(reader(images), dim=1).numpy()
+    cfg = ShortcutConfig(sample_n=60, min_images=10, bootstrap=500)
+    args = (labels, probs, ("plain", "marked"), lambda r: images[torch.as_tensor(np.asarray(r))])
+    with_all = find_shortcuts(reader, full, None, *args, cfg=cfg)
+    with_budget = find_shortcuts(reader, budget, slots, *args, cfg=cfg)
+    assert [(f.class_name, f.box, f.mean_map) for f in with_budget] == [
+        (f.class_name, f.box, f.mean_map) for f in with_all
+    ]
+    top = with_budget[0]
+    # the affected rows are the images whose budget holds a map of the class
+    assert top.class_name == "marked" and top.rows == tuple(np.flatnonzero(labels == 1))
+
+
+def test_peak_cells_mark_images_without_a_map_of_the_class_and_read_in_chunks() -> None:
+    from cam_core.evaluation.shortcuts import _peak_cells
+
+    maps = np.zeros((3, 1, 2, 2), np.float32)
+    maps[0, 0, 1, 0] = 1.0
+    maps[1, 0, 0, 1] = -1.0  # all negative but one cell less so: it still peaks
+    maps[1, 0] = [[-3.0, -1.0], [-2.0, -4.0]]
+    maps[2, 0, 1, 1] = 1.0
+    slots = np.array([[1], [1], [0]])
+    assert _peak_cells(maps, slots, 1).tolist() == [2, 1, -1]
+    assert _peak_cells(maps, slots, 0).tolist() == [-1, -1, 3]
+    empty = _peak_cells(np.zeros((0, 2, 2, 2)), None, 0)
+    assert empty.shape == (0,) and empty.dtype.kind == "i"
+    # more images than a chunk (4,096): image i peaks at cell i % 4
+    many = np.zeros((4100, 2, 2, 2), np.float32)
+    many[np.arange(4100), 1, (np.arange(4100) % 4) // 2, np.arange(4100) % 2] = 1.0
+    assert _peak_cells(many, None, 1).tolist() == [i % 4 for i in range(4100)]
+
+
+def test_affected_rows_peak_more_than_half_inside_the_region() -> None:
+    from cam_core.evaluation.shortcuts import _affected
+
+    inside = np.array([[1.0, 0.5], [0.0, 1.0]])
+    peaks = np.array([0, 3, -1, 1, 2])
+    assert _affected(peaks, inside) == (0, 1)
+    assert _affected(peaks, inside, limit=1) == (0,)
+    assert _affected(np.zeros(1001, int), inside) == tuple(range(1000))
+
+
+def test_the_search_reports_its_progress(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    images, labels, _ = _world()
+    corner = slice(*CORNER)
+    reader = _Reader(corner, corner).eval()
+    with torch.no_grad():
+        probs = torch.softmax(reader(images), dim=1).numpy()
+    seen: list[tuple[str, float]] = []
+    with caplog.at_level(logging.INFO, logger="cam_core.progress"):
+        find_shortcuts(
+            reader,
+            _maps(images, labels, corner, corner),
+            None,
+            labels,
+            probs,
+            ("plain", "marked"),
+            lambda r: images[torch.as_tensor(np.asarray(r))],
+            cfg=ShortcutConfig(sample_n=20, min_images=10, bootstrap=50),
+            progress=lambda message, done: seen.append((message, done)),
+        )
+    assert [done for _, done in seen] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert [message for message, _ in seen] == [
+        "testing plain's region 1 of 4",
+        "testing plain's region 2 of 4",
+        "testing marked's region 3 of 4",
+        "testing marked's region 4 of 4",
+        "shortcut search done",
+    ]
+    assert "shortcut tests: 4/4 regions (100%" in caplog.text
+
+
+def test_shortcuts_confirmed_by_both_tests_and_stronger_ones_rank_first() -> None:
+    from cam_core.evaluation.shortcuts import ShortcutFinding, _rank
+
+    def finding(name: str, verdict: Verdict, removal: float, both: bool) -> ShortcutFinding:
+        test = CausalResult(removal, (0.0, 1.0), 0.0, (0.0, 1.0), 20, True)
+        other = CausalResult(0.0, (0.0, 1.0), 0.0, (0.0, 1.0), 20, both)
+        box = (0.0, 0.0, 0.5, 0.5)
+        return ShortcutFinding(name, box, 1.0, 1.0, 0.5, None, None, test, other, verdict)
+
+    found = [
+        finding("weak, one test", Verdict.SHORTCUT, 0.2, False),
+        finding("object", Verdict.OBJECT, 0.9, True),
+        finding("strong, one test", Verdict.SHORTCUT, 0.6, False),
+        finding("weak, both tests", Verdict.SHORTCUT, 0.1, True),
+    ]
+    assert [f.class_name for f in sorted(found, key=_rank)] == [
+        "weak, both tests",
+        "strong, one test",
+        "weak, one test",
+        "object",
+    ]
+
+
+def test_the_mass_off_the_object_is_known_only_with_masks() -> None:
+    images, labels, masks = _world()
+    corner = slice(*CORNER)
+    with_masks = _search(_Reader(corner, corner), images, labels, masks)[0]
+    assert with_masks.mass_off_object is not None and with_masks.mass_off_object > 0.5
+    without = _search(_Reader(corner, corner), images, labels, None)
+    assert all(f.mass_off_object is None for f in without)
+
+
+def test_a_class_alone_in_the_data_has_specificity_one() -> None:
+    images, labels, _ = _world()
+    keep = labels == 1
+    corner = slice(*CORNER)
+    findings = _search(_Reader(corner, corner), images[torch.as_tensor(keep)], labels[keep], None)
+    assert findings and all(f.specificity == 1.0 for f in findings)
+
+
+def test_thresholds_are_met_exactly_on_their_edges() -> None:
+    corner = slice(*CORNER)
+    # half the marked images have their object over the mark: exactly the off-object share
+    images, labels, masks = _world(on_the_mark=30)
+    top = _search(_Reader(corner, corner), images, labels, masks)[0]
+    assert top.off_object == 0.5 and top.verdict is Verdict.SHORTCUT
+    # exactly as many images as the minimum are enough
+    images, labels, masks = _world()
+    cfg = ShortcutConfig(sample_n=60, min_images=60, bootstrap=500)
+    top = _search(_Reader(corner, corner), images, labels, masks, cfg=cfg)[0]
+    assert top.removal is not None and top.removal.n == 60 and top.verdict is Verdict.SHORTCUT
+    # without masks: every peak in a region of a sixteenth of the image is exactly 16 times
+    # its area, and the specificity exactly the one found
+    images, labels, _ = _world()
+    maps = _maps(images, labels, corner, corner)
+    maps[labels == 0, 0, 2, 2] = 1.0
+    first = _search(_Reader(corner, corner), images, labels, None, maps)[0]
+    assert first.box == (0.75, 0.75, 1.0, 1.0) and first.peak_share == 1.0
+    edge = ShortcutConfig(
+        sample_n=60, min_images=10, bootstrap=500, consistency=16.0, specificity=first.specificity
+    )
+    top = _search(_Reader(corner, corner), images, labels, None, maps, edge)[0]
+    assert top.class_name == "marked" and top.verdict is Verdict.SHORTCUT

@@ -200,11 +200,9 @@ class ShortcutFinding:
         return max(effects, default=0.0)
 
     def to_json(self) -> dict[str, Any]:
-        """The manifest entry (the verdict as its value)."""
+        """The manifest entry (the verdict as its value; tuples are written as JSON lists)."""
         raw = asdict(self)
         raw["verdict"] = self.verdict.value
-        raw["rows"] = list(self.rows)
-        raw["mean_map"] = [list(row) for row in self.mean_map]
         return raw
 
     @classmethod
@@ -297,7 +295,7 @@ class ShortcutSearch:
             method=str(raw.get("method", "")),
             findings=tuple(ShortcutFinding.from_json(f) for f in raw.get("findings", [])),
             settings=dict(raw.get("settings", {})),
-            masks=bool(raw.get("masks", False)),
+            masks=bool(raw.get("masks")),
             seconds=float(raw.get("seconds", 0.0)),
             skipped=str(raw.get("skipped", "")),
         )
@@ -400,8 +398,8 @@ def _regions(mean_map: np.ndarray, side: float, count: int) -> list[Box]:
     """Up to ``count`` non-overlapping square regions around the highest cells of
     ``mean_map`` ``(h, w)``."""
     h, w = mean_map.shape
+    # at least a cell wide, so a region always covers the part of the image its cell holds
     half = max(side, 1.0 / min(h, w)) / 2
-    xs, ys = _edges(w), _edges(h)
     boxes: list[Box] = []
     for flat in np.argsort(mean_map, axis=None)[::-1]:
         if len(boxes) == count or mean_map.flat[flat] <= 0:
@@ -409,11 +407,10 @@ def _regions(mean_map: np.ndarray, side: float, count: int) -> list[Box]:
         i, j = divmod(int(flat), w)
         cx, cy = j / w, i / h  # a cell sits on its receptive field's centre (methods.placement)
         cx, cy = min(max(cx, half), 1 - half), min(max(cy, half), 1 - half)
-        # ... and a region within a cell of the border reaches it: an edge cell holds to the
+        # A region within a cell of the border reaches it (_snap): an edge cell holds to the
         # border, and near the border zero padding shifts a network's peak inwards (the demo's
         # corner mark peaks one cell above it on some seeds); captions and logos sit there.
-        x0, y0 = min(cx - half, xs[j]), min(cy - half, ys[i])
-        x1, y1 = max(cx + half, xs[j + 1]), max(cy + half, ys[i + 1])
+        x0, y0, x1, y1 = cx - half, cy - half, cx + half, cy + half
         box = (_snap(x0, 1 / w), _snap(y0, 1 / h), _snap(x1, 1 / w), _snap(y1, 1 / h))
         if all(_overlap(box, other) == 0 for other in boxes):
             boxes.append(box)
@@ -422,8 +419,12 @@ def _regions(mean_map: np.ndarray, side: float, count: int) -> list[Box]:
 
 def _concentration(mean_map: np.ndarray, box: Box) -> float:
     """The class-mean map's mass in ``box`` over the box's share of the image."""
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    return float((mean_map * _cells(box, *mean_map.shape)).sum()) / max(area, 1e-9)
+    return float((mean_map * _cells(box, *mean_map.shape)).sum()) / max(_area(box), 1e-9)
+
+
+def _area(box: Box) -> float:
+    """The box's share of the image."""
+    return (box[2] - box[0]) * (box[3] - box[1])
 
 
 def _snap(value: float, cell: float) -> float:
@@ -700,9 +701,8 @@ def _assess(
     mean_map = means.mean_map(k)
     h, w = mean_map.shape
     inside = _cells(box, h, w)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    peaks = np.asarray(means.peaks[k], dtype=int)
-    peak_share = float(inside.flat[peaks].mean()) if len(peaks) else 0.0
+    # a candidate comes from a class-mean map with mass, so the class has peaks
+    peak_share = float(inside.flat[means.peaks[k]].mean())
     class_rows = np.flatnonzero(tester.true_idx == k)
     off_rows = tester.off_object_rows(class_rows, box)
     off_object = len(off_rows) / len(class_rows) if has_masks and len(class_rows) else None
@@ -717,7 +717,7 @@ def _assess(
     located = (
         off_object is not None and off_object >= cfg.off_object_share
         if has_masks
-        else peak_share >= cfg.consistency * area and specificity >= cfg.specificity
+        else peak_share >= cfg.consistency * _area(box) and specificity >= cfg.specificity
     )
     # A region off the object is tested where it is off the object, so the animal's own parts
     # cannot make it look causal; a region on the object is tested on all the class's images.
