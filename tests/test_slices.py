@@ -234,17 +234,23 @@ def test_folders_and_side_bins(tmp_path: Path) -> None:
 
 
 def test_slice_edges_rest_sizes_skipped_values_and_a_fresh_index() -> None:
-    # "a" (5 images) is too small and comes first; "b" and "c" (20 each) leave a rest of
-    # exactly min_images
+    # 40 images: "a" (5) and "c" (15) are too small; "b", "x" and "y" (20 each) leave a rest
+    # of exactly min_images. The ten errors are b's first ten, which x holds too.
     table = pd.DataFrame(
         {
-            "correct": [True] * 5 + [False] * 10 + [True] * 10 + [True] * 20,
-            "slice_kind": ["a"] * 5 + ["b"] * 20 + ["c"] * 20,
+            "correct": [True] * 5 + [False] * 10 + [True] * 25,
+            "slice_half": ["x"] * 20 + ["y"] * 20,
+            "slice_kind": ["a"] * 5 + ["b"] * 20 + ["c"] * 15,
         }
     )
     ranked = weak_slices(table, min_images=20)
-    assert ranked["value"].tolist() == ["b", "c"]
-    assert list(ranked.index) == [0, 1]
+    # found in the order x, y, b; ranked x, b (worse, same gap), then y
+    assert list(zip(ranked["feature"], ranked["value"], strict=True)) == [
+        ("half", "x"),
+        ("kind", "b"),
+        ("half", "y"),
+    ]
+    assert list(ranked.index) == [0, 1, 2]
 
 
 def test_sizes_with_exactly_four_values_height_one_and_tied_bins() -> None:

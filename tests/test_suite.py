@@ -259,3 +259,84 @@ def test_means_skip_what_was_not_measured() -> None:
 def test_the_sample_price_follows_the_steps() -> None:
     # four steps: 2 + 6 maps * 2 * 3 = 38 passes per image; 16 * 64 // 38 = 26
     assert QualityConfig(steps=4).sample_size(64, 6) == 26
+
+
+def test_assess_passes_on_its_precision_and_placement_and_reports_progress(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The perturbed passes run in the precision asked for (fp32 unless told), a transformer's
+    maps are placed on patch centres by every metric, and each stage logs its progress."""
+    import contextlib
+    import logging
+
+    import cam_core.evaluation.faithfulness as faithfulness
+    import cam_core.evaluation.suite as suite
+    from cam_core.evaluation.faithfulness import perturbation_passes
+    from cam_core.evaluation.localisation import energy_in_mask, map_peaks, pointing_hits
+    from cam_core.methods.placement import PATCHES, RECEPTIVE_FIELD
+
+    torch.manual_seed(1)
+    net = CamNet(build_body("democnn2"), 3).eval()
+    n, size = 6, 48
+    images = torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(2))
+    every = get_method("cam").explain(net, images, "body").numpy()
+    targets = np.array([2, 0, 1, 1, 2, 0])
+    own = every[np.arange(n), targets]
+    # each mask is one pixel, where the map peaks with cells on receptive-field centres (half
+    # of them) or on patch centres (the other half): a metric placing the cells wrongly misses
+    peaks = {
+        placement: map_peaks(own, size, placement=placement)
+        for placement in (RECEPTIVE_FIELD, PATCHES)
+    }
+    masks = [np.zeros((size, size), bool) for _ in range(n)]
+    for i, mask in enumerate(masks):
+        x, y = peaks[RECEPTIVE_FIELD if i % 2 else PATCHES][i]
+        mask[y, x] = True
+    cfg = QualityConfig(sample_n=4, sanity_n=2, steps=4, seed=3, max_cost=None)
+    asked: list[str] = []
+
+    @contextlib.contextmanager
+    def recorded(precision: str, device: torch.device):  # type: ignore[no-untyped-def]
+        asked.append(precision)
+        yield
+
+    monkeypatch.setattr(faithfulness, "autocast", recorded)
+
+    def run(**kwargs):  # type: ignore[no-untyped-def]
+        return assess(
+            net,
+            {"cam": every},
+            {},
+            {"cam": "body"},
+            targets,
+            masks,
+            lambda r: images[r],
+            size,
+            cfg,
+            **kwargs,
+        )
+
+    with caplog.at_level(logging.INFO, logger="cam_core.progress"):
+        run()
+    assert asked and set(asked) == {"fp32"}
+    passes = perturbation_passes(4, 3, 4)  # cam and the two baselines
+    assert f"deletion/insertion: {passes}/{passes} images (100%" in caplog.text
+    assert "sanity check: 1/1 methods (100%" in caplog.text
+    asked.clear()
+    run(precision="bf16")
+    assert asked and set(asked) == {"bf16"}
+    monkeypatch.setattr(suite, "placement_of", lambda _net: PATCHES)
+    patched = run()
+    hits = pointing_hits(peaks[PATCHES], masks, size)
+    np.testing.assert_array_equal(patched.columns["pointing_hit.cam"], hits)
+    assert not np.array_equal(hits, pointing_hits(peaks[RECEPTIVE_FIELD], masks, size))
+    energy = energy_in_mask(own, masks, PATCHES)
+    np.testing.assert_allclose(patched.columns["energy_in_mask.cam"], energy)
+    assert not np.allclose(energy, energy_in_mask(own, masks))
+    sample = np.isfinite(patched.columns["deletion_auc.cam"])
+    curves = faithfulness.perturbation_curves(
+        net, images[sample], own[sample], targets[sample], 4, placement=PATCHES
+    )
+    np.testing.assert_allclose(
+        patched.columns["deletion_auc.cam"][sample], curves.deletion_auc, atol=1e-6
+    )
