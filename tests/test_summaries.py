@@ -343,3 +343,172 @@ def test_the_model_line_names_model_classes_size_and_data() -> None:
         == "resnet34 · 2 classes (cat, dog) · 64 px · 10 validation images of /data/pets (species)"
     )
     assert model_line(_manifest(BASE), None).startswith("model (card unavailable) · 2 classes")
+
+
+def test_a_share_and_its_interval_as_shown() -> None:
+    from cam_core.evaluation.shortcuts import wilson_interval
+    from cam_core.present.display import MISSING
+    from cam_core.present.summaries import _share
+
+    assert _share(2, 10) == ("20.0%", "5.7–51.0%")
+    low, high = wilson_interval(1, 1)
+    assert _share(1, 1) == ("100.0%", f"{low * 100:.1f}–{high * 100:.1f}%")
+    assert _share(0, 0) == (MISSING, "")
+
+
+def _stakeholder_artifacts(pointing: bool, unfamiliar: bool):  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from cam_core.analysis.artifacts import Artifacts
+    from cam_core.methods import MethodRecord
+
+    # 10 images: 7 right; cat→dog twice (losses 2, 5), dog→fox once
+    table = pd.DataFrame(
+        {
+            "label": ["cat"] * 5 + ["dog"] * 3 + ["fox"] * 2,
+            "pred": ["cat", "cat", "cat", "dog", "dog", "dog", "dog", "fox", "fox", "fox"],
+            "loss": [0.1, 0.1, 0.1, 2.0, 5.0, 0.1, 0.1, 3.0, 0.1, 0.1],
+            "confidence": [0.9] * 10,
+        }
+    )
+    table["correct"] = table["label"] == table["pred"]
+    if pointing:  # 5 images with a mask, 4 hits
+        table["pointing_hit.cam"] = [1.0, 1.0, None, 0.0, 1.0, None, 1.0, None, None, None]
+    if unfamiliar:  # 2 unfamiliar, one unknown (counted as familiar)
+        table["unfamiliar"] = [True, False, None, False, True, False, False, False, False, False]
+    record = MethodRecord("Class activation map", "body", True, False, "x")
+    quality = {
+        **BASE,
+        "cam": {"deletion_auc": 0.3, "insertion_auc": 0.8, "randomization_spearman": 0.1},
+    }
+    manifest = Manifest(
+        ("cat", "dog", "fox"),
+        10,
+        "sha",
+        "/m",
+        64,
+        methods={"cam": record},
+        quality=quality,
+        data={"root": "/data/pets", "task": "species"},
+    )
+    return Artifacts(Path("/nowhere"), manifest, table, {})
+
+
+def test_the_stakeholder_summary_s_numbers_intervals_and_pages() -> None:
+    from cam_core.present.summaries import (
+        SummaryNumber,
+        _share,
+        largest_confusions,
+        method_to_believe,
+        model_line,
+        stakeholder_summary,
+    )
+
+    art = _stakeholder_artifacts(pointing=True, unfamiliar=True)
+    card = ModelCard(arch="resnet34", n_features=512, classes=("cat", "dog", "fox"), image_size=64)
+    counted = {"right": 2, "unreviewed errors": 1}
+    summary = stakeholder_summary(art, card, counted)
+    assert summary.numbers == (
+        SummaryNumber(
+            "Accuracy",
+            "70.0%",
+            "7 of 10 validation images predicted right (95% Wilson interval).",
+            "overview",
+            _share(7, 10)[1],
+        ),
+        SummaryNumber("Errors", "3", "Misclassified validation images.", "misclassified"),
+        SummaryNumber(
+            "Maps point at the object",
+            "80.0%",
+            "Share of the 5 images with a mask whose true-class map (Class activation map) "
+            "peaks on the object (95% interval).",
+            "quality",
+            _share(4, 5)[1],
+        ),
+        SummaryNumber(
+            "Unfamiliar images",
+            "20.0%",
+            "Validation images less familiar to the model than its threshold (about 5% by "
+            "construction on familiar data).",
+            "embedding",
+            _share(2, 10)[1],
+        ),
+    )
+    assert summary.model_line == model_line(art.manifest, card)
+    assert "resnet34 · 3 classes" in summary.model_line
+    assert summary.confusions == tuple(largest_confusions(art.table, art.manifest.classes))
+    assert [(c.true, c.pred, c.count) for c in summary.confusions] == [
+        ("cat", "dog", 2),
+        ("dog", "fox", 1),
+    ]
+    assert (summary.believe, summary.believe_why) == method_to_believe(art.manifest)
+    assert summary.believe == "cam"
+    assert summary.verdicts == counted and summary.verdicts is not counted
+    bare = stakeholder_summary(_stakeholder_artifacts(False, False), None, None)
+    assert [n.label for n in bare.numbers] == ["Accuracy", "Errors"]
+    assert bare.verdicts is None and bare.model_line.startswith("model (card unavailable)")
+
+
+def test_model_lines_of_imported_models_many_classes_and_no_task() -> None:
+    from dataclasses import replace
+
+    from cam_core.present.summaries import model_line
+
+    card = ModelCard(arch="resnet50", n_features=2048, classes=("a", "b", "c", "d"), image_size=224)
+    imported = replace(card, provenance={"weights": "w.pth"})
+    assert imported.imported and not card.imported
+    four = replace(_manifest(BASE), classes=("a", "b", "c", "d"), data={"source": "demo"})
+    assert model_line(four, imported) == (
+        "resnet50 (imported) · 4 classes (a, b, c, d) · 64 px · 10 validation images of demo"
+    )
+    five = replace(four, classes=("a", "b", "c", "d", "e"))
+    assert "5 classes (a, b, c, d …) ·" in model_line(five, card)
+    assert model_line(replace(four, data={}), card).endswith("validation images of ?")
+
+
+def test_the_method_to_believe_by_its_margin_and_by_name_without_a_record() -> None:
+    from dataclasses import replace
+
+    from cam_core.present.summaries import method_to_believe
+
+    quality = {
+        **BASE,
+        # the widest insertion − deletion margin (0.6), though the smaller sum
+        "cam": {"deletion_auc": 0.1, "insertion_auc": 0.7, "randomization_spearman": 0.1},
+        "gradcam": {"deletion_auc": 0.3, "insertion_auc": 0.8, "randomization_spearman": 0.1},
+    }
+    assert method_to_believe(_manifest(quality))[0] == "cam"
+    unrecorded = replace(_manifest(quality), methods={})
+    best, why = method_to_believe(unrecorded)
+    assert best == "cam" and why.startswith("cam: removing what it marks")
+    assert method_to_believe(_manifest({"cam": {}})) == (
+        None,
+        "the maps' quality was not measured (the analysis ran without it)",
+    )
+
+
+def test_largest_confusions_by_count_then_class_order_from_any_column_type() -> None:
+    from cam_core.present.summaries import largest_confusions
+
+    # four pairs: cat→fox and cat→dog (2 each; fox appears first), dog→cat 2, fox→cat 1
+    rows = [("cat", "fox", 1.0), ("cat", "fox", 2.0), ("cat", "dog", 1.0), ("cat", "dog", 4.0)]
+    rows += [("dog", "cat", 1.0), ("dog", "cat", 1.0), ("fox", "cat", 1.0), ("fox", "fox", 0.1)]
+    table = pd.DataFrame(rows, columns=["label", "pred", "loss"])
+    table["correct"] = (table["label"] == table["pred"]).astype(object)  # object, not bool
+    found = largest_confusions(table, ("cat", "dog", "fox"))
+    assert [(c.true, c.pred, c.count) for c in found] == [
+        ("cat", "dog", 2),
+        ("cat", "fox", 2),
+        ("dog", "cat", 2),
+    ]
+    assert found[0].example_row == 3 and found[0].share == 0.5
+
+
+def test_leaks_are_not_counted_where_training_images_were_not_checked() -> None:
+    from cam_core.present.summaries import finding_headlines
+
+    table = pd.DataFrame({"unfamiliar": [False, False]})
+    manifest = Manifest(
+        ("cat", "dog"), 2, "sha", "/m", 48, duplicates={"leaked_images": 0, "validation_pairs": 1}
+    )
+    assert finding_headlines(table, manifest)[2].value == "–"

@@ -176,13 +176,15 @@ def finding_headlines(table: pd.DataFrame, manifest: Manifest) -> list[Headline]
     record = manifest.familiarity
     duplicates = manifest.duplicates
     scored = record is not None and record.available
-    share = display_value("percent", table["unfamiliar"].mean()) if scored else "–"
     reference = record.reference if record is not None and record.reference else "none"
     checked = bool(duplicates.get("checked_against_training"))
     return [
         Headline(
             "Unfamiliar images",
-            f"{int(table['unfamiliar'].sum())} ({share})" if scored else "–",
+            f"{int(table['unfamiliar'].sum())} "
+            f"({display_value('percent', table['unfamiliar'].mean())})"
+            if scored
+            else "–",
             "Less familiar to the model than 95% of the validation images (reference: "
             f"{reference}); its answers on them may mean nothing.",
         ),
@@ -332,7 +334,7 @@ def largest_confusions(
                 true=str(pair["label"]),
                 pred=str(pair["pred"]),
                 count=int(pair["n"]),
-                share=int(pair["n"]) / of_true if of_true else math.nan,
+                share=int(pair["n"]) / of_true,  # the pair's true class has its images
                 example_row=int(table.index.get_loc(worst)),
             )
         )
