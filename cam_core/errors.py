@@ -23,7 +23,15 @@ __all__ = [
     "ReviewStoreError",
     "TrainingError",
     "UrlRejectedError",
+    "first_line",
 ]
+
+
+def first_line(exc: BaseException, limit: int = 120) -> str:
+    """What a library's exception says, fit for one line of ours: the first line of its
+    message (at most ``limit`` characters), or its kind when it says nothing."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
 
 
 class CamLensError(Exception):

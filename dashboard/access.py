@@ -17,7 +17,7 @@ from typing import Any
 
 import streamlit as st
 
-from cam_core.errors import AccessError
+from cam_core.errors import AccessError, first_line
 from cam_core.review.roles import REVIEWER, VIEWER, RoleConfig, role_of
 
 __all__ = ["Access", "configured", "current", "gate", "refuse", "role_config", "sidebar_status"]
@@ -67,8 +67,7 @@ def _secrets() -> Mapping[str, Any]:
 
         files = config.get_option("secrets.files") or []
         if any(Path(str(f)).expanduser().is_file() for f in files):
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise AccessError(f"the secrets file cannot be read ({first})") from None
+            raise AccessError(f"the secrets file cannot be read ({first_line(exc)})") from None
         return {}
 
 

@@ -109,3 +109,37 @@ def test_building_by_name() -> None:
     fastai = build_classifier("resnet18", 3, fastai=True)
     net, reason = to_classifier(fastai, fastai=True, check_size=64)
     assert isinstance(net, SplitNet) and reason is not None  # fastai's head: two linear layers
+
+
+def test_only_classification_models_are_known() -> None:
+    from cam_core.modelling.architectures import known_architectures
+
+    known = known_architectures()
+    assert "resnet50" in known and "vit_b_16" in known and known == sorted(known)
+    assert "fasterrcnn_resnet50_fpn" not in known and "deeplabv3_resnet50" not in known
+
+
+def test_a_timm_model_that_cannot_be_built_for_the_size_says_why_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import timm
+
+    def refuse(error: Exception):  # type: ignore[no-untyped-def]
+        def create_model(*args, **kwargs):  # type: ignore[no-untyped-def]
+            raise error
+
+        return create_model
+
+    for error, shown in (
+        (
+            ValueError("patch size 16 does not divide 50\nsee the docs"),
+            "patch size 16 does not divide 50",
+        ),
+        (AssertionError(), "AssertionError"),
+    ):
+        monkeypatch.setattr(timm, "create_model", refuse(error))
+        with pytest.raises(ImportModelError) as caught:
+            build_classifier("timm:vit_tiny_patch16_224", 2, image_size=50)
+        assert str(caught.value) == (
+            f"cannot build timm:vit_tiny_patch16_224 for 50-px images ({shown})"
+        )

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torchvision import models as tv_models
 
-from cam_core.errors import ImportModelError, MethodError
+from cam_core.errors import ImportModelError, MethodError, first_line
 from cam_core.methods.base import resolve_layer
 from cam_core.methods.tokens import as_feature_maps, token_layout
 from cam_core.modelling.models import CamNet, Classifier, SplitNet
@@ -106,9 +106,8 @@ def _timm_model(name: str, n_classes: int, image_size: int | None) -> nn.Module:
         except TypeError:
             pass
         except (ValueError, AssertionError, RuntimeError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ImportModelError(
-                f"cannot build timm:{name} for {image_size}-px images ({first})"
+                f"cannot build timm:{name} for {image_size}-px images ({first_line(exc)})"
             ) from None
     model = timm.create_model(name, pretrained=False, num_classes=n_classes)
     return model
@@ -276,8 +275,9 @@ def _check_cut(model: nn.Module, net: nn.Module, size: int) -> None:
         try:
             expected, got = model(x), net(x)
         except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise ImportModelError(f"the model does not run at {size} px ({first})") from None
+            raise ImportModelError(
+                f"the model does not run at {size} px ({first_line(exc)})"
+            ) from None
     if isinstance(expected, tuple | list):  # e.g. auxiliary outputs
         expected = expected[0]
     scale = float(expected.abs().max()) + 1.0

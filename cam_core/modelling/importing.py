@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from torch import nn
 
-from cam_core.errors import ImportModelError
+from cam_core.errors import ImportModelError, first_line
 from cam_core.methods import DEFAULT_LAYER, METHODS
 from cam_core.methods.base import resolve_layer
 from cam_core.methods.tokens import token_layout
@@ -126,8 +126,7 @@ def read_weights(path: Path, fastai: bool = False) -> dict[str, torch.Tensor]:
         AssertionError,
         struct.error,
     ) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise _refusal(path, f"it is not a PyTorch weights file ({first[:120]})") from None
+        raise _refusal(path, f"it is not a PyTorch weights file ({first_line(exc)})") from None
     return _state_dict(path, payload, fastai)
 
 

@@ -22,7 +22,7 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from cam_core import __version__
-from cam_core.errors import ImportModelError, ModelFileError
+from cam_core.errors import ImportModelError, ModelFileError, first_line
 from cam_core.modelling.models import CamNet, Classifier, build_body, default_device
 from cam_core.storage import commit_files, read_json_object, write_temp_bytes
 
@@ -233,9 +233,8 @@ def load_model(folder: Path, device: str | torch.device | None = None) -> Loaded
         net = _rebuild(card)
         net.load_state_dict(state, strict=True)
     except (ValueError, RuntimeError, ImportModelError) as exc:
-        first_line = str(exc).strip().splitlines()[0]
         raise ModelFileError(
-            f"{weights} does not fit architecture {card.arch!r} ({first_line})"
+            f"{weights} does not fit architecture {card.arch!r} ({first_line(exc)})"
         ) from None
     target = default_device(str(device) if device is not None else None)
     net.to(target).eval()
