@@ -374,8 +374,8 @@ def _stakeholder_artifacts(pointing: bool, unfamiliar: bool):  # type: ignore[no
     table["correct"] = table["label"] == table["pred"]
     if pointing:  # 5 images with a mask, 4 hits
         table["pointing_hit.cam"] = [1.0, 1.0, None, 0.0, 1.0, None, 1.0, None, None, None]
-    if unfamiliar:  # 2 unfamiliar, one unknown (counted as familiar)
-        table["unfamiliar"] = [True, False, None, False, True, False, False, False, False, False]
+    if unfamiliar:  # 2 unfamiliar
+        table["unfamiliar"] = [True, False, False, False, True, False, False, False, False, False]
     record = MethodRecord("Class activation map", "body", True, False, "x")
     quality = {
         **BASE,

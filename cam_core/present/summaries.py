@@ -17,7 +17,7 @@ from cam_core.evaluation.shortcuts import wilson_interval
 from cam_core.evaluation.suite import verdicts
 from cam_core.methods import primary_method
 from cam_core.modelling.model_files import ModelCard
-from cam_core.present.display import display_value
+from cam_core.present.display import MISSING, display_value
 
 __all__ = [
     "Confusion",
@@ -344,7 +344,7 @@ def largest_confusions(
 def _share(successes: int, n: int) -> tuple[str, str]:
     """A share and its 95% Wilson interval, as shown: ``("20.0%", "5.7–51.0%")``."""
     if n <= 0:
-        return display_value("percent", math.nan), ""
+        return MISSING, ""
     low, high = wilson_interval(successes, n)
     return f"{successes / n:.1%}", f"{low * 100:.1f}–{high * 100:.1f}%"
 
@@ -364,7 +364,7 @@ def stakeholder_summary(
     method = primary_method(manifest.method_names)
     stats = summary(table, method)
     n = int(stats["n_images"])
-    right = int(table["correct"].to_numpy(dtype=bool).sum())
+    right = int(table["correct"].sum())
     numbers = [
         SummaryNumber(
             "Accuracy",
@@ -381,8 +381,7 @@ def stakeholder_summary(
         ),
     ]
     if "pointing_game" in stats:
-        column = table.get(f"pointing_hit.{method}")
-        scored = column.dropna() if column is not None else pd.Series(dtype=float)
+        scored = table[f"pointing_hit.{method}"].dropna()  # summary() found the column
         value, interval = _share(int(scored.sum()), len(scored))
         numbers.append(
             SummaryNumber(
@@ -395,7 +394,7 @@ def stakeholder_summary(
             )
         )
     if "unfamiliar" in table.columns:
-        unfamiliar = int(table["unfamiliar"].fillna(False).astype(bool).sum())
+        unfamiliar = int(table["unfamiliar"].sum())  # a bool column (analysis.findings)
         value, interval = _share(unfamiliar, n)
         numbers.append(
             SummaryNumber(
