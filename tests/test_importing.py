@@ -445,9 +445,21 @@ def test_fit_checks_run_in_order_and_name_the_first_problem() -> None:
         check_fit(model, extra, "tiny", 2)
 
 
-def test_the_card_records_where_the_weights_came_from(tmp_path: Path) -> None:
+def test_the_card_records_where_the_weights_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import hashlib
 
+    import cam_core.modelling.architectures as architectures
+
+    checked: list[int] = []
+    check_cut = architectures._check_cut
+
+    def recorded(model: torch.nn.Module, net: torch.nn.Module, size: int) -> None:
+        checked.append(size)
+        check_cut(model, net, size)
+
+    monkeypatch.setattr(architectures, "_check_cut", recorded)
     torch.manual_seed(0)
     weights = _save(tv_models.mobilenet_v3_small(num_classes=3), tmp_path, "safetensors")
     card = import_model(
@@ -462,6 +474,7 @@ def test_the_card_records_where_the_weights_came_from(tmp_path: Path) -> None:
     assert card.n_features == 576 and card.mean == (0.4,) * 3 and card.std == (0.2,) * 3
     assert card.image_size == 64 and card.classes == ("a", "b", "c") and card.layer == "body"
     assert (tmp_path / "m" / "model.json").exists()
+    assert checked == [64]  # the cut was checked at the model's input size
     # when, in UTC to the second
     imported = datetime.fromisoformat(origin["imported_at"])
     assert imported.utcoffset() == timedelta(0) and imported.microsecond == 0
