@@ -176,7 +176,7 @@ def test_fastai_learn_save_imports_and_export_pkl_is_refused(
     with pytest.raises(pickle.UnpicklingError, match="fastcore.foundation.L"):
         torch.load(saved, weights_only=True)  # what plain weights-only loading says
     vocab = tuple(learn.dls.vocab)  # type: ignore[attr-defined]
-    with pytest.raises(ImportModelError, match="--fastai"):
+    with pytest.raises(ImportModelError, match="looks like a file from fastai's learn.save; add"):
         import_model(ImportConfig("resnet18", saved, vocab, SIZE), tmp_path / "plain")
     card = import_model(ImportConfig("resnet18", saved, vocab, SIZE, fastai=True), tmp_path / "m")
     assert card.provenance["methods"]["cam"] != "applies"  # fastai's head: concat pool, BN, MLP
