@@ -143,3 +143,37 @@ def test_a_timm_model_that_cannot_be_built_for_the_size_says_why_in_one_line(
         assert str(caught.value) == (
             f"cannot build timm:vit_tiny_patch16_224 for 50-px images ({shown})"
         )
+
+
+def test_an_unknown_name_suggests_up_to_six_names_with_its_first_four_letters() -> None:
+    with pytest.raises(ImportModelError) as caught:
+        build_classifier("resnet1000", 2)
+    # resnet101 … resnext101_32x8d are the first six of eight names starting "resn"
+    assert "(resnet101, resnet152, resnet18, resnet34, resnet50, resnext101_32x8d)" in str(
+        caught.value
+    )
+    with pytest.raises(ImportModelError, match=r"\(vit_b_16, vit_b_32, vit_h_14"):
+        build_classifier("vit_x_99", 2)
+
+
+def test_a_timm_swin_s_channels_are_read_channels_last() -> None:
+    import timm
+
+    from cam_core.modelling.architectures import layer_grid
+
+    model = timm.create_model(
+        "swin_tiny_patch4_window7_224", pretrained=False, num_classes=2, img_size=64, window_size=2
+    )
+    net, reason = to_classifier(model, check_size=64)
+    assert reason is not None  # a SplitNet: its channels come from the body's output
+    assert body_channels(net, 64) == 768 and layer_grid(net, "body", 64) == (768, 2, 2)
+
+
+def test_a_layer_that_never_runs_is_refused_in_one_line() -> None:
+    from cam_core.modelling.architectures import layer_grid
+    from cam_core.modelling.models import build_body
+
+    net = CamNet(build_body("democnn2"), 2)
+    net.spare = nn.Conv2d(3, 3, 1)  # registered, never called
+    with pytest.raises(ImportModelError, match="layer 'spare' gives no tensor"):
+        layer_grid(net, "spare", 32)
