@@ -392,6 +392,53 @@ def test_analyses_are_found_newest_first(tmp_path: Path) -> None:
     assert analyses_of_model("sha-y", [old, new]) == []
 
 
+def test_the_search_for_analyses_lists_folders_without_following_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from cam_core.analysis import artifacts
+    from cam_core.analysis.artifacts import find_artifact_folders
+
+    run = tmp_path / "runs" / "one"
+    _write_synthetic(run)
+    _write_synthetic(tmp_path)  # the root itself holds an analysis
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(50):  # a data folder beside the analyses: files and links to files
+        (images / f"cat_{i}.png").write_bytes(b"x")
+        (images / f"link_{i}.png").symlink_to(images / f"cat_{i}.png")
+    (tmp_path / "linked").symlink_to(run, target_is_directory=True)  # not followed: may loop
+    (tmp_path / "loop").symlink_to(tmp_path, target_is_directory=True)
+    (tmp_path / "odd" / "manifest.json").mkdir(parents=True)  # a folder, not a manifest
+    os.utime(tmp_path / "manifest.json", (1, 1))
+    assert find_artifact_folders(tmp_path) == [run, tmp_path]
+    assert find_artifact_folders(tmp_path / "runs" / "one" / "manifest.json") == []
+    assert find_artifact_folders(tmp_path, max_depth=1) == [tmp_path]
+    assert find_artifact_folders(tmp_path, max_depth=0) == [tmp_path]
+
+    listed = []
+    real_scandir = os.scandir
+
+    def scandir(folder: object) -> object:
+        listed.append(Path(str(folder)))
+        if Path(str(folder)) == tmp_path / "runs":
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(folder)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(artifacts.os, "scandir", scandir)
+    assert find_artifact_folders(tmp_path) == [tmp_path]  # the unreadable folder is skipped
+    # every folder listed once; the files of the data folder are never listed as folders
+    folders = [
+        tmp_path,
+        tmp_path / "runs",
+        images,
+        tmp_path / "odd",
+        tmp_path / "odd" / "manifest.json",
+    ]
+    assert sorted(listed) == sorted([*folders, tmp_path / "maps"])  # the analysis' own maps/
+
+
 def test_the_background_map_check_finds_a_changed_or_missing_map(tmp_path: Path) -> None:
     from cam_core.analysis.artifacts import read_manifest, verify_maps
 

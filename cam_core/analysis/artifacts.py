@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -612,12 +613,29 @@ def analyses_of_model(model_sha256: str, folders: Sequence[Path]) -> list[Path]:
 
 
 def find_artifact_folders(root: Path, max_depth: int = 3) -> list[Path]:
-    """Folders under ``root`` (itself included) that hold a ``manifest.json``, newest first."""
+    """Folders under ``root`` (itself included, at most ``max_depth`` levels down) that hold a
+    ``manifest.json``, newest first.
+
+    Each folder is listed once and its entries are told apart by their directory-entry type,
+    so a home that also holds image folders costs one listing per folder, not one ``stat``
+    per image (the sidebar calls this on every rerun). Symbolic links are not followed: a
+    folder of linked images would cost a ``stat`` per link, and links can loop. Folders that
+    cannot be listed are skipped.
+    """
     if not root.is_dir():
         return []
-    found = [p.parent for p in root.glob(MANIFEST_FILE)]
-    pattern = MANIFEST_FILE
-    for _ in range(max_depth):
-        pattern = "*/" + pattern
-        found.extend(p.parent for p in root.glob(pattern))
-    return sorted(set(found), key=lambda p: (p / MANIFEST_FILE).stat().st_mtime, reverse=True)
+    found = []
+    pending = [(root, 0)]
+    while pending:
+        folder, depth = pending.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name == MANIFEST_FILE and entry.is_file():
+                found.append(folder)
+            elif depth < max_depth and entry.is_dir(follow_symlinks=False):
+                pending.append((Path(entry.path), depth + 1))
+    return sorted(found, key=lambda p: (p / MANIFEST_FILE).stat().st_mtime, reverse=True)
