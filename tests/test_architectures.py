@@ -177,3 +177,38 @@ def test_a_layer_that_never_runs_is_refused_in_one_line() -> None:
     net.spare = nn.Conv2d(3, 3, 1)  # registered, never called
     with pytest.raises(ImportModelError, match="layer 'spare' gives no tensor"):
         layer_grid(net, "spare", 32)
+
+
+def test_the_cut_follows_the_layout_not_a_name_or_one_method() -> None:
+    """A model is cut by what it holds: a name alone (a class called ``VisionTransformer`` or
+    ``SwinTransformer``), an ``encoder`` child or a ``forward_features`` method alone does not
+    make it a transformer or a timm model."""
+
+    def pooled(name: str, body: str, extra: dict[str, object]) -> nn.Module:
+        def forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+            features = getattr(self, body)(x)
+            return self.fc(torch.flatten(self.avgpool(features), 1))
+
+        cls = type(name, (nn.Module,), {"forward": forward, **extra})
+        model = cls()
+        model.add_module(body, nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU()))
+        model.add_module("avgpool", nn.AdaptiveAvgPool2d(1))
+        model.add_module("fc", nn.Linear(4, 2))
+        return model
+
+    def own_features(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return self.stem(x)
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 16, 16)
+    for model in (
+        pooled("EncoderNet", "encoder", {}),  # an encoder child, not a transformer
+        pooled("VisionTransformer", "stem", {}),  # the name without the encoder
+        pooled("SwinTransformer", "stem", {}),  # the name without features/norm/permute
+        pooled("OwnFeatures", "stem", {"forward_features": own_features}),  # no forward_head
+    ):
+        net, reason = to_classifier(model, check_size=16)
+        assert reason is None and isinstance(net, CamNet), type(model).__name__
+        assert net.head[2] is model.fc
+        with torch.no_grad():
+            torch.testing.assert_close(net(x), model.eval()(x))
