@@ -212,3 +212,31 @@ def test_the_cut_follows_the_layout_not_a_name_or_one_method() -> None:
         assert net.head[2] is model.fc
         with torch.no_grad():
             torch.testing.assert_close(net(x), model.eval()(x))
+
+
+def test_a_convnext_keeps_its_own_classifier_and_a_bare_pooling_model_is_cut_before_it() -> None:
+    """torchvision's ConvNeXt normalises before it flattens (a SplitNet that computes what the
+    model does); a model that is only pooling and a linear layer has an empty body: its maps
+    are the image's own channels."""
+    torch.manual_seed(0)
+    convnext = tv_models.convnext_tiny(weights=None, num_classes=2)
+    split, reason = to_classifier(convnext, check_size=32)
+    assert isinstance(split, SplitNet) and reason is not None and "LayerNorm2d" in reason
+    assert split.head[1] is convnext.classifier and body_channels(split, 32) == 768
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(split(x), convnext.eval()(x))
+
+    class Pooled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.avgpool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(3, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(torch.flatten(self.avgpool(x), 1))
+
+    bare = Pooled()
+    net, reason = to_classifier(bare, check_size=16)
+    assert reason is None and isinstance(net, CamNet) and body_channels(net, 16) == 3
+    with torch.no_grad():
+        torch.testing.assert_close(net(x), bare.eval()(x))
