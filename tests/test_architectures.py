@@ -240,3 +240,34 @@ def test_a_convnext_keeps_its_own_classifier_and_a_bare_pooling_model_is_cut_bef
     assert reason is None and isinstance(net, CamNet) and body_channels(net, 16) == 3
     with torch.no_grad():
         torch.testing.assert_close(net(x), bare.eval()(x))
+
+
+def test_the_cut_is_checked_against_the_first_output_within_a_tolerance_relative_to_it() -> None:
+    """A cut may differ from the model by rounding only: 1e-4 of (the largest logit + 1). A
+    model that also returns an auxiliary output is compared on its first one."""
+
+    class Offset(nn.Module):
+        """An avgpool/fc layout whose forward adds ``offset`` (and may return a second output)."""
+
+        def __init__(self, bias: float, offset: float, aux: bool = False) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.avgpool = nn.AdaptiveAvgPool2d(1)
+            self.fc = nn.Linear(4, 2)
+            nn.init.zeros_(self.fc.weight)
+            nn.init.constant_(self.fc.bias, bias)
+            self.offset, self.aux = offset, aux
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+            logits = self.fc(torch.flatten(self.avgpool(self.conv(x)), 1)) + self.offset
+            return (logits, torch.full((len(x), 3), 50.0)) if self.aux else logits
+
+    with pytest.raises(ImportModelError, match="changes its output"):
+        to_classifier(Offset(0.0, 1.5e-4), check_size=16)  # 1.5e-4 > 1e-4 × (0.00015 + 1)
+    to_classifier(Offset(9.0, 5e-4), check_size=16)  # 5e-4 < 1e-4 × (9.0005 + 1)
+    with pytest.raises(ImportModelError, match="changes its output"):
+        to_classifier(Offset(9.0, 2e-3), check_size=16)
+    net, reason = to_classifier(Offset(1.0, 0.0, aux=True), check_size=16)
+    assert reason is None and isinstance(net, CamNet)
+    with pytest.raises(ImportModelError, match="changes its output"):
+        to_classifier(Offset(1.0, 0.5, aux=True), check_size=16)
