@@ -271,3 +271,20 @@ def test_the_cut_is_checked_against_the_first_output_within_a_tolerance_relative
     assert reason is None and isinstance(net, CamNet)
     with pytest.raises(ImportModelError, match="changes its output"):
         to_classifier(Offset(1.0, 0.5, aux=True), check_size=16)
+
+
+def test_a_fastai_layout_whose_head_is_one_module_is_cut_before_it() -> None:
+    class Head(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(x.mean(dim=(2, 3)))
+
+    torch.manual_seed(0)
+    head = Head()
+    model = nn.Sequential(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()), head)
+    split, reason = to_classifier(model, fastai=True, check_size=16)
+    assert isinstance(split, SplitNet) and reason is not None and reason.endswith("head is Head")
+    assert split.head[0] is head
